@@ -1,0 +1,98 @@
+"""Shared fixtures: tiny SEVLM models built from configs, a locally trained tokenizer, fixture lexicons.
+
+Nothing here downloads anything: the Hub is unreachable in tests and CI.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import CLIPVisionConfig, GPT2Config
+
+from configuration_sevlm import ARTEMIS_EMOTIONS
+from modeling_sevlm import SevlmForConditionalGeneration
+from processing_sevlm import SevlmProcessor, train_tokenizer
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+FIXTURE_LEXICON = FIXTURES / "vad_fixture.txt"
+NRC_VAD = REPO_ROOT.parent / "shared" / "data" / "nrc-vad" / "NRC-VAD-Lexicon.txt"
+
+EXPLANATIONS = [
+    "the colors are dark and gloomy",
+    "the mountain is huge and majestic",
+    "it is strange and I do not know why",
+    "the sky is calm and peaceful",
+    "the faces are angry and full of rage",
+    "the woman looks lonely and sad",
+    "the storm is frightening",
+    "the bright colors make me happy",
+    "the painting is ugly and disgusting",
+    "the dancers run with joy and excitement",
+]
+
+
+def corpus_texts(emotions=ARTEMIS_EMOTIONS):
+    """Texts a tiny tokenizer is trained on: every emotion name, the prompt, the connector, explanations."""
+    texts = []
+    for emotion in emotions:
+        for explanation in EXPLANATIONS:
+            texts.append(f" the emotion is {emotion} because {explanation}")
+    return texts
+
+
+def tiny_vision_config(**overrides):
+    values = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8)
+    values.update(overrides)
+    return CLIPVisionConfig(**values)
+
+
+def tiny_text_config(**overrides):
+    values = dict(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=100, bos_token_id=0, eos_token_id=0)
+    values.update(overrides)
+    return GPT2Config(**values)
+
+
+def build_tiny(emotions=ARTEMIS_EMOTIONS, tokenizer=None, vad_lexicon=FIXTURE_LEXICON, seed=0, **config_kwargs):
+    """A tiny SEVLM (random weights) and its processor."""
+    tokenizer = tokenizer or train_tokenizer(corpus_texts(emotions), vocab_size=400)
+    processor = SevlmProcessor.from_vision_text(tiny_vision_config(), tokenizer, emotions=list(emotions))
+    torch.manual_seed(seed)
+    model = SevlmForConditionalGeneration.from_vision_text(
+        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=vad_lexicon, **config_kwargs
+    )
+    return model, processor
+
+
+def random_images(count, seed=0, size=(40, 48)):
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)) for _ in range(count)]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return train_tokenizer(corpus_texts(), vocab_size=400)
+
+
+@pytest.fixture()
+def tiny(tokenizer):
+    """(model, processor) with a fresh copy of the tokenizer."""
+    import copy
+
+    return build_tiny(tokenizer=copy.deepcopy(tokenizer))
+
+
+@pytest.fixture(params=["fixture", "nrc-vad"])
+def lexicon_path(request):
+    """The project's own fixture lexicon, and NRC-VAD when ../shared/data/nrc-vad is present."""
+    if request.param == "nrc-vad":
+        if not NRC_VAD.is_file():
+            pytest.skip("NRC-VAD not present beside the repo (../shared/data/nrc-vad); the fixture lexicon ran instead")
+        return NRC_VAD
+    return FIXTURE_LEXICON
