@@ -291,14 +291,25 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         from transformers import CLIPVisionConfig, GPT2Config
 
         vision_model = text_model = None
-        if isinstance(vision, (str, os.PathLike)):
-            vision_model = CLIPVisionModel.from_pretrained(vision)
+        # A full CLIP checkpoint holds a text tower we drop, and GPT-2 checkpoints have no cross-attention yet:
+        # the load reports would list both at length, so they are quietened to one line each.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
+        try:
+            if isinstance(vision, (str, os.PathLike)):
+                vision_model = CLIPVisionModel.from_pretrained(vision)
+            if isinstance(text, (str, os.PathLike)):
+                text_model = GPT2LMHeadModel.from_pretrained(text, add_cross_attention=True)
+        finally:
+            logging.set_verbosity(verbosity)
+        if vision_model is not None:
             vision_config = vision_model.config
+            logger.info(f"Vision tower loaded from {vision}.")
         else:
             vision_config = CLIPVisionConfig(**vision) if isinstance(vision, dict) else vision
-        if isinstance(text, (str, os.PathLike)):
-            text_model = GPT2LMHeadModel.from_pretrained(text, add_cross_attention=True)
+        if text_model is not None:
             text_config = text_model.config
+            logger.info(f"Decoder loaded from {text}; its cross-attention layers are newly initialised.")
         else:
             text_config = GPT2Config(**text) if isinstance(text, dict) else text
 

@@ -61,7 +61,7 @@ def tiny_text_config(**overrides):
 
 def build_tiny(emotions=ARTEMIS_EMOTIONS, tokenizer=None, vad_lexicon=FIXTURE_LEXICON, seed=0, **config_kwargs):
     """A tiny SEVLM (random weights) and its processor."""
-    tokenizer = tokenizer or train_tokenizer(corpus_texts(emotions), vocab_size=400)
+    tokenizer = tokenizer or train_tokenizer(corpus_texts(emotions), vocab_size=1000)
     processor = SevlmProcessor.from_vision_text(tiny_vision_config(), tokenizer, emotions=list(emotions))
     torch.manual_seed(seed)
     model = SevlmForConditionalGeneration.from_vision_text(
@@ -77,7 +77,7 @@ def random_images(count, seed=0, size=(40, 48)):
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    return train_tokenizer(corpus_texts(), vocab_size=400)
+    return train_tokenizer(corpus_texts(), vocab_size=1000)
 
 
 @pytest.fixture()
@@ -96,3 +96,33 @@ def lexicon_path(request):
             pytest.skip("NRC-VAD not present beside the repo (../shared/data/nrc-vad); the fixture lexicon ran instead")
         return NRC_VAD
     return FIXTURE_LEXICON
+
+
+def overfit(model, processor, steps=150, seed=0):
+    """Teach a tiny model a few (image, emotion, explanation) triples so that generation writes real text."""
+    torch.manual_seed(seed)
+    images = random_images(4, seed=seed)
+    emotions = ["sadness", "awe", "something else", "anger"]
+    explanations = [EXPLANATIONS[5], EXPLANATIONS[1], EXPLANATIONS[2], EXPLANATIONS[4]]
+    batch = processor(images=images, emotions=emotions, explanations=explanations)
+    use_contrastive = model.config.use_contrastive_loss
+    model.config.use_contrastive_loss = False
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.config.use_contrastive_loss = use_contrastive
+    return model.eval(), images
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tokenizer):
+    """(model, processor, images): a tiny model that learned to describe 4 random images."""
+    import copy
+
+    model, processor = build_tiny(tokenizer=copy.deepcopy(tokenizer))
+    model, images = overfit(model, processor)
+    return model, processor, images
