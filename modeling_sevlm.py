@@ -251,6 +251,8 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
     """CLIP vision tower + GPT-2 decoder with cross-attention + VAD encoder/fusion/head + contrastive head."""
 
     _tied_weights_keys = {"language_model.lm_head.weight": "language_model.transformer.wte.weight"}
+    # Tied to the input embeddings: not stored, re-tied on load (also by the Trainer's best-model reload).
+    _keys_to_ignore_on_save = ["language_model.lm_head.weight"]
 
     def __init__(self, config: SevlmConfig):
         super().__init__(config)
