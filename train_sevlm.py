@@ -356,7 +356,7 @@ class PairEpochCallback(TrainerCallback):
         self.dataset = dataset
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.dataset.set_epoch(int(state.epoch or 0))
+        self.dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
 
 
 def _simple_tokens(text):
@@ -412,7 +412,9 @@ def is_complete_checkpoint(path):
 
 
 def save_final_model(trainer, processor, output_dir, metrics):
-    """Plain SEVLM folder (LoRA merged, safetensors, code files, processor, model card), written via a staging folder."""
+    """Plain SEVLM folder (LoRA merged, safetensors, code files, processor, `art-emotion` pipeline, model card),
+    written via a staging folder."""
+    from pipeline_sevlm import add_pipeline_to_folder
     from publish_sevlm import write_model_card
 
     model = trainer.model
@@ -423,6 +425,7 @@ def save_final_model(trainer, processor, output_dir, metrics):
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     processor.save_pretrained(staging)
+    add_pipeline_to_folder(staging)
     write_model_card(staging, metrics=metrics)
     for path in staging.iterdir():
         os.replace(path, Path(output_dir) / path.name)

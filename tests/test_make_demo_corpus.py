@@ -1,0 +1,180 @@
+"""The procedural demo corpus: schema, determinism, reuse, annotation mix, visual signal, lexicon."""
+
+import colorsys
+import filecmp
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+from datasets import disable_progress_bars, load_from_disk
+
+from configuration_sevlm import ARTEMIS_EMOTIONS
+from dataset_scripts.make_demo_corpus import (
+    DEMO_VAD,
+    LEXICON_NAME,
+    PARAMS_NAME,
+    VOCABULARY,
+    main,
+    make_demo_corpus,
+)
+from dataset_scripts.prepare_artemis import FEATURES, emotion_histogram
+from dataset_scripts.views import PairedPaintingDataset, majority_emotion
+from modeling_sevlm import build_vad_table, load_vad_lexicon
+from processing_sevlm import train_tokenizer
+
+disable_progress_bars()
+
+SMALL = 270  # 30 paintings per emotion
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    return folder, make_demo_corpus(folder, num_paintings=SMALL, seed=0)
+
+
+def rows(corpus):
+    return [row for split in corpus.values() for row in split]
+
+
+def intended_emotion(row):
+    """Painting i is drawn for ARTEMIS_EMOTIONS[i % 9]."""
+    return ARTEMIS_EMOTIONS[int(row["painting"].rsplit("-", 1)[1]) % len(ARTEMIS_EMOTIONS)]
+
+
+def test_schema_and_loading(small_corpus):
+    folder, corpus = small_corpus
+    loaded = load_from_disk(str(folder))
+    assert set(loaded) == {"train", "validation", "test"}
+    assert sum(len(split) for split in loaded.values()) == SMALL
+    for split in loaded.values():
+        assert split.features == FEATURES
+    row = loaded["train"][0]
+    assert row["image"].size == (64, 64) and row["image"].mode == "RGB"
+    assert row["painting_id"] == f"{row['art_style']}/{row['painting']}"
+    ids = {split: set(data["painting_id"]) for split, data in loaded.items()}
+    assert not ids["train"] & ids["test"] and not ids["train"] & ids["validation"] and not ids["validation"] & ids["test"]
+
+
+def test_annotations_mix_emotions_with_a_clear_majority(small_corpus):
+    _, corpus = small_corpus
+    all_rows = rows(corpus)
+    for row in all_rows:
+        assert 4 <= len(row["emotions"]) <= 6
+        assert len(row["explanations"]) == len(row["emotions"]) == len(row["source"])
+        assert set(row["emotions"]) <= set(ARTEMIS_EMOTIONS)
+        assert row["emotion_histogram"] == pytest.approx(emotion_histogram(row["emotions"]))
+    majorities = [majority_emotion(row["emotion_histogram"]) for row in all_rows]
+    assert 0.7 < sum(m is not None for m in majorities) / len(all_rows) < 0.95  # some paintings have no majority
+    assert sum(len(set(row["emotions"])) >= 2 for row in all_rows) / len(all_rows) > 0.85  # contrastive pairs exist
+    # The majority, when there is one, is the emotion the picture was drawn for.
+    agree = [m == intended_emotion(row) for m, row in zip(majorities, all_rows) if m is not None]
+    assert all(agree)
+    # Every class has test paintings with a majority, so emotion accuracy covers all 9 classes.
+    test_majorities = Counter(majority_emotion(h) for h in corpus["test"]["emotion_histogram"])
+    assert all(test_majorities[emotion] >= 1 for emotion in ARTEMIS_EMOTIONS)
+    assert len(PairedPaintingDataset(corpus["train"])) > 0.85 * len(corpus["train"])
+
+
+def test_explanations_use_the_emotion_vocabulary(small_corpus):
+    _, corpus = small_corpus
+    texts = Counter()
+    for row in rows(corpus):
+        for emotion, text in zip(row["emotions"], row["explanations"]):
+            words = VOCABULARY[emotion]
+            assert any(term in text for term in words["adj"] + words["feel"] + words["noun"]), (emotion, text)
+            assert len(text.split()) <= 16  # fits the 30-token sequence with the prompt
+            texts[text] += 1
+    assert len(texts) > 0.5 * sum(texts.values())  # varied, not a handful of sentences
+
+
+def test_pictures_carry_the_emotion(small_corpus):
+    """A nearest-centroid classifier on mean colour (train -> test) must beat chance by far: the visual cue is
+    real. It must not be perfect either: the task is not trivial."""
+    _, corpus = small_corpus
+
+    def features(row):
+        pixels = np.asarray(row["image"], dtype=np.float32) / 255
+        hsv = np.array([colorsys.rgb_to_hsv(*pixel) for pixel in pixels.reshape(-1, 3)[::7]])
+        angle = hsv[:, 0] * 2 * np.pi
+        return np.concatenate([pixels.mean((0, 1)), pixels.std((0, 1)), [np.mean(np.cos(angle) * hsv[:, 1]),
+                               np.mean(np.sin(angle) * hsv[:, 1]), hsv[:, 1].mean(), hsv[:, 2].mean()]])
+
+    train = [(features(row), intended_emotion(row)) for row in corpus["train"]]
+    centroids = {e: np.mean([f for f, label in train if label == e], axis=0) for e in ARTEMIS_EMOTIONS}
+    test = [(features(row), intended_emotion(row)) for row in rows({"v": corpus["validation"], "t": corpus["test"]})]
+    correct = [min(centroids, key=lambda e: np.linalg.norm(f - centroids[e])) == label for f, label in test]
+    assert 0.55 < np.mean(correct) < 1.0
+
+
+def test_deterministic_for_a_seed(small_corpus, tmp_path):
+    folder, corpus = small_corpus
+    again = make_demo_corpus(tmp_path / "again", num_paintings=SMALL, seed=0)
+    for split in corpus:
+        _, mismatch, errors = filecmp.cmpfiles(folder / split, tmp_path / "again" / split,
+                                               ["data-00000-of-00001.arrow", "dataset_info.json", "state.json"], shallow=False)
+        assert mismatch == [] and errors == []
+    assert (folder / LEXICON_NAME).read_bytes() == (tmp_path / "again" / LEXICON_NAME).read_bytes()
+    other = make_demo_corpus(tmp_path / "other", num_paintings=SMALL, seed=1)
+    assert other["train"]["explanations"] != again["train"]["explanations"]
+
+
+def test_reuse_and_overwrite(tmp_path):
+    folder = tmp_path / "demo"
+    make_demo_corpus(folder, num_paintings=27, seed=0)
+    data_file = folder / "train" / "data-00000-of-00001.arrow"
+    stamp = data_file.stat().st_mtime_ns
+    (folder / LEXICON_NAME).unlink()
+    time.sleep(0.01)
+    reused = make_demo_corpus(folder, num_paintings=27, seed=0)
+    assert data_file.stat().st_mtime_ns == stamp  # loaded, not regenerated
+    assert (folder / LEXICON_NAME).is_file()  # the lexicon is written again when missing
+    assert sum(len(split) for split in reused.values()) == 27
+    with pytest.raises(FileExistsError, match="overwrite"):
+        make_demo_corpus(folder, num_paintings=36, seed=0)
+    replaced = make_demo_corpus(folder, num_paintings=36, seed=0, overwrite=True)
+    assert sum(len(split) for split in replaced.values()) == 36
+    assert '"num_paintings": 36' in (folder / PARAMS_NAME).read_text()
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds no demo corpus"):
+        make_demo_corpus(stranger, num_paintings=27, overwrite=True)
+    with pytest.raises(ValueError, match="too small"):
+        make_demo_corpus(tmp_path / "tiny", num_paintings=10)
+
+
+def test_lexicon_is_readable_and_covers_the_vocabulary(small_corpus):
+    folder, corpus = small_corpus
+    path = folder / LEXICON_NAME
+    assert path.read_text().splitlines()[0] == "Word\tValence\tArousal\tDominance"
+    lexicon = load_vad_lexicon(path)
+    assert len(lexicon) == len(DEMO_VAD)
+    assert all(-1 <= value <= 1 for scores in lexicon.values() for value in scores)
+    assert lexicon["sad"][0] < 0 < lexicon["happy"][0]  # bipolar after loading
+    assert lexicon["calm"][1] < 0 < lexicon["furious"][1]
+    for emotion, words in VOCABULARY.items():
+        assert all(adjective in lexicon for adjective in words["adj"]), emotion
+    texts = [f" the emotion is {e} because {x}" for row in corpus["train"] for e, x in zip(row["emotions"], row["explanations"])]
+    tokenizer = train_tokenizer(texts, vocab_size=600)
+    table = build_vad_table(tokenizer, lexicon)
+    for word in ("sad", "furious", "calm", "eerie"):
+        token_id = tokenizer.convert_tokens_to_ids("Ġ" + word)
+        assert table[token_id].abs().sum() > 0, word
+
+
+def test_default_size_generates_quickly(tmp_path):
+    # CPU time of this process, not wall time: other work on a shared machine must not fail the test.
+    started = time.process_time()
+    corpus = make_demo_corpus(tmp_path / "demo")
+    seconds = time.process_time() - started
+    assert sum(len(split) for split in corpus.values()) == 2400
+    assert seconds < 30, f"{seconds:.1f} s"
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["--output_dir", str(tmp_path / "cli"), "--num_paintings", "27", "--seed", "3"]) == 0
+    assert (tmp_path / "cli" / LEXICON_NAME).is_file()
+    assert main(["--output_dir", str(tmp_path / "cli"), "--num_paintings", "36"]) == 1
+    assert "--overwrite" in capsys.readouterr().err

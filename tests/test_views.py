@@ -1,0 +1,237 @@
+"""Training and evaluation views: pair sampling, annotation view, collators (with a real tiny processor), majority."""
+
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from configuration_sevlm import ARTEMIS_EMOTIONS
+from dataset_scripts.prepare_artemis import FEATURES, emotion_histogram
+from dataset_scripts.views import (
+    AnnotationDataset,
+    PairedPaintingDataset,
+    SevlmCollator,
+    SevlmPairCollator,
+    evaluation_view,
+    majority_emotion,
+)
+from processing_sevlm import IGNORE_INDEX
+from conftest import random_images
+
+# painting -> its annotations' emotions (two paintings have a single distinct emotion and never form pairs)
+PAINTINGS = {
+    "Style/a": ["awe", "awe", "awe", "fear", "sadness"],
+    "Style/b": ["sadness", "sadness"],
+    "Style/c": ["anger", "something else"],
+    "Style/d": ["contentment"],
+    "Style/e": ["amusement", "excitement", "amusement", "excitement", "disgust", "fear"],
+    "Style/f": ["fear", "fear", "sadness", "sadness"],
+}
+
+
+def make_split(paintings=PAINTINGS, seed=0):
+    """A split in the prepared schema; explanation k of painting p is "p k emotion" so pairs can be traced."""
+    ids = list(paintings)
+    return Dataset.from_dict(
+        {
+            "painting_id": ids,
+            "art_style": [painting_id.split("/")[0] for painting_id in ids],
+            "painting": [painting_id.split("/")[1] for painting_id in ids],
+            "image": random_images(len(ids), seed=seed),
+            "emotions": [paintings[painting_id] for painting_id in ids],
+            "explanations": [[f"{painting_id} {k} {emotion}" for k, emotion in enumerate(paintings[painting_id])] for painting_id in ids],
+            "emotion_histogram": [emotion_histogram(paintings[painting_id]) for painting_id in ids],
+            "source": [["v1"] * len(paintings[painting_id]) for painting_id in ids],
+        },
+        features=FEATURES,
+    )
+
+
+def histogram(**counts):
+    return [float(counts.get(name.replace(" ", "_"), 0)) for name in ARTEMIS_EMOTIONS]
+
+
+# ------------------------------------------------------------------------------------------------ majority
+def test_majority_rule():
+    assert majority_emotion(emotion_histogram(["awe", "awe", "fear"])) == "awe"
+    assert majority_emotion(emotion_histogram(["awe", "awe", "fear", "fear"])) is None  # a tie
+    assert majority_emotion(emotion_histogram(["awe", "awe", "fear", "sadness"])) is None  # exactly 0.5
+    assert majority_emotion(emotion_histogram(["awe", "fear", "sadness"])) is None  # no majority at all
+    assert majority_emotion(emotion_histogram(["something else"] * 3 + ["awe"] * 2)) == "something else"
+    # Counts work as well as shares, and float32 rounding of a 0.5 share does not make a majority.
+    assert majority_emotion(histogram(anger=3, fear=1)) == "anger"
+    assert majority_emotion(histogram(anger=3, fear=1, awe=1, sadness=1)) is None
+    shares = np.array(emotion_histogram(["fear"] * 3 + ["awe", "sadness", "anger"]), dtype=np.float32)
+    assert majority_emotion(shares) is None
+    assert majority_emotion(torch.tensor(emotion_histogram(["fear"] * 4 + ["awe", "sadness", "anger"]))) == "fear"
+    assert majority_emotion([0.0] * 9) is None
+    assert majority_emotion([0.2, 0.8], emotions=("yes", "no")) == "no"
+    with pytest.raises(ValueError, match="9 emotions"):
+        majority_emotion([1.0, 0.0])
+
+
+# ------------------------------------------------------------------------------------------- pair sampling
+def test_pairs_cover_qualifying_paintings_and_never_repeat_an_emotion():
+    split = make_split()
+    pairs = PairedPaintingDataset(split, seed=3)
+    qualifying = [i for i, emotions in enumerate(PAINTINGS.values()) if len(set(emotions)) >= 2]
+    assert pairs.rows == qualifying and len(pairs) == 4
+    seen = set()
+    for epoch in range(60):
+        pairs.set_epoch(epoch)
+        for index in range(len(pairs)):
+            item = pairs[index]
+            row = pairs.rows[index]
+            painting_id = split[row]["painting_id"]
+            first, second = item["emotions"]
+            assert first != second
+            assert set(item) == {"image", "emotions", "explanations"}
+            # Each explanation is the annotation written for that emotion on that painting.
+            for emotion, explanation in zip(item["emotions"], item["explanations"]):
+                owner, position, written_for = explanation.split(" ", 2)
+                assert owner == painting_id and PAINTINGS[painting_id][int(position)] == emotion == written_for
+            seen.add(painting_id)
+    assert seen == {"Style/a", "Style/c", "Style/e", "Style/f"}
+    with pytest.raises(IndexError):
+        pairs[len(pairs)]
+
+
+def test_pairs_are_reproducible_and_change_with_epoch():
+    split = make_split()
+
+    def draws(dataset, epoch, order):
+        dataset.set_epoch(epoch)
+        return {index: dataset.pair_positions(index) for index in order}
+
+    forward = PairedPaintingDataset(split, seed=5)
+    backward = PairedPaintingDataset(split, seed=5)
+    order = list(range(len(forward)))
+    # Same (seed, epoch): same pairs whatever the call order or what was drawn before.
+    draws(backward, 9, order)
+    assert draws(forward, 2, order) == draws(backward, 2, order[::-1])
+    assert draws(forward, 2, order) == draws(PairedPaintingDataset(split, seed=5), 2, order)
+    by_epoch = [draws(forward, epoch, order) for epoch in range(12)]
+    assert len({str(sorted(d.items())) for d in by_epoch}) > 6
+    assert [draws(PairedPaintingDataset(split, seed=6), epoch, order) for epoch in range(12)] != by_epoch
+
+
+def test_pair_sampling_is_uniform_over_emotions_then_annotations():
+    split = make_split({"Style/a": ["awe", "awe", "awe", "fear", "sadness"], "Style/z": ["anger", "fear"]})
+    pairs = PairedPaintingDataset(split, seed=0)
+    emotions, awe_positions, orders = Counter(), Counter(), Counter()
+    epochs = 3000
+    for epoch in range(epochs):
+        pairs.set_epoch(epoch)
+        _, positions = pairs.pair_positions(0)
+        labels = [PAINTINGS["Style/a"][p] for p in positions]
+        emotions.update(labels)
+        orders[labels[0]] += 1
+        awe_positions.update(p for p in positions if PAINTINGS["Style/a"][p] == "awe")
+    # Distinct emotions are chosen uniformly: each of the 3 is in 2/3 of the pairs (not weighted by counts).
+    for emotion in ("awe", "fear", "sadness"):
+        assert emotions[emotion] / epochs == pytest.approx(2 / 3, abs=0.04)
+        assert orders[emotion] / epochs == pytest.approx(1 / 3, abs=0.04)
+    # Then an annotation of the emotion, uniformly.
+    for position in (0, 1, 2):
+        assert awe_positions[position] / sum(awe_positions.values()) == pytest.approx(1 / 3, abs=0.05)
+
+
+# ----------------------------------------------------------------------------------------- annotation view
+def test_annotation_view_lists_every_annotation_once():
+    split = make_split()
+    annotations = AnnotationDataset(split)
+    assert len(annotations) == sum(len(emotions) for emotions in PAINTINGS.values())
+    expected = [(emotion, f"{painting_id} {k} {emotion}") for painting_id, emotions in PAINTINGS.items() for k, emotion in enumerate(emotions)]
+    items = [annotations[i] for i in range(len(annotations))]
+    assert [(item["emotion"], item["explanation"]) for item in items] == expected
+    assert items[0]["image"].size == split[0]["image"].size
+    with pytest.raises(IndexError):
+        annotations[len(annotations)]
+    assert len(AnnotationDataset(split.select([]))) == 0
+
+
+# ---------------------------------------------------------------------------------------------- collators
+def test_pair_collator_builds_contrastive_batches(tiny):
+    model, processor = tiny
+    pairs = PairedPaintingDataset(make_split(), seed=0)
+    features = [pairs[i] for i in range(len(pairs))]
+    batch = SevlmPairCollator(processor)(features)
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "pixel_values", "image_index"}
+    count = len(features)
+    assert batch["input_ids"].shape[0] == 2 * count
+    assert all(batch[key].shape == batch["input_ids"].shape for key in ("attention_mask", "token_type_ids", "labels"))
+    assert batch["input_ids"].shape[1] <= processor.max_length
+    assert batch["pixel_values"].shape == (count, 3, 32, 32)
+    assert batch["image_index"].tolist() == [k // 2 for k in range(2 * count)]
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+    assert (batch["labels"][:, 0] == IGNORE_INDEX).all()
+    # Sequence 2k+1's emotion is decoded back from the ids: the pair order survives collation.
+    texts = processor.batch_decode(batch["input_ids"], skip_special_tokens=True)
+    assert f"the emotion is {features[1]['emotions'][1]} because" in texts[3]
+    # End to end: the model's contrastive loss accepts the batch, and gradients flow.
+    output = model(**batch)
+    assert torch.isfinite(output.contrastive_loss) and output.contrastive_scores.shape == (2 * count, 3)
+    output.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.contrastive_head.parameters())
+    with pytest.raises(ValueError, match="SevlmPairCollator needs pairs"):
+        SevlmPairCollator(processor)([{"image": features[0]["image"], "emotions": ["awe"], "explanations": ["x"]}])
+
+
+def test_plain_collator_one_image_per_sequence(tiny):
+    model, processor = tiny
+    annotations = AnnotationDataset(make_split())
+    features = [annotations[i] for i in range(5)]
+    batch = SevlmCollator(processor)(features)
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "pixel_values"}
+    assert batch["input_ids"].shape[0] == batch["pixel_values"].shape[0] == 5
+    model.config.use_contrastive_loss = False
+    output = model(**batch)
+    assert torch.isfinite(output.loss)
+
+
+def test_collator_text_throughput(tokenizer):
+    """The text side of the training pipeline (tokenise, segments, labels; no image decode) must exceed 2,000
+    sequences per second in one process."""
+    import copy
+
+    from conftest import build_tiny
+
+    _, processor = build_tiny(tokenizer=copy.deepcopy(tokenizer))
+    rng = np.random.default_rng(0)
+    words = "the colors are dark and gloomy while a bright sky makes me feel calm and happy about the storm".split()
+    features = [
+        {"emotions": list(rng.choice(ARTEMIS_EMOTIONS, size=2, replace=False)),
+         "explanations": [" ".join(rng.choice(words, size=rng.integers(5, 25))) for _ in range(2)]}
+        for _ in range(512)
+    ]
+    collator = SevlmPairCollator(processor)
+    collator.text_features(features[:32])  # warm-up
+    started = time.perf_counter()
+    sequences = 0
+    for start in range(0, len(features), 32):
+        batch = collator.text_features(features[start:start + 32])
+        sequences += batch["input_ids"].shape[0]
+    rate = sequences / (time.perf_counter() - started)
+    assert rate > 2000, f"{rate:.0f} sequences/s"
+
+
+# ------------------------------------------------------------------------------------------ evaluation view
+def test_evaluation_view():
+    split = make_split()
+    view = evaluation_view(split)
+    assert view.column_names == ["painting_id", "image", "references", "majority_emotion", "emotion_histogram"]
+    assert len(view) == len(PAINTINGS)
+    by_id = {row["painting_id"]: row for row in view}
+    assert by_id["Style/a"]["majority_emotion"] == "awe"  # 3 of 5
+    assert by_id["Style/b"]["majority_emotion"] == "sadness"
+    assert by_id["Style/c"]["majority_emotion"] is None  # 1 and 1
+    assert by_id["Style/d"]["majority_emotion"] == "contentment"
+    assert by_id["Style/e"]["majority_emotion"] is None
+    assert by_id["Style/f"]["majority_emotion"] is None  # 2 of 4 is exactly half
+    assert by_id["Style/a"]["references"] == [f"Style/a {k} {e}" for k, e in enumerate(PAINTINGS["Style/a"])]
+    assert by_id["Style/a"]["image"].size == (48, 40)
+    kept = view.filter(lambda majority: majority is not None, input_columns="majority_emotion")
+    assert kept["painting_id"] == ["Style/a", "Style/b", "Style/d"]
