@@ -19,6 +19,10 @@ from configuration_sevlm import ARTEMIS_EMOTIONS
 from modeling_sevlm import SevlmForConditionalGeneration
 from processing_sevlm import SevlmProcessor, train_tokenizer
 
+# Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP spin-waiting makes them
+# ten times slower; subprocesses get OMP_NUM_THREADS=1 for the same reason.
+torch.set_num_threads(1)
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 FIXTURE_LEXICON = FIXTURES / "vad_fixture.txt"

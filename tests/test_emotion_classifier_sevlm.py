@@ -1,0 +1,121 @@
+"""The text-emotion classifier behind emotional alignment (EA): learning, persistence, the CLI."""
+
+import json
+
+import pytest
+import torch
+from datasets import DatasetDict, Features, List, Value
+
+import emotion_classifier_sevlm as ec
+from configuration_sevlm import ARTEMIS_EMOTIONS
+
+# A separable toy task: each emotion has its own cue words, mixed with shared filler words.
+CUES = {
+    "amusement": ["funny", "silly", "laugh"],
+    "awe": ["majestic", "huge", "vast"],
+    "sadness": ["lonely", "sad", "tears"],
+    "fear": ["storm", "scary", "dark"],
+}
+FILLERS = ["the painting", "this picture shows", "i see", "it looks", "the colors are"]
+
+
+def toy_corpus(variant=0):
+    texts, labels = [], []
+    for emotion, cues in CUES.items():
+        for i, filler in enumerate(FILLERS):
+            cue = cues[(i + variant) % len(cues)]
+            texts.append(f"{filler} {cue} and {cues[(i + variant + 1) % len(cues)]}")
+            labels.append(emotion)
+    return texts, labels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Toy-sized training gains nothing from threads, and on a busy machine idle-spinning threads slow it down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    texts, labels = toy_corpus()
+    return ec.TextEmotionClassifier(min_count=1, embedding_dim=16).fit(texts, labels, epochs=60, batch_size=8, learning_rate=0.05)
+
+
+def test_learns_a_separable_task(trained):
+    texts, labels = toy_corpus(variant=1)  # other cue pairs and fillers than in training
+    assert trained.predict(texts) == labels
+    assert trained.accuracy(texts, labels) == 1.0
+    assert trained.predict(["a vast and majestic view"]) == ["awe"]
+    probabilities = trained.predict_proba(["funny", ""])
+    assert probabilities.shape == (2, len(ARTEMIS_EMOTIONS))
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(2))
+    assert trained.predict([]) == []
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    trained.save(tmp_path)
+    assert (tmp_path / ec.WEIGHTS_NAME).is_file() and (tmp_path / ec.CONFIG_NAME).is_file()
+    loaded = ec.TextEmotionClassifier.load(tmp_path)
+    texts, _ = toy_corpus(variant=2)
+    texts += ["words never seen before", ""]
+    torch.testing.assert_close(loaded.predict_proba(texts), trained.predict_proba(texts))
+    assert loaded.labels == list(ARTEMIS_EMOTIONS) and loaded.vocab == trained.vocab
+
+
+def test_features_include_bigrams():
+    assert ec.text_features("Not HAPPY, at all") == ["not", "happy", "at", "all", "not happy", "happy at", "at all"]
+
+
+def test_bad_inputs(tmp_path):
+    classifier = ec.TextEmotionClassifier()
+    with pytest.raises(RuntimeError, match="not trained"):
+        classifier.predict(["a"])
+    with pytest.raises(ValueError, match="'joy'.*row 1"):
+        classifier.fit(["a", "b"], ["awe", "joy"])
+    with pytest.raises(ValueError, match="as many texts as labels"):
+        classifier.fit(["a", "b"], ["awe"])
+    with pytest.raises(FileNotFoundError, match="No emotion classifier"):
+        ec.TextEmotionClassifier.load(tmp_path)
+
+
+def text_only_dataset(path):
+    """The prepared schema's text columns (the classifier never reads images)."""
+    features = Features(
+        {
+            "painting_id": Value("string"),
+            "emotions": List(Value("string")),
+            "explanations": List(Value("string")),
+        }
+    )
+
+    def split(variant):
+        texts, labels = toy_corpus(variant)
+        return {
+            "painting_id": [f"style/p{variant}_{i}" for i in range(0, len(texts), 2)],
+            "emotions": [labels[i : i + 2] for i in range(0, len(texts), 2)],
+            "explanations": [texts[i : i + 2] for i in range(0, len(texts), 2)],
+        }
+
+    from datasets import Dataset
+
+    DatasetDict(
+        train=Dataset.from_dict(split(0), features=features), validation=Dataset.from_dict(split(1), features=features)
+    ).save_to_disk(str(path))
+
+
+def test_cli_trains_and_reports_validation_accuracy(tmp_path, capsys):
+    text_only_dataset(tmp_path / "data")
+    results = ec.main(
+        ["--dataset_path", str(tmp_path / "data"), "--min_count", "1", "--epochs", "60", "--batch_size", "8",
+         "--learning_rate", "0.05", "--embedding_dim", "16"]
+    )
+    output = tmp_path / "data" / "emotion_classifier"  # the default output folder
+    written = json.loads((output / ec.RESULTS_NAME).read_text())
+    assert written == results
+    assert written["validation_accuracy"] == 1.0
+    assert written["num_train_annotations"] == written["num_validation_annotations"] == 20
+    assert "validation accuracy 1.0000" in capsys.readouterr().out
+    assert ec.TextEmotionClassifier.load(output).predict(["so lonely and sad"]) == ["sadness"]
