@@ -415,7 +415,7 @@ def save_final_model(trainer, processor, output_dir, metrics):
     """Plain SEVLM folder (LoRA merged, safetensors, code files, processor, `art-emotion` pipeline, model card),
     written via a staging folder."""
     from pipeline_sevlm import add_pipeline_to_folder
-    from publish_sevlm import write_model_card
+    from publish_sevlm import training_card_fields, write_model_card
 
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
@@ -426,7 +426,7 @@ def save_final_model(trainer, processor, output_dir, metrics):
     model.save_pretrained(staging)
     processor.save_pretrained(staging)
     add_pipeline_to_folder(staging)
-    write_model_card(staging, metrics=metrics)
+    write_model_card(staging, metrics=metrics, **training_card_fields(model, getattr(trainer.train_dataset, "dataset", None)))
     for path in staging.iterdir():
         os.replace(path, Path(output_dir) / path.name)
     staging.rmdir()

@@ -27,6 +27,7 @@ FOLDER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
     "README.md",
+    "pipeline_sevlm.py",
 )
 
 
