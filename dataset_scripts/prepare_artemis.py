@@ -11,7 +11,7 @@ One row per painting:
     emotion_histogram  list[float] 9 shares summing to 1, in ARTEMIS_EMOTIONS order
     source             list[str]   per annotation: "v1" or "contrastive"
 
-Usage (see `--help` and docs/DATA.md):
+Usage (see `--help` and the README's Data section):
 
     python -m dataset_scripts.prepare_artemis --artemis_csv artemis_dataset_release_v0.csv \
         --wikiart_dir wikiart --output_dir data/artemis-v1 [--contrastive_csv Contrastive.csv] [--parquet]
