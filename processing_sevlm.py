@@ -1,7 +1,6 @@
 """SEVLM processor: CLIP image preprocessing + GPT-2 style tokenisation of `<bos> the emotion is {emotion} because {explanation} <eos>`."""
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 import torch

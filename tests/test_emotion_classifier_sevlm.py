@@ -29,15 +29,6 @@ def toy_corpus(variant=0):
     return texts, labels
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Toy-sized training gains nothing from threads, and on a busy machine idle-spinning threads slow it down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained():
     texts, labels = toy_corpus()

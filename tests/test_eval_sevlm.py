@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from datasets import Dataset, DatasetDict, Features, Image, List, Value
+from datasets import Dataset, DatasetDict
 
 import eval_sevlm
 from conftest import EXPLANATIONS, REPO_ROOT, random_images
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from dataset_scripts.prepare_artemis import FEATURES, emotion_histogram
 
 METRIC_KEYS = {
     "emotion_accuracy", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider", "emotional_alignment",
@@ -22,28 +22,11 @@ METRIC_KEYS = {
 PREDICTION_KEYS = {
     "painting_id", "emotion", "emotion_scores", "explanation", "explanation_emotion", "majority_emotion", "references",
 }
-FEATURES = Features(
-    {
-        "painting_id": Value("string"),
-        "art_style": Value("string"),
-        "painting": Value("string"),
-        "image": Image(),
-        "emotions": List(Value("string")),
-        "explanations": List(Value("string")),
-        "emotion_histogram": List(Value("float32"), length=len(ARTEMIS_EMOTIONS)),
-        "source": Value("string"),
-    }
-)
 # Which explanation (conftest.EXPLANATIONS) goes with which emotion in the tiny corpus.
 EXPLANATION_OF = {
     "sadness": 5, "awe": 1, "something else": 2, "anger": 4, "fear": 6, "contentment": 3, "amusement": 7,
     "disgust": 8, "excitement": 9,
 }
-
-
-def histogram(emotions):
-    counts = np.array([emotions.count(name) for name in ARTEMIS_EMOTIONS], dtype=np.float32)
-    return (counts / counts.sum()).tolist()
 
 
 def make_split(name, images, annotations):
@@ -56,8 +39,8 @@ def make_split(name, images, annotations):
         rows["image"].append(image)
         rows["emotions"].append(emotions)
         rows["explanations"].append([EXPLANATIONS[EXPLANATION_OF[emotion]] for emotion in emotions])
-        rows["emotion_histogram"].append(histogram(emotions))
-        rows["source"].append("toy")
+        rows["emotion_histogram"].append(emotion_histogram(emotions))
+        rows["source"].append(["v1"] * len(emotions))
     return Dataset.from_dict(rows, features=FEATURES)
 
 
@@ -71,20 +54,11 @@ TEST_ANNOTATIONS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models gain nothing from threads, and on a busy machine idle-spinning threads make them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, request, single_thread):
+def workspace(tmp_path_factory, request):
     """A saved tiny model that writes real text, and a prepared dataset whose test split holds its images."""
     root = tmp_path_factory.mktemp("eval")
-    model, processor, images = request.getfixturevalue("trained_tiny")  # built after single_thread took effect
+    model, processor, images = request.getfixturevalue("trained_tiny")
     model.save_pretrained(root / "model")
     processor.save_pretrained(root / "model")
     train_annotations = [[emotion, emotion] for emotion in EXPLANATION_OF] * 2
