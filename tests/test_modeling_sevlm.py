@@ -445,3 +445,21 @@ def test_saved_folder_loads_in_fresh_process(trained_tiny, tmp_path):
     assert loaded["ids"] == expected
     torch.testing.assert_close(torch.tensor(loaded["scores"]), torch.tensor(expected_scores))
     assert loaded["processed"] == 32
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny):
+    model, processor = tiny
+    model.config.use_contrastive_loss = False
+    batch = processor(images=random_images(2), emotions=["awe", "fear"], explanations=EXPLANATIONS[1:3])
+    model.eval()  # no dropout: both passes must match exactly
+    model(**batch).loss.backward()
+    plain = model.language_model.transformer.h[0].attn.c_attn.weight.grad.clone()
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    model(**batch).loss.backward()
+    assert model.language_model.transformer.gradient_checkpointing
+    torch.testing.assert_close(model.language_model.transformer.h[0].attn.c_attn.weight.grad, plain)

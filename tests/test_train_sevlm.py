@@ -244,3 +244,12 @@ def test_pairs_are_redrawn_each_epoch(small_corpus, tmp_path):
     trainer.train()
     assert trainer.train_dataset.epoch == 1
     assert [trainer.train_dataset.pair_positions(i) for i in range(len(trainer.train_dataset))] != first_epoch_pairs
+
+
+def test_bf16_mixed_precision_and_gradient_accumulation(small_corpus, tmp_path):
+    """The Trainer's own switches pass through (bf16 autocast also runs on CPU; fp16 needs a GPU)."""
+    args = demo_args(small_corpus, tmp_path / "bf16", "--bf16", "true", "--gradient_accumulation_steps", "2", "--max_steps", "2")
+    trainer, _ = build_trainer(*parse_arguments(args + ["--eval_strategy", "no", "--load_best_model_at_end", "false"]))
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
