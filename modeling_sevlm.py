@@ -411,8 +411,11 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         if width == 1:
             completes = input_ids == self.connector_ids
         else:
-            windows = input_ids.unfold(1, width, 1) if input_ids.shape[1] >= width else input_ids[:, :0, None]
-            completes = F.pad((windows == self.connector_ids).all(-1), (width - 1, 0))
+            length = input_ids.shape[1]
+            if length < width:
+                completes = torch.zeros_like(input_ids, dtype=torch.bool)
+            else:
+                completes = F.pad((input_ids.unfold(1, width, 1) == self.connector_ids).all(-1), (width - 1, 0))
         explanation = completes.long().cumsum(-1) > 0
         return torch.where(
             explanation,

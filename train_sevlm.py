@@ -249,9 +249,13 @@ class SevlmTrainer(Trainer):
     """Trainer that logs each loss term, uses per-module learning rates, stops on non-finite losses and adds
     generation metrics (emotion accuracy, BLEU-4) to every evaluation."""
 
-    def __init__(self, *args, evaluation_paintings=None, generation_kwargs=None, learning_rates=None, **kwargs):
+    def __init__(
+        self, *args, evaluation_paintings=None, test_dataset=None, generation_kwargs=None, learning_rates=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
-        self.evaluation_paintings = evaluation_paintings
+        # Evaluation views (one row per painting) by metric prefix: "eval" (periodic) and "test" (after training).
+        self.evaluation_paintings = evaluation_paintings or {}
+        self.test_dataset = test_dataset
         self.generation_kwargs = generation_kwargs or {}
         self.learning_rates = learning_rates or {}
         self._term_sums = {}
@@ -305,14 +309,10 @@ class SevlmTrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
-        paintings = self.evaluation_paintings if metric_key_prefix == "eval" else self.test_paintings
+        paintings = self.evaluation_paintings.get(metric_key_prefix)
         if paintings is not None:
-            output.metrics.update(
-                {f"{metric_key_prefix}_{k}": v for k, v in self.generation_metrics(paintings).items()}
-            )
+            output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self.generation_metrics(paintings).items()})
         return output
-
-    test_paintings = None
 
     @torch.no_grad()
     def generation_metrics(self, paintings):
@@ -458,11 +458,15 @@ def build_trainer(model_args, data_args, training_args):
 
     train_dataset, collator = training_view(data_args.train_split)
     eval_dataset = training_view(data_args.eval_split)[0] if training_args.eval_strategy != "no" else None
-    paintings = None
+    paintings = {}
     if eval_dataset is not None:
-        paintings = evaluation_view(corpus[data_args.eval_split], config.emotions)
+        paintings["eval"] = evaluation_view(corpus[data_args.eval_split], config.emotions)
         if data_args.max_eval_paintings:
-            paintings = paintings.select(range(min(data_args.max_eval_paintings, len(paintings))))
+            paintings["eval"] = paintings["eval"].select(range(min(data_args.max_eval_paintings, len(paintings["eval"]))))
+    test_dataset = None
+    if data_args.test_split and data_args.test_split in corpus:
+        test_dataset = training_view(data_args.test_split)[0]
+        paintings["test"] = evaluation_view(corpus[data_args.test_split], config.emotions)
     callbacks = [PairEpochCallback(train_dataset)] if hasattr(train_dataset, "set_epoch") else []
     if eval_dataset is not None and training_args.load_best_model_at_end and data_args.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
@@ -475,14 +479,10 @@ def build_trainer(model_args, data_args, training_args):
         processing_class=processor,
         callbacks=callbacks,
         evaluation_paintings=paintings,
+        test_dataset=test_dataset,
         generation_kwargs={"max_new_tokens": data_args.generation_max_new_tokens, "num_beams": data_args.generation_num_beams},
         learning_rates={"vad_encoder": model_args.vad_learning_rate, "vision_model": model_args.vision_learning_rate},
     )
-    if data_args.test_split and data_args.test_split in corpus:
-        trainer.test_dataset = training_view(data_args.test_split)[0]
-        trainer.test_paintings = evaluation_view(corpus[data_args.test_split], config.emotions)
-    else:
-        trainer.test_dataset = None
     return trainer, processor
 
 

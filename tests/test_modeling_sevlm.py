@@ -261,6 +261,7 @@ def test_multi_token_connector(tokenizer):
     connector_end = batch["input_ids"][0].tolist().index(processor.connector_token_ids[1])
     assert types[connector_end - 1] == processor.emotion_token_id and types[connector_end] == processor.explanation_token_id
     assert torch.equal(model.segment_ids(batch["input_ids"]), batch["token_type_ids"])
+    assert model.segment_ids(batch["input_ids"][:, :1]).tolist() == [[processor.emotion_token_id]]
 
 
 # -------------------------------------------------------------------------------------------- emotion scores
