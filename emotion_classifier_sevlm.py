@@ -2,7 +2,8 @@
 
 ArtEmis judged EA with an LSTM trained on ArtEmis utterances; that model is not downloadable here, so this module
 trains a fastText-style classifier (mean of unigram + bigram embeddings -> linear layer) on the training split's
-explanations. It needs only torch and trains in seconds to minutes on a CPU.
+explanations, for whatever emotion list the corpus records. It needs only torch and trains in seconds to minutes on
+a CPU. Its held-out accuracy is saved with it: EA from a classifier near chance means nothing.
 
 EA numbers are only comparable between models judged by the same classifier (same weights).
 
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -20,12 +22,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from utils_sevlm import check_replaceable, staged_directory, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "classifier_config.json"
 RESULTS_NAME = "training_results.json"
+# A classifier whose held-out accuracy is within this of the majority-class rate is too weak for EA to mean much.
+NEAR_CHANCE_MARGIN = 0.05
 WORD_PATTERN = re.compile(r"[\w']+")
 
 
@@ -185,37 +190,84 @@ def _pack(encoded):
 
 # ----------------------------------------------------------------------------------------- dataset training
 def annotation_pairs(split):
-    """(explanations, emotions) of every annotation in a prepared split, without decoding images."""
-    columns = split.select_columns(["explanations", "emotions"])
+    """(explanations, emotion names) of every annotation in a prepared split, without decoding images."""
+    from dataset_scripts.schema import emotion_names
+
+    columns = split.select_columns(["explanations", "emotions"]).with_format(None)[:]
     texts, labels = [], []
-    for explanations, emotions in zip(columns["explanations"], columns["emotions"]):
+    for explanations, emotions in zip(columns["explanations"], emotion_names(split, columns["emotions"])):
         texts.extend(explanations)
         labels.extend(emotions)
     return texts, labels
 
 
+def chance_accuracy(labels):
+    """Accuracy of always answering the most frequent label: the bar a useful classifier must clear."""
+    if not labels:
+        return float("nan")
+    counts = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return max(counts.values()) / len(labels)
+
+
+def is_near_chance(results):
+    """True when the saved held-out accuracy is within NEAR_CHANCE_MARGIN of the majority-class rate."""
+    accuracy, chance = results.get("validation_accuracy"), results.get("validation_chance_accuracy")
+    return accuracy is not None and chance is not None and accuracy < chance + NEAR_CHANCE_MARGIN
+
+
+def read_results(directory):
+    """The training results saved beside a classifier ({} when absent)."""
+    path = os.path.join(directory, RESULTS_NAME)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_count=2, max_features=100_000, epochs=5,
-                       batch_size=256, learning_rate=5e-3, seed=0):
-    """Train on the `train` split of a prepared dataset, score the `validation` split, save both to `output_dir`
-    (default `<dataset_path>/emotion_classifier`). Returns (classifier, results dict)."""
+                       batch_size=256, learning_rate=5e-3, seed=0, overwrite=False):
+    """Train on the `train` split of a prepared dataset (its own emotion list), score the `validation` split, save
+    both to `output_dir` (default `<dataset_path>/emotion_classifier`). Returns (classifier, results dict).
+
+    Results: annotation counts, `validation_accuracy` and `validation_chance_accuracy` (the majority-class rate of
+    the validation annotations). A classifier near chance is saved but logged as a warning.
+    """
     from datasets import load_from_disk
 
+    from dataset_scripts.schema import corpus_emotions
+
     output_dir = output_dir or os.path.join(dataset_path, "emotion_classifier")
+    check_replaceable(output_dir, overwrite, _holds_classifier, what="--output_dir")
     dataset = load_from_disk(dataset_path)
+    if "train" not in dataset:
+        raise ValueError(f"{dataset_path} has splits {list(dataset)}: the classifier trains on a 'train' split.")
     texts, labels = annotation_pairs(dataset["train"])
-    classifier = TextEmotionClassifier(ARTEMIS_EMOTIONS, embedding_dim, min_count, max_features)
+    classifier = TextEmotionClassifier(corpus_emotions(dataset["train"]), embedding_dim, min_count, max_features)
     classifier.fit(texts, labels, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=True)
-    results = {"num_train_annotations": len(texts), "vocab_size": len(classifier.vocab)}
+    results = {"labels": classifier.labels, "num_train_annotations": len(texts), "vocab_size": len(classifier.vocab)}
     if "validation" in dataset:
         held_out_texts, held_out_labels = annotation_pairs(dataset["validation"])
         results["validation_accuracy"] = classifier.accuracy(held_out_texts, held_out_labels)
+        results["validation_chance_accuracy"] = chance_accuracy(held_out_labels)
         results["num_validation_annotations"] = len(held_out_texts)
+        if is_near_chance(results):
+            logger.warning(
+                "The emotion classifier's validation accuracy (%.3f) is near chance (%.3f, always the most frequent "
+                "emotion): emotional alignment judged by it says little.",
+                results["validation_accuracy"], results["validation_chance_accuracy"],
+            )
     else:
         logger.warning("%s has no validation split: no held-out accuracy.", dataset_path)
-    classifier.save(output_dir)
-    with open(os.path.join(output_dir, RESULTS_NAME), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2)
+    with staged_directory(output_dir, overwrite=True, is_replaceable=_holds_classifier, what="--output_dir") as staging:
+        classifier.save(staging)
+        write_json_atomic(os.path.join(staging, RESULTS_NAME), results)
     return classifier, results
+
+
+def _holds_classifier(directory):
+    return os.path.isfile(os.path.join(directory, CONFIG_NAME))
 
 
 @dataclass
@@ -229,6 +281,7 @@ class ClassifierArguments:
     batch_size: int = field(default=256, metadata={"help": "Annotations per optimisation step."})
     learning_rate: float = field(default=5e-3, metadata={"help": "Adam learning rate."})
     seed: int = field(default=0, metadata={"help": "Seed for initialisation and shuffling."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace a classifier already in --output_dir (once the new one is trained)."})
 
 
 def main(argv=None):
@@ -238,15 +291,19 @@ def main(argv=None):
     parser = HfArgumentParser(ClassifierArguments, description="Train the text-emotion classifier used for emotional alignment (EA).")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     output_dir = args.output_dir or os.path.join(args.dataset_path, "emotion_classifier")
-    _, results = train_from_dataset(
-        args.dataset_path, output_dir, args.embedding_dim, args.min_count, args.max_features, args.epochs,
-        args.batch_size, args.learning_rate, args.seed,
-    )
+    try:
+        _, results = train_from_dataset(
+            args.dataset_path, output_dir, args.embedding_dim, args.min_count, args.max_features, args.epochs,
+            args.batch_size, args.learning_rate, args.seed, overwrite=args.overwrite,
+        )
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     accuracy = results.get("validation_accuracy")
-    shown = f"{accuracy:.4f}" if accuracy is not None else "n/a (no validation split)"
+    shown = f"{accuracy:.4f} (chance {results['validation_chance_accuracy']:.4f})" if accuracy is not None else "n/a (no validation split)"
     print(f"Emotion classifier saved to {output_dir}; validation accuracy {shown} "
           f"({results.get('num_validation_annotations', 0)} annotations).")
-    return results
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,59 +1,30 @@
-"""Training and evaluation views of one split of an ArtEmis-style dataset (one row per painting).
+"""Training and evaluation views of one split of a prepared SEVLM corpus (one row per painting or item).
 
 - `PairedPaintingDataset`: one item per painting with at least 2 distinct emotions: two of its annotations with
   different emotions (the contrastive loss's pairs), re-drawn each epoch, reproducibly.
 - `AnnotationDataset`: one item per annotation (plain captioning training).
 - `SevlmPairCollator` / `SevlmCollator`: items -> model inputs, via `SevlmProcessor`.
-- `evaluation_view` and `majority_emotion`: one item per painting with its references and reference emotion.
+- `evaluation_view`: one item per painting with its references and emotion histogram.
+
+Emotions come out as class names (the corpus records its list: `dataset_scripts.schema.corpus_emotions`).
 """
 
 import bisect
 import itertools
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from datasets import Value
 from torch.utils.data import Dataset as TorchDataset
 
-try:
-    from configuration_sevlm import ARTEMIS_EMOTIONS
-except ImportError:  # run from inside dataset_scripts/: put the repo root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from configuration_sevlm import ARTEMIS_EMOTIONS
-
-# Histograms are stored as float32 shares: 3/6 stays exactly 0.5, but a share renormalised by a float sum can
-# land a hair above it. No real majority is that close (the nearest share above 1/2 is 1/2 + 1/(2n)).
-SHARE_TOLERANCE = 1e-6
-
-
-def majority_emotion(histogram, emotions=ARTEMIS_EMOTIONS):
-    """The emotion holding more than half of the painting's annotations, or None ("no majority").
-
-    `histogram` holds shares (or counts) in `emotions` order. A share of exactly 0.5 is not a majority, and a
-    tie can never exceed 0.5, so ties give None. This is the reference-emotion rule of emotion accuracy.
-    """
-    values = [float(value) for value in histogram]
-    if len(values) != len(emotions):
-        raise ValueError(f"The histogram has {len(values)} values but there are {len(emotions)} emotions {list(emotions)}.")
-    total = sum(values)
-    if total <= 0:
-        return None
-    best = max(range(len(values)), key=values.__getitem__)
-    return emotions[best] if values[best] / total > 0.5 + SHARE_TOLERANCE else None
+from dataset_scripts.schema import corpus_emotions, emotion_names
 
 
 def _emotion_column(hf_dataset):
-    """The `emotions` column as Python lists, without decoding images."""
-    if "emotions" not in hf_dataset.column_names:
-        raise ValueError(
-            f"The dataset has columns {hf_dataset.column_names}, not `emotions`; build it with "
-            "dataset_scripts/prepare_artemis.py or make_demo_corpus.py."
-        )
-    return hf_dataset.select_columns(["emotions"]).with_format(None)[:]["emotions"]
+    """The `emotions` column as lists of class names, without decoding images."""
+    corpus_emotions(hf_dataset)  # a clear error for a dataset without the column
+    return emotion_names(hf_dataset, hf_dataset.select_columns(["emotions"]).with_format(None)[:]["emotions"])
 
 
 # ------------------------------------------------------------------------------------------- training views
@@ -70,6 +41,7 @@ class PairedPaintingDataset(TorchDataset):
 
     def __init__(self, hf_dataset, seed=0):
         self.dataset = hf_dataset.select_columns(["image", "emotions", "explanations"])
+        self.names = corpus_emotions(hf_dataset)
         self.seed = int(seed)
         self.epoch = 0
         self.rows = []  # dataset row of each item
@@ -85,6 +57,9 @@ class PairedPaintingDataset(TorchDataset):
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
+
+    def _name(self, value):
+        return self.names[value] if isinstance(value, int) else value
 
     def __len__(self):
         return len(self.rows)
@@ -102,9 +77,10 @@ class PairedPaintingDataset(TorchDataset):
     def __getitem__(self, index):
         row, positions = self.pair_positions(index)
         example = self.dataset[row]
+        emotions = [self._name(example["emotions"][position]) for position in positions]
         return {
             "image": example["image"],
-            "emotions": [example["emotions"][position] for position in positions],
+            "emotions": emotions,
             "explanations": [example["explanations"][position] for position in positions],
         }
 
@@ -114,6 +90,7 @@ class AnnotationDataset(TorchDataset):
 
     def __init__(self, hf_dataset):
         self.dataset = hf_dataset.select_columns(["image", "emotions", "explanations"])
+        self.names = corpus_emotions(hf_dataset)
         # ends[r] = number of annotations in rows 0..r: item i belongs to the first row whose end exceeds i.
         self.ends = list(itertools.accumulate(len(emotions) for emotions in _emotion_column(hf_dataset)))
 
@@ -126,9 +103,10 @@ class AnnotationDataset(TorchDataset):
         row = bisect.bisect_right(self.ends, index)
         position = index - (self.ends[row - 1] if row else 0)
         example = self.dataset[row]
+        emotion = example["emotions"][position]
         return {
             "image": example["image"],
-            "emotion": example["emotions"][position],
+            "emotion": self.names[emotion] if isinstance(emotion, int) else emotion,
             "explanation": example["explanations"][position],
         }
 
@@ -182,18 +160,15 @@ class SevlmCollator:
 
 
 # ------------------------------------------------------------------------------------------- evaluation view
-def evaluation_view(hf_dataset, emotions=ARTEMIS_EMOTIONS):
-    """One row per painting: `painting_id`, `image`, `references` (all its explanations), `majority_emotion`
-    (see `majority_emotion`; None when no emotion has more than half of the annotations), `emotion_histogram`.
+def evaluation_view(hf_dataset):
+    """One row per painting: `painting_id`, `image`, `references` (all its explanations), `emotion_histogram`
+    (shares in the corpus's class order). A `datasets.Dataset`: no image is decoded or copied to build it.
 
-    A `datasets.Dataset` (no images are decoded or copied to build it).
+    The reference emotion of a painting is its majority emotion, decided by the metric module's one rule
+    (`metrics/sevlm/sevlm.py: majority_emotion`) from the histogram.
     """
-    histograms = hf_dataset.select_columns(["emotion_histogram"]).with_format(None)[:]["emotion_histogram"]
-    majorities = [majority_emotion(histogram, emotions) for histogram in histograms]
     view = hf_dataset.select_columns(["painting_id", "image", "explanations", "emotion_histogram"])
-    view = view.rename_column("explanations", "references")
-    view = view.add_column("majority_emotion", majorities, feature=Value("string"))
-    return view.select_columns(["painting_id", "image", "references", "majority_emotion", "emotion_histogram"])
+    return view.rename_column("explanations", "references")
 
 
 __all__ = [
@@ -202,5 +177,4 @@ __all__ = [
     "SevlmCollator",
     "SevlmPairCollator",
     "evaluation_view",
-    "majority_emotion",
 ]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from datasets import DatasetDict, Features, List, Value
+from datasets import ClassLabel, DatasetDict, Features, List, Value
 
 import emotion_classifier_sevlm as ec
 from configuration_sevlm import ARTEMIS_EMOTIONS
@@ -73,11 +73,11 @@ def test_bad_inputs(tmp_path):
 
 
 def text_only_dataset(path):
-    """The prepared schema's text columns (the classifier never reads images)."""
+    """The prepared schema's text columns (the classifier never reads images), in the corpus's own 4-class taxonomy."""
     features = Features(
         {
             "painting_id": Value("string"),
-            "emotions": List(Value("string")),
+            "emotions": List(ClassLabel(names=list(CUES))),
             "explanations": List(Value("string")),
         }
     )
@@ -99,14 +99,24 @@ def text_only_dataset(path):
 
 def test_cli_trains_and_reports_validation_accuracy(tmp_path, capsys):
     text_only_dataset(tmp_path / "data")
-    results = ec.main(
-        ["--dataset_path", str(tmp_path / "data"), "--min_count", "1", "--epochs", "60", "--batch_size", "8",
-         "--learning_rate", "0.05", "--embedding_dim", "16"]
-    )
+    argv = ["--dataset_path", str(tmp_path / "data"), "--min_count", "1", "--epochs", "60", "--batch_size", "8",
+            "--learning_rate", "0.05", "--embedding_dim", "16"]
+    assert ec.main(argv) == 0
     output = tmp_path / "data" / "emotion_classifier"  # the default output folder
     written = json.loads((output / ec.RESULTS_NAME).read_text())
-    assert written == results
-    assert written["validation_accuracy"] == 1.0
+    assert written["labels"] == list(CUES)  # the corpus's own emotion list, not ArtEmis's
+    assert written["validation_accuracy"] == 1.0 and written["validation_chance_accuracy"] == 0.25
     assert written["num_train_annotations"] == written["num_validation_annotations"] == 20
-    assert "validation accuracy 1.0000" in capsys.readouterr().out
-    assert ec.TextEmotionClassifier.load(output).predict(["so lonely and sad"]) == ["sadness"]
+    assert "validation accuracy 1.0000 (chance 0.2500)" in capsys.readouterr().out
+    loaded = ec.TextEmotionClassifier.load(output)
+    assert loaded.labels == list(CUES) and loaded.predict(["so lonely and sad"]) == ["sadness"]
+    # An existing classifier is replaced only when asked.
+    assert ec.main(argv) == 1 and "--overwrite" in capsys.readouterr().err
+    assert ec.main(argv + ["--overwrite"]) == 0
+
+
+def test_near_chance_is_recognised():
+    assert ec.chance_accuracy(["a", "a", "b", "c"]) == 0.5
+    assert ec.is_near_chance({"validation_accuracy": 0.52, "validation_chance_accuracy": 0.5})
+    assert not ec.is_near_chance({"validation_accuracy": 0.9, "validation_chance_accuracy": 0.5})
+    assert not ec.is_near_chance({})

@@ -111,8 +111,9 @@ def test_evaluate_load_offline_gives_every_key(evaluate_results):
     loaded, results = evaluate_results
     assert type(loaded).__module__.startswith("evaluate_modules")  # really loaded by evaluate from the folder
     assert set(results) == {
-        "emotion_accuracy", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider",
-        "emotional_alignment", "unique", "emotion_distribution_kl", "vad_distance", "num_vad_excluded",
+        "emotion_accuracy", "emotion_accuracy_scores", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l",
+        "cider", "emotional_alignment", "emotion_explanation_consistency", "unique", "emotion_distribution_kl",
+        "vad_distance", "num_vad_excluded",
         "per_emotion_accuracy", "num_paintings", "num_paintings_with_majority", "num_empty_explanations",
         "num_invalid_emotions",
     }
@@ -134,8 +135,13 @@ def test_emotion_metrics_known_values(evaluate_results):
     per_emotion = results["per_emotion_accuracy"]
     assert per_emotion["contentment"] == 1.0 and per_emotion["sadness"] == 1.0 and per_emotion["fear"] == 0.0
     assert math.isnan(per_emotion["awe"])  # awe is nobody's majority
-    # toy classifier: contentment, sadness, something else, sadness, fear vs. the predicted emotions
-    assert results["emotional_alignment"] == pytest.approx(2 / 5)
+    # toy classifier: contentment, sadness, something else, sadness, fear
+    # EA (the paper's): against the majority, over the 3 paintings with one (contentment, sadness, fear): all right
+    assert results["emotional_alignment"] == pytest.approx(3 / 3)
+    # consistency: against the predicted emotions (contentment, sadness, amusement, awe, awe): 2 of 5
+    assert results["emotion_explanation_consistency"] == pytest.approx(2 / 5)
+    # uniform scores: the argmax is the first class (amusement), never a majority here
+    assert results["emotion_accuracy_scores"] == 0.0
     assert results["unique"] == 1.0
     assert results["num_empty_explanations"] == 1
     assert results["num_invalid_emotions"] == 0
@@ -172,6 +178,7 @@ MAJORITY_CASES = [
     ([0, 0, 0, 0, 0, 0, 0, 0, 1], "something else"),  # a single annotation
     ([0, 0, 0, 0, 0, 0, 2, 0, 1], "fear"),
     ([0] * 9, None),  # no annotation at all
+    (np.asarray([4, 1, 1, 1, 0, 0, 0, 0, 0], np.float32) / 7, "amusement"),  # 4 of 7
 ]
 
 
@@ -180,17 +187,23 @@ def test_majority_rule(histogram, expected):
     assert metric.majority_emotion(histogram, ARTEMIS_EMOTIONS) == expected
 
 
-@pytest.mark.parametrize("histogram, expected", MAJORITY_CASES)
-def test_fallback_majority_rule_matches_the_project_rule(histogram, expected):
-    views = pytest.importorskip("dataset_scripts.views", reason="dataset_scripts/views.py not written yet")
-    assert metric._fallback_majority_emotion(histogram, ARTEMIS_EMOTIONS) == views.majority_emotion(histogram, ARTEMIS_EMOTIONS)
-
-
-def test_fallback_majority_rule():
-    for histogram, expected in MAJORITY_CASES:
-        assert metric._fallback_majority_emotion(histogram, ARTEMIS_EMOTIONS) == expected
+def test_majority_rule_checks_the_histogram_length():
     with pytest.raises(ValueError, match="one per emotion"):
-        metric._fallback_majority_emotion([1, 0], ARTEMIS_EMOTIONS)
+        metric.majority_emotion([1, 0], ARTEMIS_EMOTIONS)
+    assert metric.majority_emotion([1, 3], ["yes", "no"]) == "no"  # any taxonomy
+
+
+def test_the_project_has_one_majority_rule():
+    """The metric module owns the rule; nothing else in the repository defines one."""
+    import re
+
+    owners = []
+    for path in REPO_ROOT.rglob("*.py"):
+        if ".venv" in path.parts or "tests" in path.parts:
+            continue
+        if re.search(r"^def (_\w*)?majority_emotion\(", path.read_text(encoding="utf-8"), re.M):
+            owners.append(path.relative_to(REPO_ROOT).as_posix())
+    assert owners == ["metrics/sevlm/sevlm.py"]
 
 
 def test_emotion_list_matches_the_configuration():
@@ -203,13 +216,33 @@ def test_accuracy_with_no_majority_is_nan():
 
 
 # ------------------------------------------------------------------------------------ EA, unique, KL, VAD
-def test_emotional_alignment_with_a_toy_classifier():
+def test_emotional_alignment_differs_from_consistency():
+    """A hand-made set where the paper's EA (classifier label vs. the annotators' majority) and the consistency with
+    the model's own emotion disagree."""
     explanations = ["so calm here", "a sad face", "a storm", "nothing"]
-    predicted = ["contentment", "sadness", "awe", "something else"]
-    labels = [toy_text_classifier(text) for text in explanations]
-    assert metric.emotional_alignment(predicted, labels) == pytest.approx(3 / 4)
+    labels = [toy_text_classifier(text) for text in explanations]  # contentment, sadness, fear, something else
+    predicted = ["contentment", "awe", "fear", "something else"]  # the model names these...
+    majorities = ["contentment", "sadness", None, "amusement"]  # ...the annotators mostly felt these
+    assert metric.emotional_alignment(labels, majorities) == pytest.approx(2 / 3)  # 3 with a majority: 2 right
+    assert metric.emotion_explanation_consistency(predicted, labels) == pytest.approx(3 / 4)
+    assert math.isnan(metric.emotional_alignment(labels, [None] * 4))
     with pytest.raises(ValueError):
-        metric.emotional_alignment(predicted, labels[:2])
+        metric.emotional_alignment(labels, majorities[:2])
+
+
+def test_accuracy_of_the_scores_argmax():
+    scores = [[0.1, 0.9, 0, 0, 0, 0, 0, 0, 0], [0.5, 0.2, 0.3, 0, 0, 0, 0, 0, 0]]
+    assert metric.scored_emotions(scores) == ["awe", "amusement"]
+    accuracy, _, kept = metric.emotion_accuracy(metric.scored_emotions(scores), ["awe", "contentment"])
+    assert accuracy == 0.5 and kept == 2
+
+
+def test_bleu_4_fast_needs_no_java(monkeypatch):
+    monkeypatch.setattr(metric.shutil, "which", lambda name: None)  # no Java: still computed
+    perfect = metric.bleu_4_fast(["The sky is calm, and peaceful!"], [["the sky is calm and peaceful"]])
+    assert perfect == pytest.approx(1.0)
+    assert metric.bleu_4_fast(["nothing alike here at all"], [["the sky is calm and peaceful"]]) < 0.01
+    assert metric.simple_tokens("Don't STOP, café!") == ["don't", "stop", "café"]
 
 
 def test_unique_share():

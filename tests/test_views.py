@@ -1,4 +1,5 @@
-"""Training and evaluation views: pair sampling, annotation view, collators (with a real tiny processor), majority."""
+"""Training and evaluation views: pair sampling, annotation view, collators (with a real tiny processor), the
+evaluation view, emotion lists read from the corpus (any taxonomy, and corpora saved before lists were recorded)."""
 
 import time
 from collections import Counter
@@ -9,14 +10,13 @@ import torch
 from datasets import Dataset
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.prepare_artemis import FEATURES, emotion_histogram
+from dataset_scripts.schema import corpus_emotions, corpus_features
 from dataset_scripts.views import (
     AnnotationDataset,
     PairedPaintingDataset,
     SevlmCollator,
     SevlmPairCollator,
     evaluation_view,
-    majority_emotion,
 )
 from processing_sevlm import IGNORE_INDEX
 from conftest import random_images
@@ -50,27 +50,11 @@ def make_split(paintings=PAINTINGS, seed=0):
     )
 
 
-def histogram(**counts):
-    return [float(counts.get(name.replace(" ", "_"), 0)) for name in ARTEMIS_EMOTIONS]
+FEATURES = corpus_features(ARTEMIS_EMOTIONS)
 
 
-# ------------------------------------------------------------------------------------------------ majority
-def test_majority_rule():
-    assert majority_emotion(emotion_histogram(["awe", "awe", "fear"])) == "awe"
-    assert majority_emotion(emotion_histogram(["awe", "awe", "fear", "fear"])) is None  # a tie
-    assert majority_emotion(emotion_histogram(["awe", "awe", "fear", "sadness"])) is None  # exactly 0.5
-    assert majority_emotion(emotion_histogram(["awe", "fear", "sadness"])) is None  # no majority at all
-    assert majority_emotion(emotion_histogram(["something else"] * 3 + ["awe"] * 2)) == "something else"
-    # Counts work as well as shares, and float32 rounding of a 0.5 share does not make a majority.
-    assert majority_emotion(histogram(anger=3, fear=1)) == "anger"
-    assert majority_emotion(histogram(anger=3, fear=1, awe=1, sadness=1)) is None
-    shares = np.array(emotion_histogram(["fear"] * 3 + ["awe", "sadness", "anger"]), dtype=np.float32)
-    assert majority_emotion(shares) is None
-    assert majority_emotion(torch.tensor(emotion_histogram(["fear"] * 4 + ["awe", "sadness", "anger"]))) == "fear"
-    assert majority_emotion([0.0] * 9) is None
-    assert majority_emotion([0.2, 0.8], emotions=("yes", "no")) == "no"
-    with pytest.raises(ValueError, match="9 emotions"):
-        majority_emotion([1.0, 0.0])
+def emotion_histogram(emotions, names=ARTEMIS_EMOTIONS):
+    return [emotions.count(name) / len(emotions) for name in names]
 
 
 # ------------------------------------------------------------------------------------------- pair sampling
@@ -222,16 +206,43 @@ def test_collator_text_throughput(tokenizer):
 def test_evaluation_view():
     split = make_split()
     view = evaluation_view(split)
-    assert view.column_names == ["painting_id", "image", "references", "majority_emotion", "emotion_histogram"]
+    assert view.column_names == ["painting_id", "image", "references", "emotion_histogram"]
     assert len(view) == len(PAINTINGS)
     by_id = {row["painting_id"]: row for row in view}
-    assert by_id["Style/a"]["majority_emotion"] == "awe"  # 3 of 5
-    assert by_id["Style/b"]["majority_emotion"] == "sadness"
-    assert by_id["Style/c"]["majority_emotion"] is None  # 1 and 1
-    assert by_id["Style/d"]["majority_emotion"] == "contentment"
-    assert by_id["Style/e"]["majority_emotion"] is None
-    assert by_id["Style/f"]["majority_emotion"] is None  # 2 of 4 is exactly half
     assert by_id["Style/a"]["references"] == [f"Style/a {k} {e}" for k, e in enumerate(PAINTINGS["Style/a"])]
+    assert by_id["Style/a"]["emotion_histogram"] == pytest.approx(emotion_histogram(PAINTINGS["Style/a"]))
     assert by_id["Style/a"]["image"].size == (48, 40)
-    kept = view.filter(lambda majority: majority is not None, input_columns="majority_emotion")
-    assert kept["painting_id"] == ["Style/a", "Style/b", "Style/d"]
+
+
+def test_emotions_come_out_as_names_in_any_taxonomy():
+    names = ["très content", "meh", "fed up"]
+    features = corpus_features(names)
+    split = Dataset.from_dict(
+        {
+            "painting_id": ["s/a", "s/b"], "art_style": ["s", "s"], "painting": ["a", "b"],
+            "image": random_images(2), "emotions": [["meh", "très content", "meh"], ["fed up"]],
+            "explanations": [["x", "y", "z"], ["w"]], "emotion_histogram": [[1 / 3, 2 / 3, 0], [0, 0, 1]],
+            "source": [["mine"] * 3, ["mine"]],
+        },
+        features=features,
+    )
+    assert corpus_emotions(split) == names
+    assert split.with_format(None)[0]["emotions"] == [1, 0, 1]  # stored as class ids
+    assert PairedPaintingDataset(split, seed=0)[0]["emotions"] in (["meh", "très content"], ["très content", "meh"])
+    assert [AnnotationDataset(split)[i]["emotion"] for i in range(4)] == ["meh", "très content", "meh", "fed up"]
+
+
+def test_corpora_saved_before_emotion_lists_are_artemis():
+    """Old corpora stored emotion names as strings with a 9-share histogram: they read as ArtEmis corpora."""
+    from datasets import Features, Image, List, Value
+
+    old = Features({**{k: v for k, v in FEATURES.items() if k != "emotions"}, "emotions": List(Value("string")), "image": Image()})
+    split = Dataset.from_dict(
+        {"painting_id": ["s/a"], "art_style": ["s"], "painting": ["a"], "image": random_images(1), "emotions": [["awe", "fear"]],
+         "explanations": [["x", "y"]], "emotion_histogram": [emotion_histogram(["awe", "fear"])], "source": [["v1", "v1"]]},
+        features=old,
+    )
+    assert corpus_emotions(split) == list(ARTEMIS_EMOTIONS)
+    assert sorted(PairedPaintingDataset(split)[0]["emotions"]) == ["awe", "fear"]
+    with pytest.raises(ValueError, match="not `emotions`"):
+        corpus_emotions(split.remove_columns("emotions"))

@@ -45,32 +45,28 @@ ARTEMIS_EMOTIONS = (
 KL_EPSILON = 1e-8
 
 # A painting has a majority emotion when its top share is strictly above one half. The tolerance keeps a 50/50
-# split stored as float32 (shares summing to 1.0000001) from passing as a majority.
+# split stored as float32 (shares summing to 1.0000001) from passing as a majority; no real majority is that close
+# (the nearest share above 1/2 is 1/2 + 1/(2n)).
 MAJORITY_SHARE = 0.5
 MAJORITY_TOLERANCE = 1e-6
 
 
-def _fallback_majority_emotion(histogram, emotions=ARTEMIS_EMOTIONS):
-    """MINIMAL FALLBACK of dataset_scripts.views.majority_emotion, for use outside the repository (e.g. from
-    evaluate's module cache): the emotion holding strictly more than half of `histogram` (counts or shares), else
-    None. tests/test_metrics_sevlm.py checks that it agrees with the project's rule."""
+def majority_emotion(histogram, emotions=ARTEMIS_EMOTIONS):
+    """The emotion holding strictly more than half of `histogram` (counts or shares, in `emotions` order), else None.
+
+    This is the project's one majority rule (the reference emotion of emotion accuracy and of emotional alignment):
+    a share of exactly 0.5 is not a majority, and a tie can never exceed 0.5, so ties give None.
+    """
     values = np.asarray(histogram, dtype=np.float64)
     if values.shape != (len(emotions),):
-        raise ValueError(f"Histogram {list(histogram)} must hold {len(emotions)} values, one per emotion.")
+        raise ValueError(f"Histogram {list(histogram)} must hold {len(emotions)} values, one per emotion {list(emotions)}.")
     total = values.sum()
-    if total <= 0:
+    if not np.isfinite(total) or total <= 0:
         return None  # no annotation, no majority
     top = int(values.argmax())
     if values[top] / total > MAJORITY_SHARE + MAJORITY_TOLERANCE:
         return emotions[top]
     return None
-
-
-try:
-    # The project's one majority rule, when this file runs inside the repository.
-    from dataset_scripts.views import majority_emotion
-except ImportError:
-    majority_emotion = _fallback_majority_emotion
 
 
 # METEOR normally scores thousands of sentences a second once started; past this the process is taken as stuck.
@@ -104,12 +100,37 @@ def emotion_accuracy(predicted_emotions, majority_emotions, emotions=ARTEMIS_EMO
     return accuracy, per_emotion, kept
 
 
-def emotional_alignment(predicted_emotions, explanation_emotions):
-    """Share of explanations whose emotion (as judged by a text classifier) equals the predicted emotion."""
+def emotional_alignment(explanation_emotions, majority_emotions):
+    """Emotional alignment (EA) as ArtEmis and SEVLM define it: over paintings that have a majority emotion, the
+    share whose generated explanation a text classifier labels as that majority emotion.
+
+    `majority_emotions[i]` is None for a painting without a majority (left out). NaN when no painting has one.
+    """
+    pairs = [(label, majority) for label, majority in zip(explanation_emotions, majority_emotions, strict=True) if majority is not None]
+    if not pairs:
+        return math.nan
+    return sum(normalise_emotion(label) == normalise_emotion(majority) for label, majority in pairs) / len(pairs)
+
+
+def emotion_explanation_consistency(predicted_emotions, explanation_emotions):
+    """Share of explanations whose emotion (as judged by a text classifier) equals the emotion the model itself
+    named, over all paintings. Not the paper's EA (see `emotional_alignment`): it asks whether the explanation
+    fits the model's own choice, not the annotators'."""
     pairs = list(zip(predicted_emotions, explanation_emotions, strict=True))
     if not pairs:
         return math.nan
     return sum(normalise_emotion(a) == normalise_emotion(b) for a, b in pairs) / len(pairs)
+
+
+def scored_emotions(emotion_scores, emotions=ARTEMIS_EMOTIONS):
+    """The class with the highest score, per painting (what the `art-emotion` pipeline shows as the emotion)."""
+    chosen = []
+    for row, scores in enumerate(emotion_scores):
+        values = _distribution(scores, row, "emotion_scores")
+        if values.size != len(emotions):
+            raise ValueError(f"emotion_scores[{row}] has {values.size} values but there are {len(emotions)} emotions.")
+        chosen.append(emotions[int(values.argmax())])
+    return chosen
 
 
 def unique_share(explanations):
@@ -243,6 +264,27 @@ def _check_caption_inputs(predictions, references):
     return [clean_caption(text) for text in predictions], cleaned_references
 
 
+def simple_tokens(text):
+    """Lower-cased runs of letters, digits and apostrophes: a light stand-in for the PTB tokenizer, without Java."""
+    return re.findall(r"[\w']+", text.lower())
+
+
+def bleu_4_fast(predictions, references):
+    """Corpus BLEU-4 with `simple_tokens` instead of the Java PTB tokenizer: the cheap number the training loop
+    monitors (`bleu_4_fast`). It tracks `caption_metrics`' `bleu_4` closely but is not the COCO protocol; report
+    `bleu_4` from `caption_metrics` (eval_sevlm.py)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    predictions, references = list(predictions), list(references)
+    if not predictions:
+        return math.nan
+    candidates = {i: [" ".join(simple_tokens(text)) or "<empty>"] for i, text in enumerate(predictions)}
+    refs = {i: [" ".join(simple_tokens(ref)) or "<empty>" for ref in group] for i, group in enumerate(references)}
+    with contextlib.redirect_stdout(io.StringIO()):
+        bleu, _ = Bleu(4).compute_score(refs, candidates, verbose=0)
+    return float(bleu[3])
+
+
 def ptb_tokenize(predictions, references):
     """Tokenise predictions and references in ONE Java call (the PTB tokenizer works line by line, so this equals
     tokenising them separately as pycocoevalcap's COCOEvalCap does). Returns ({i: [prediction]}, {i: refs})."""
@@ -338,8 +380,10 @@ def compute_sevlm_metrics(
         references: all reference explanations of the painting.
         emotion_histograms: the annotators' emotion distribution, in `emotions` order (counts or shares).
         emotions: class names in histogram order (default: the 9 ArtEmis classes).
-        explanation_emotions: a text classifier's emotion for each explanation (for `emotional_alignment`).
-        emotion_scores: the model's class probabilities in `emotions` order (for `emotion_distribution_kl`).
+        explanation_emotions: a text classifier's emotion for each explanation (for `emotional_alignment` and
+            `emotion_explanation_consistency`).
+        emotion_scores: the model's class probabilities in `emotions` order (for `emotion_accuracy_scores` and
+            `emotion_distribution_kl`).
         prediction_vad, reference_vad: VAD profiles (3 numbers or None) of each explanation and of its references
             (see `vad_profile` / `references_vad_profile`), for `vad_distance`.
 
@@ -355,10 +399,17 @@ def compute_sevlm_metrics(
     accuracy, per_emotion, with_majority = emotion_accuracy(predicted_emotions, majorities, emotions)
 
     results = {"emotion_accuracy": accuracy}
-    results.update(caption_metrics(explanations, references))
-    results["emotional_alignment"] = (
-        emotional_alignment(predicted_emotions, explanation_emotions) if explanation_emotions is not None else math.nan
+    results["emotion_accuracy_scores"] = (
+        emotion_accuracy(scored_emotions(emotion_scores, emotions), majorities, emotions)[0]
+        if emotion_scores is not None
+        else math.nan
     )
+    results.update(caption_metrics(explanations, references))
+    if explanation_emotions is not None:
+        results["emotional_alignment"] = emotional_alignment(explanation_emotions, majorities)
+        results["emotion_explanation_consistency"] = emotion_explanation_consistency(predicted_emotions, explanation_emotions)
+    else:
+        results["emotional_alignment"] = results["emotion_explanation_consistency"] = math.nan
     results["unique"] = unique_share(explanations)
     results["emotion_distribution_kl"] = (
         emotion_distribution_kl(emotion_histograms, emotion_scores) if emotion_scores is not None else math.nan
@@ -377,10 +428,12 @@ def compute_sevlm_metrics(
 
 # ------------------------------------------------------------------------------------------ evaluate module
 _DESCRIPTION = """\
-The SEVLM / ArtEmis evaluation protocol for affective explanations of artworks: emotion accuracy against the
-annotators' majority emotion, BLEU-1..4 / METEOR / ROUGE-L / CIDEr of the explanation against all references (COCO
-caption toolkit), emotional alignment (EA), the share of unique explanations, the KL divergence between the
-annotators' emotion histogram and the model's emotion scores, and the distance between VAD profiles.
+The SEVLM / ArtEmis evaluation protocol for affective explanations of artworks (any emotion taxonomy): emotion
+accuracy against the annotators' majority emotion, BLEU-1..4 / METEOR / ROUGE-L / CIDEr of the explanation against
+all references (COCO caption toolkit), emotional alignment (EA: the explanation's classified emotion against the
+annotators' majority), the share of unique explanations, and beyond the paper: the accuracy of the emotion scores'
+argmax, the explanation's agreement with the model's own emotion, the KL divergence between the annotators' emotion
+histogram and the model's emotion scores, and the distance between VAD profiles.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -390,12 +443,14 @@ Args:
     predicted_emotions (`list[str]`): the predicted emotion per painting. Required.
     emotion_histograms (`list[list[float]]`): the annotators' emotion distribution per painting. Required.
     emotions (`list[str]`, optional): class names in histogram order; defaults to the 9 ArtEmis classes.
-    explanation_emotions (`list[str]`, optional): a text classifier's emotion per explanation (EA).
-    emotion_scores (`list[list[float]]`, optional): the model's class probabilities per painting (KL).
+    explanation_emotions (`list[str]`, optional): a text classifier's emotion per explanation (EA, consistency).
+    emotion_scores (`list[list[float]]`, optional): the model's class probabilities per painting (accuracy of
+        their argmax, KL).
     prediction_vad, reference_vad (`list[list[float] | None]`, optional): VAD profiles (VAD distance).
 Returns:
-    A dict with emotion_accuracy, bleu_1..bleu_4, meteor, rouge_l, cider, emotional_alignment, unique,
-    emotion_distribution_kl, vad_distance, per_emotion_accuracy and counts (see the metric card). NaN marks a
+    A dict with emotion_accuracy, emotion_accuracy_scores, bleu_1..bleu_4, meteor, rouge_l, cider,
+    emotional_alignment, emotion_explanation_consistency, unique, emotion_distribution_kl, vad_distance,
+    per_emotion_accuracy and counts (see the metric card). NaN marks a
     metric whose inputs were not given.
 Examples:
     >>> metric = evaluate.load("metrics/sevlm")
