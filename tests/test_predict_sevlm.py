@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 import predict_sevlm
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, build_tiny
 from pipeline_sevlm import SevlmArtEmotionPipeline, add_pipeline_to_folder
-from predict_sevlm import CARD_SIZE, build_parser, find_images, main, make_card, parse_args
+from predict_sevlm import CARD_DPI, CARD_SIZE, COLORS, build_parser, draw_card, main, make_card, parse_args
+from utils_sevlm import find_images
 
 NON_ASCII = "Ölgemälde – ça ü 夜.png"
 
@@ -108,8 +109,9 @@ def test_help_explains_every_flag(capsys):
         parse_args(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    flags = ["--model_name_or_path", "--output", "--cards", "--batch_size", "--device", "--emotion", "--extensions",
-             "--max_new_tokens", "--num_beams", "--do_sample", "--temperature", "--top_p", "--top_k", "--seed", "--no_progress"]  # fmt: skip
+    flags = ["--model_name_or_path", "--output", "--cards", "--attention_maps", "--batch_size", "--device", "--emotion",
+             "--extensions", "--max_image_pixels", "--max_new_tokens", "--num_beams", "--do_sample", "--temperature",
+             "--top_p", "--top_k", "--seed", "--no_progress"]  # fmt: skip
     for flag in flags:
         assert flag in text, flag
     assert all(action.help for action in build_parser()._actions)
@@ -129,8 +131,9 @@ def test_card_png(pipe, tmp_path):
     assert dark[:, CARD_SIZE[0] // 2 :].mean() > 0.005  # text on the right half
 
 
-def test_cli_in_fresh_process_with_cards(trained_tiny, gallery, tmp_path):
-    """The real command line: model folder loaded with its own pipeline, outside the repo, offline."""
+def test_cli_in_fresh_process_with_cards(trained_tiny, gallery, latin1_gallery, tmp_path):
+    """The real command line: model folder loaded with its own pipeline, outside the repo, offline; a file name
+    that is not UTF-8 on a real UTF-8 stdout / stderr."""
     model, processor, _ = trained_tiny
     folder = tmp_path / "model"
     model.save_pretrained(folder)
@@ -139,16 +142,313 @@ def test_cli_in_fresh_process_with_cards(trained_tiny, gallery, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
     command = [
-        sys.executable, str(REPO_ROOT / "predict_sevlm.py"), str(gallery), "--model", str(folder),
-        "--output", "out.jsonl", "--cards", "cards", "--batch_size", "3", "--device", "cpu",
+        sys.executable, str(REPO_ROOT / "predict_sevlm.py"), str(gallery), os.path.join(latin1_gallery, NOT_UTF8),
+        "--model", str(folder), "--output", "out.jsonl", "--cards", "cards", "--batch_size", "3", "--device", "cpu",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "broken.jpg" in result.stderr and "Predicted 4 of 5 images" in result.stderr and "Predicting" in result.stderr
+    assert "broken.jpg" in result.stderr and "Predicted 5 of 6 images" in result.stderr and "Predicting" in result.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [row["emotion"] for row in rows] == ["sadness", "anger", "something else", "awe"]
+    assert [row["emotion"] for row in rows] == ["sadness", "anger", "something else", "awe", "sadness"]
+    assert rows[-1]["file"] == os.path.join(latin1_gallery, NOT_UTF8_SHOWN)
     cards = sorted(path.name for path in (tmp_path / "cards").iterdir())
-    assert cards == sorted(["a.png", "a-2.png", "d.png", NON_ASCII])
+    assert cards == sorted(["a.png", "a-2.png", "d.png", NON_ASCII, NOT_UTF8_SHOWN])
     assert sorted(os.path.basename(row["card"]) for row in rows) == cards
     with Image.open(tmp_path / "cards" / NON_ASCII) as card:
         assert card.size == CARD_SIZE
+
+
+# ----------------------------------------------------------------------------------- the output file is sacred
+class InterruptingPipe:
+    """The real pipeline, interrupted (CTRL-C) at its `at`-th call."""
+
+    def __init__(self, pipe, at):
+        self.pipe, self.at, self.calls = pipe, at, 0
+
+    @property
+    def emotions(self):
+        return self.pipe.emotions
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.pipe(*args, **kwargs)
+
+
+def leftovers(folder):
+    return sorted(name for name in os.listdir(folder) if name.startswith("."))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_existing_output_replaced_only_by_a_file_with_rows(pipe, gallery, tmp_path, monkeypatch, suffix):
+    output = tmp_path / f"prev{suffix}"
+    output.write_text("earlier results\n", encoding="utf-8")
+    os.chmod(output, 0o640)
+    images = [str(gallery / "a.png"), str(gallery / "d.JPG"), str(gallery / "nested" / NON_ASCII)]
+    argv = ["--output", str(output), "--batch_size", "1", "--no_progress"]
+
+    # Nothing predicted (the only input is corrupt): the old file stays as it was.
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    code, _, stderr = run_main([str(gallery / "broken.jpg"), *argv])
+    assert code == 1 and output.read_text(encoding="utf-8") == "earlier results\n"
+    assert f"{output} was left unchanged" in stderr and leftovers(tmp_path) == []
+
+    # CTRL-C before the first row: untouched.
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: InterruptingPipe(pipe, at=1))
+    code, _, stderr = run_main([*images, *argv])
+    assert code == 130 and output.read_text(encoding="utf-8") == "earlier results\n"
+    assert "Interrupted after 0 of 3 images" in stderr and leftovers(tmp_path) == []
+
+    # CTRL-C after two rows: the rows written so far replace the old file, and the user is told.
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: InterruptingPipe(pipe, at=3))
+    code, _, stderr = run_main([*images, *argv])
+    assert code == 130 and "Interrupted after 2 of 3 images" in stderr and "(replaced the existing file)" in stderr
+    text = output.read_text(encoding="utf-8")
+    assert "earlier results" not in text and text.count("a.png") == 1 and text.count("d.JPG") == 1 and NON_ASCII not in text
+    assert leftovers(tmp_path) == [] and os.stat(output).st_mode & 0o777 == 0o640  # the old file's permissions
+
+    # A complete run: replaced, said so.
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    code, _, stderr = run_main([*images, *argv])
+    assert code == 0 and f"Predicted 3 of 3 images to {output} (replaced the existing file)." in stderr
+    assert NON_ASCII in output.read_text(encoding="utf-8") and leftovers(tmp_path) == []
+    fresh = tmp_path / "new" / f"fresh{suffix}"
+    code, _, stderr = run_main([images[0], "--output", str(fresh), "--no_progress"])
+    assert code == 0 and f"to {fresh}." in stderr and "(replaced" not in stderr
+    assert os.stat(fresh).st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
+
+
+def current_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+# ---------------------------------------------------------------------------------- file names that are not UTF-8
+NOT_UTF8 = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes, as in old zip archives; Python holds them as surrogates
+NOT_UTF8_SHOWN = "caf\\xe9.png"  # `display_path`
+
+
+@pytest.fixture()
+def latin1_gallery(trained_tiny, tmp_path):
+    _, _, images = trained_tiny
+    root = tmp_path / "latin1"
+    root.mkdir()
+    images[0].save(os.path.join(root, NOT_UTF8))
+    images[1].save(root / "b.png")
+    with open(os.path.join(root, os.fsdecode(b"d\xe9fect.jpg")), "wb") as handle:
+        handle.write(b"not an image")
+    return root
+
+
+def test_names_that_are_not_utf8_everywhere(pipe, latin1_gallery, tmp_path, monkeypatch):
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    cards = tmp_path / "cards"
+    code, stdout, stderr = run_main([str(latin1_gallery), "--cards", str(cards), "--no_progress"])
+    assert code == 0 and "Predicted 2 of 3 images" in stderr
+    stdout.encode("utf-8"), stderr.encode("utf-8")  # what a UTF-8 terminal or pipe accepts
+    assert f"skipped {latin1_gallery}/d\\xe9fect.jpg: cannot be read" in stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert [os.path.basename(row["file"]) for row in rows] == ["b.png", NOT_UTF8_SHOWN]
+    assert sorted(os.listdir(cards)) == sorted(["b.png", NOT_UTF8_SHOWN])  # card names are printable too
+    assert all(os.path.isfile(row["card"]) for row in rows)  # ... so that the rows name real files
+
+    output = tmp_path / "out.csv"
+    code, _, _ = run_main([str(latin1_gallery), "--output", str(output), "--no_progress"])
+    with open(output, encoding="utf-8", newline="") as handle:
+        assert [os.path.basename(row["file"]) for row in csv.DictReader(handle)] == ["b.png", NOT_UTF8_SHOWN]
+
+
+# ---------------------------------------------------------------------------------------- cards never cost rows
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_failed_card_keeps_the_row_and_the_columns(pipe, gallery, tmp_path, monkeypatch, suffix):
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    real_make_card = predict_sevlm.make_card
+
+    def make_card_failing_first(image, result, path, **kwargs):
+        if path.name == "a.png":
+            raise RuntimeError("disk full")
+        return real_make_card(image, result, path, **kwargs)
+
+    monkeypatch.setattr(predict_sevlm, "make_card", make_card_failing_first)
+    output = tmp_path / f"out{suffix}"
+    cards = tmp_path / "cards"
+    code, _, stderr = run_main([str(gallery / "a.png"), str(gallery / "d.JPG"), "--output", str(output), "--cards", str(cards), "--no_progress"])
+    assert code == 0 and "Predicted 2 of 2 images" in stderr
+    assert f"card for {gallery / 'a.png'} not written (disk full); the prediction is kept" in stderr
+    if suffix == ".csv":
+        with open(output, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0])[:5] == ["file", "emotion", "score", "explanation", "card"]
+        assert rows[0]["card"] == "" and rows[1]["card"] == str(cards / "d.png")
+    else:
+        rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+        assert rows[0]["card"] is None and rows[1]["card"] == str(cards / "d.png")
+
+
+def test_card_text_is_plain_text(tmp_path):
+    """File names, class names and explanations with `$...$` are drawn as they are, never as matplotlib math."""
+    result = {"emotion": "$x$", "score": 0.6, "scores": {"$x$": 0.6, "cost $5": 0.4}, "explanation": r"it costs $\frac{1}$ now"}
+    title = r"$\frac{1}$ costs $5 or $6.png"  # two $...$ pairs, neither valid math
+    figure = draw_card(Image.new("RGB", (64, 48), "white"), result, title=title)
+    assert title in [text.get_text() for text in figure.texts]
+    path = make_card(Image.new("RGB", (64, 48), "white"), result, tmp_path / "card.png", title=title)
+    with Image.open(path) as card:
+        assert card.size == CARD_SIZE
+
+
+# ----------------------------------------------------------------------------- impossible values are argument errors
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--max_new_tokens", "0"], "--max_new_tokens must be at least 1, got 0"),
+        (["--num_beams", "0"], "--num_beams must be at least 1, got 0"),
+        (["--num_beams", "-2"], "--num_beams must be at least 1, got -2"),
+        (["--do_sample", "--top_k", "-1"], "--top_k must be 0 (off) or more, got -1"),
+        (["--do_sample", "--temperature", "0"], "--temperature must be above 0, got 0.0"),
+        (["--do_sample", "--temperature", "nan"], "--temperature must be above 0, got nan"),
+        (["--do_sample", "--top_p", "0"], "--top_p must be in (0, 1], got 0.0"),
+        (["--do_sample", "--top_p", "1.5"], "--top_p must be in (0, 1], got 1.5"),
+        (["--temperature", "0.7"], "--temperature only apply when sampling: add --do_sample"),
+        (["--batch_size", "0"], "--batch_size must be at least 1"),
+        (["--max_image_pixels", "0"], "--max_image_pixels must be at least 1"),
+        (["--output", "x.csv", "--attention_maps"], "--attention_maps draws on cards"),
+    ],
+)
+def test_impossible_values_are_argument_errors(flags, message):
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, redirect_stderr(stderr):
+        parse_args(["x.png", *flags])
+    assert exit_info.value.code == 2 and message in stderr.getvalue()
+
+
+def test_possible_generation_values_pass():
+    args = parse_args(["x.png", "--do_sample", "--top_k", "0", "--top_p", "1", "--temperature", "0.5", "--num_beams", "1"])
+    assert predict_sevlm.generate_kwargs(args) == {"num_beams": 1, "temperature": 0.5, "top_p": 1.0, "top_k": 0, "do_sample": True}
+
+
+def test_decompression_bomb_names_the_file(pipe, trained_tiny, tmp_path, monkeypatch):
+    _, _, images = trained_tiny
+    images[0].save(tmp_path / "small.png")  # 48 x 40 = 1,920 pixels
+    Image.new("RGB", (200, 200), "white").save(tmp_path / "huge.png")  # 40,000 pixels, a few hundred bytes
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # Pillow refuses above twice this
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    code, stdout, stderr = run_main([str(tmp_path / "huge.png"), str(tmp_path / "small.png"), "--no_progress"])
+    assert code == 0 and "Predicted 1 of 2 images" in stderr and len(stdout.splitlines()) == 1
+    assert f"skipped {tmp_path / 'huge.png'}: cannot be read ({tmp_path / 'huge.png'} is larger than the decompression-bomb limit" in stderr
+    assert "pass --max_image_pixels" in stderr
+    code, stdout, stderr = run_main([str(tmp_path / "huge.png"), "--max_image_pixels", "40000", "--no_progress"])
+    assert code == 0 and "Predicted 1 of 1 images" in stderr
+
+
+# ------------------------------------------------------------------------------------------------ any taxonomy
+PRODUCT_EMOTIONS = ["delighted", "satisfied", "disappointed", "frustrated"]
+
+
+def test_cards_for_another_taxonomy(trained_tiny, tmp_path):
+    model, processor = build_tiny(emotions=PRODUCT_EMOTIONS)
+    result = SevlmArtEmotionPipeline(model=model.eval(), processor=processor, device="cpu")(Image.new("RGB", (64, 64), "white"))
+    assert list(result["scores"]) == PRODUCT_EMOTIONS
+    colors = [predict_sevlm._color(name, PRODUCT_EMOTIONS) for name in PRODUCT_EMOTIONS]
+    assert len(set(colors)) == 4 and not set(colors) & set(COLORS.values())  # four colours of their own
+    path = make_card(Image.new("RGB", (64, 64), "white"), result, tmp_path / "card.png")
+    with Image.open(path) as card:
+        pixels = np.asarray(card.convert("RGB")).astype(int)[:, CARD_SIZE[0] // 2 :]
+    for name, color in zip(PRODUCT_EMOTIONS, colors):
+        rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+        if name != result["emotion"]:
+            rgb = np.rint(0.45 * rgb + 0.55 * 255)  # the other bars are drawn lighter
+        assert (np.abs(pixels - rgb).max(-1) <= 2).sum() > 20, name  # every class's bar in its colour
+    # ArtEmis's names keep their group colours, in any taxonomy.
+    assert predict_sevlm._color("awe", ["awe", "joy"]) == COLORS["positive"] and predict_sevlm._color("joy", ["awe", "joy"]) == "#ff7f0e"
+
+
+@pytest.mark.parametrize("count", [2, 9, 20])
+def test_score_chart_fits_2_to_20_classes(count):
+    names = [f"a rather long class name {index}" for index in range(count)]
+    scores = dict(zip(names, np.full(count, 1 / count)))
+    figure = draw_card(Image.new("RGB", (64, 64)), {"emotion": names[-1], "score": 1 / count, "scores": scores, "explanation": "x"})
+    renderer = figure.canvas.get_renderer()
+    bars = figure.axes[-1]
+    labels = [text for text in bars.texts if text.get_text() and not text.get_text().endswith("%")]
+    assert len(labels) == count
+    boxes = [text.get_window_extent(renderer) for text in labels]
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert upper.y0 >= lower.y1 - 0.5, "labels overlap"
+    width, height = CARD_SIZE
+    for box in boxes:
+        assert 0.49 * width <= box.x0 and box.x1 <= bars.get_window_extent(renderer).x0  # left of the bars, right of the image
+        assert 0.3 * height <= box.y0 and box.y1 <= 0.88 * height  # below the header, above the explanation
+
+
+# ------------------------------------------------------------------------------------------------ attention maps
+def test_heat_map_over_the_painting(tmp_path):
+    """A hand-made result: attention on the top-left patch only. The heat map colours that corner of the painting
+    and leaves the rest as it is."""
+    painting = Image.new("RGB", (200, 200), (128, 128, 128))
+    grid = np.zeros((4, 4))
+    grid[0, 0] = 1.0
+    result = {"emotion": "awe", "score": 0.5, "scores": {"awe": 0.5, "fear": 0.5}, "explanation": "x", "attention_map": grid.tolist()}
+    figure = draw_card(painting, result)
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)
+    axes = figure.axes[0]
+
+    def pixel(x, y):  # image coordinates -> card pixel
+        column, row = axes.transData.transform((x, y))
+        return pixels[int(round(CARD_SIZE[1] - row)), int(round(column))]
+
+    assert np.abs(pixel(25, 25) - 128).max() > 40  # the looked-at corner is coloured
+    assert np.abs(pixel(175, 175) - 128).max() <= 2 and np.abs(pixel(25, 175) - 128).max() <= 2  # elsewhere: the painting
+    assert "heat map: where the explanation looked" in [text.get_text() for text in figure.texts]
+    without = draw_card(painting, {key: value for key, value in result.items() if key != "attention_map"})
+    assert "heat map: where the explanation looked" not in [text.get_text() for text in without.texts]
+    with pytest.raises(ValueError, match="2-D grid"):
+        draw_card(painting, {**result, "attention_map": [0.1, 0.2]})
+
+
+class AttentionPipe:
+    """The real pipeline plus a hand-made attention map (hot in the top-left patch) when asked for one."""
+
+    def __init__(self, pipe):
+        self.pipe, self.asked = pipe, []
+
+    @property
+    def emotions(self):
+        return self.pipe.emotions
+
+    def _sanitize_parameters(self, return_attention_map=False, **kwargs):
+        return {}, {}, {}
+
+    def __call__(self, images, return_attention_map=False, **kwargs):
+        self.asked.append(return_attention_map)
+        results = self.pipe(images, **kwargs)
+        if return_attention_map:
+            for result in results:
+                result["attention_map"] = [[1.0, 0.0], [0.0, 0.0]]
+        return results
+
+
+def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
+    attention = AttentionPipe(pipe)
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: attention)
+    cards = tmp_path / "cards"
+    code, stdout, _ = run_main([str(gallery / "a.png"), "--cards", str(cards), "--attention_maps", "--no_progress"])
+    assert code == 0 and attention.asked == [True]
+    assert json.loads(stdout)["attention_map"] == [[1.0, 0.0], [0.0, 0.0]]
+    output = tmp_path / "out.csv"
+    code, _, _ = run_main([str(gallery / "a.png"), "--cards", str(cards), "--attention_maps", "--output", str(output), "--no_progress"])
+    assert code == 0 and "attention_map" not in output.read_text(encoding="utf-8").splitlines()[0]  # cards only
+    code, stdout, _ = run_main([str(gallery / "a.png"), "--no_progress"])
+    assert attention.asked[-1] is False and "attention_map" not in json.loads(stdout)
+
+    class OldPipeline:  # a model folder whose pipeline_sevlm.py predates attention maps
+        emotions = pipe.emotions
+
+        def _sanitize_parameters(self, **kwargs):
+            raise TypeError(f"Unknown argument(s) {sorted(kwargs)}")
+
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: OldPipeline())
+    code, _, stderr = run_main([str(gallery / "a.png"), "--attention_maps", "--no_progress"])
+    assert code == 1 and "cannot return attention maps" in stderr and "publish_sevlm.py" in stderr
