@@ -5,22 +5,28 @@
     python publish_sevlm.py outputs/sevlm-artemis --hub_model_id you/sevlm-artemis --vad_lexicon NRC-VAD-Lexicon.txt
 
 A Hub folder holds the weights (safetensors), config.json (auto_map and the `art-emotion` pipeline), the code files,
-the processor, the generation config and a model card (README.md: YAML metadata, metrics of the last evaluation,
-usage, the VAD lexicon's source and terms). `--verify` copies the folder to a temporary directory and loads it
-there in a fresh Python process, offline, the way the Hub would serve it. `--hub_model_id` uploads it with
-`huggingface_hub` (log in first: `hf auth login`).
+the processor, the generation config and a model card (README.md, written with huggingface_hub's ModelCard: YAML
+metadata with a model-index, the metrics with the protocol that produced each, usage, the training data and the VAD
+lexicon's source and terms). The card's emotions, task and dataset come from the folder (config.json, the earlier
+card) and the flags, never from a fixed taxonomy. `--verify` copies the folder to a temporary directory and loads
+it there in a fresh Python process, offline and without credentials in its environment, the way the Hub would
+serve it. `--hub_model_id` uploads it with `huggingface_hub` (log in first: `hf auth login`).
 """
 
 import argparse
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from configuration_sevlm import ARTEMIS_EMOTIONS
 from pipeline_sevlm import TASK, add_pipeline_to_folder
+from utils_sevlm import display_path, staged_directory, write_text_atomic
 
 CODE_FILES = ("configuration_sevlm.py", "modeling_sevlm.py", "processing_sevlm.py", "pipeline_sevlm.py")
 REQUIRED_FILES = (
@@ -35,24 +41,49 @@ REQUIRED_FILES = (
 RUN_FILES = {"training_args.bin", "trainer_state.json", "train_results.json", "all_results.json", "eval_results.json"}
 HUB_SUFFIXES = {".json", ".safetensors", ".py", ".txt", ".model", ".jinja", ".png"}
 UPLOAD_IGNORE = ["checkpoint-*", "checkpoint-*/*", "runs/*", ".*", "*.incomplete/*", "*.bin", "*.tmp"]
-BASE_MODELS = ("openai/clip-vit-base-patch16", "distilgpt2")
-DEFAULT_DATASET = "ArtEmis"
+ARTEMIS = "ArtEmis"
 DEMO_DATASET = "SEVLM demo corpus"
-DATASET_NAMES = {"artemis": DEFAULT_DATASET, "sevlm-demo-corpus": DEMO_DATASET}  # card dataset ids -> names
-METRIC_NAMES = {
-    "emotion_accuracy": "Emotion accuracy",
-    "bleu_1": "BLEU-1",
-    "bleu_2": "BLEU-2",
-    "bleu_3": "BLEU-3",
-    "bleu_4": "BLEU-4",
-    "meteor": "METEOR",
-    "rouge_l": "ROUGE-L",
-    "cider": "CIDEr",
-    "emotional_alignment": "Emotional alignment",
-    "unique": "Unique",
+DATASET_NAMES = {"artemis": ARTEMIS, "sevlm-demo-corpus": DEMO_DATASET}  # card dataset ids -> names
+MODEL_NAME = "SEVLM"
+HUB_TASK = "image-to-text"
+
+# The protocols a number can come from. "eval": eval_sevlm.py's metrics.json; "training": the periodic
+# evaluation of train_sevlm.py (train_results.json and friends).
+EVAL, TRAINING = "eval", "training"
+PROTOCOLS = {
+    EVAL: (
+        "eval_sevlm.py",
+        "`eval_sevlm.py` on the whole split (decoding as its eval_args.json records it; the paper's: greedy, at most 25 "
+        "new tokens): the reference emotion of an image is its annotators' majority (images without one are left out of accuracy and emotional alignment), captions "
+        "scored against all reference explanations of the image with the COCO caption toolkit (pycocoevalcap: PTB "
+        "tokenizer, BLEU, METEOR 1.5, ROUGE-L, CIDEr).",
+    ),
+    TRAINING: (
+        "training-time approximation",
+        "`train_sevlm.py` during training (its periodic evaluation, greedy generation): emotion accuracy against the "
+        "majority emotion and BLEU-4 with a light tokenisation (`bleu_4_fast`). A quick signal for choosing "
+        "checkpoints, not comparable with eval_sevlm.py's numbers or published ones.",
+    ),
 }
-# model-index metric types (Hub metric ids where one exists).
-METRIC_TYPES = {"emotion_accuracy": "accuracy", "rouge_l": "rouge", **{f"bleu_{n}": "bleu" for n in range(1, 5)}}
+# key: (name on the card, model-index metric type, what it measures)
+METRICS = {
+    "emotion_accuracy": ("Emotion accuracy", "accuracy", "share of images whose freely generated emotion (the text before the connector) is the majority emotion of its annotators (the SEVLM paper's ACC)"),
+    "emotion_accuracy_scores": ("Emotion accuracy (scores)", "accuracy", "the same with the emotion of highest score (`model.emotion_scores`), the emotion the `art-emotion` pipeline shows"),
+    "bleu_1": ("BLEU-1", "bleu", "unigram BLEU of the explanation against all reference explanations"),
+    "bleu_2": ("BLEU-2", "bleu", "BLEU up to bigrams"),
+    "bleu_3": ("BLEU-3", "bleu", "BLEU up to trigrams"),
+    "bleu_4": ("BLEU-4", "bleu", "BLEU up to 4-grams"),
+    "bleu_4_fast": ("BLEU-4 (light tokenisation)", "bleu", "corpus BLEU-4 on lower-cased word tokens instead of the PTB tokenizer, computed during training; it tracks the COCO protocol's BLEU-4 closely but is not it"),
+    "meteor": ("METEOR", "meteor", "METEOR 1.5 of the explanation against the references"),
+    "rouge_l": ("ROUGE-L", "rouge", "ROUGE-L F-measure against the references"),
+    "cider": ("CIDEr", "cider", "CIDEr-D against the references"),
+    "emotional_alignment": ("Emotional alignment", "emotional_alignment", "share of images with a majority emotion whose generated explanation a text-emotion classifier labels as that majority emotion (the papers' EA; comparable only between models judged by the same classifier)"),
+    "emotion_explanation_consistency": ("Emotion-explanation consistency", "emotion_explanation_consistency", "share of explanations that the text-emotion classifier labels as the model's own predicted emotion"),
+    "unique": ("Unique", "unique", "distinct generated explanations / all generated explanations"),
+    "emotion_classifier_accuracy": ("EA classifier accuracy", "accuracy", "held-out accuracy of the text-emotion classifier that judges emotional alignment (near chance, its EA means little)"),
+}
+# Keys a training run wrote under other names before they were given their own.
+TRAINING_RENAMED = {"bleu_4": "bleu_4_fast"}
 NRC_VAD = (
     "the NRC Valence, Arousal, and Dominance Lexicon v1 (Saif M. Mohammad, \"Obtaining Reliable Human Ratings of "
     "Valence, Arousal, and Dominance for 20,000 English Words\", ACL 2018, https://saifmohammad.com/WebPages/nrc-vad.html). "
@@ -64,52 +95,108 @@ DEMO_VAD = (
     "`dataset_scripts/make_demo_corpus.py`). Its values were chosen by hand for the demo vocabulary; they are not "
     "NRC-VAD values."
 )
+ARTEMIS_TERMS = (
+    "ArtEmis annotations and WikiArt images are for non-commercial research use under their own terms "
+    "(https://www.artemisdataset.org/, https://www.wikiart.org/en/terms-of-use)."
+)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def load_metrics(source):
-    """Metrics for the card from a dict, a metrics.json written by eval_sevlm.py, or train_results.json.
+def load_metrics(source, protocol=None):
+    """One metrics source for the card: a dict, a metrics.json written by eval_sevlm.py, or a training run's
+    train_results.json (or all_results.json / eval_results.json).
 
-    A metrics.json next to an eval_args.json (what eval_sevlm.py writes) takes its split and dataset from there.
-    Returns `(metrics, split, dataset)`; split and dataset are None when unknown.
+    Returns a dict: `values`, `protocol` (`"eval"` or `"training"`: the argument, else a metrics.json or a file with
+    eval_args.json beside it is eval_sevlm.py's, anything else, dicts included, training-time), `split`,
+    `dataset_path` and `decoding` (from eval_args.json; None when unknown) and `path` (None for a dict).
     """
-    if source is None:
-        return {}, None, None
     if isinstance(source, dict):
-        return source, None, None
+        return {"values": source, "protocol": protocol or TRAINING, "split": None, "dataset_path": None, "decoding": None, "path": None}
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"Metrics file {path} not found; run eval_sevlm.py first (it writes OUT/metrics.json).")
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    split = dataset = None
+        raise FileNotFoundError(
+            f"Metrics file {display_path(path)} not found; run eval_sevlm.py first (it writes OUT/metrics.json)."
+        )
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"Metrics file {display_path(path)} is not valid JSON: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"Metrics file {display_path(path)} holds a {type(values).__name__}, not a JSON object of metrics.")
     eval_args = path.with_name("eval_args.json")
-    if eval_args.is_file():
-        args = json.loads(eval_args.read_text(encoding="utf-8"))
-        split, dataset = args.get("split"), args.get("dataset_path")
-    return metrics, split, dataset
+    args = (_read_json(eval_args) if eval_args.is_file() else None) or {}
+    if protocol is None:
+        protocol = EVAL if eval_args.is_file() or path.name == "metrics.json" else TRAINING
+    return {
+        "values": values,
+        "protocol": protocol,
+        "split": args.get("split"),
+        "dataset_path": args.get("dataset_path"),
+        "decoding": decoding(args) if args else None,
+        "path": path,
+    }
+
+
+def decoding(eval_args):
+    """How eval_sevlm.py made the explanations, from its eval_args.json: `greedy, at most 25 new tokens`, ..."""
+    if eval_args.get("predictions_file"):
+        return f"scored from the predictions file {eval_args['predictions_file']}"
+    if eval_args.get("do_sample"):
+        how = f"sampling (temperature {eval_args.get('temperature')}, top_p {eval_args.get('top_p')}, top_k {eval_args.get('top_k')})"
+    elif (eval_args.get("num_beams") or 1) > 1:
+        how = f"beam search with {eval_args['num_beams']} beams"
+    else:
+        how = "greedy"
+    tokens = eval_args.get("max_new_tokens")
+    return f"{how}, at most {tokens} new tokens" if tokens else how
 
 
 def find_metrics(folder):
-    """The last evaluation of a folder: eval_sevlm.py's default output (outputs/eval/<name>/test/metrics.json, from
-    the working directory), else the folder's train_results.json; None when neither exists."""
+    """The metrics of a folder, eval_sevlm.py's first: its default output (outputs/eval/<name>/test/metrics.json, from
+    the working directory) and the training run's results (train_results.json, else all_results.json or
+    eval_results.json). A list of paths, empty when there is none."""
     folder = Path(folder)
-    for candidate in (Path("outputs") / "eval" / folder.resolve().name / "test" / "metrics.json", folder / "train_results.json"):
-        if candidate.is_file():
-            return candidate
-    return None
+    found = []
+    evaluated = Path("outputs") / "eval" / folder.resolve().name / "test" / "metrics.json"
+    if evaluated.is_file():
+        found.append(evaluated)
+    for name in ("train_results.json", "all_results.json", "eval_results.json"):
+        if (folder / name).is_file():
+            found.append(folder / name)
+            break
+    return found
 
 
-def _card_metrics(metrics, default_split="test"):
-    """`{"test_emotion_accuracy": .., "eval_bleu_4": ..}` or plain keys -> rows (split, metric, value)."""
+def _card_metrics(metrics, default_split="test", protocol=TRAINING):
+    """`{"test_emotion_accuracy": .., "eval_bleu_4_fast": ..}` or plain keys -> rows (split, key, value, protocol):
+    the metrics of `METRICS` that are finite numbers."""
     rows = []
     for key, value in (metrics or {}).items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:  # numbers, not NaN
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             continue
         prefix, _, rest = key.partition("_")
         split, name = ("validation" if prefix == "eval" else prefix, rest) if prefix in ("eval", "test") else (default_split, key)
-        if name in METRIC_NAMES:
-            rows.append((split, name, float(value)))
+        if protocol == TRAINING:
+            name = TRAINING_RENAMED.get(name, name)
+        if name in METRICS:
+            rows.append((split, name, float(value), protocol))
     return rows
+
+
+def metric_rows(metrics, metrics_split=None, protocol=None):
+    """Rows (split, key, value, protocol) of every source in `metrics` (a source or a list of them, see
+    `load_metrics`), and the dataset folders they were evaluated on."""
+    sources = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    rows, evaluated_on = [], []
+    for source in sources:
+        if source is None:
+            continue
+        loaded = load_metrics(source, protocol)
+        rows += _card_metrics(loaded["values"], metrics_split or loaded["split"] or "test", loaded["protocol"])
+        if loaded["dataset_path"]:
+            how = f" ({loaded['decoding']})" if loaded["decoding"] else ""
+            evaluated_on.append(f"`{loaded['dataset_path']}`{how}")
+    return rows, evaluated_on
 
 
 # --------------------------------------------------------------------------------------------- model card
@@ -118,18 +205,18 @@ def vad_description(folder, config, vad_lexicon=None):
     if not (config.get("use_vad_embedding", True) or config.get("use_vad_loss", True)):
         return "This model was trained without VAD features (`use_vad_embedding` and `use_vad_loss` are off)."
     if vad_lexicon is not None:
-        name = Path(str(vad_lexicon)).name.lower()
-        if "nrc" in name:
+        name = Path(str(vad_lexicon)).name
+        if "nrc" in name.lower():
             return f"The VAD table inside the weights (`vad_table`, one (valence, arousal, dominance) triple per token) was filled from {NRC_VAD}"
-        if "demo" in name:
+        if "demo" in name.lower():
             return f"The VAD table inside the weights (`vad_table`) was filled from {DEMO_VAD}"
-        return f"The VAD table inside the weights (`vad_table`) was filled from the lexicon `{Path(str(vad_lexicon)).name}`."
+        return f"The VAD table inside the weights (`vad_table`, one (valence, arousal, dominance) triple per token) was filled from the lexicon `{name}`."
     if _vad_table_is_empty(folder):
         return "The VAD table inside the weights is all zeros: the model was trained without a VAD lexicon."
     return (
         "The VAD table inside the weights (`vad_table`, one (valence, arousal, dominance) triple per token) was filled "
-        f"from a VAD lexicon: for models trained on ArtEmis, {NRC_VAD}\n\nModels trained on the built-in demo corpus "
-        f"use {DEMO_VAD}"
+        "from a VAD lexicon in the NRC-VAD format; which file was not recorded (publish with `--vad_lexicon FILE` to "
+        f"name it). If it was NRC-VAD, note its terms: {NRC_VAD}"
     )
 
 
@@ -146,134 +233,221 @@ def _vad_table_is_empty(folder):
         return False
 
 
-def training_card_fields(model, hf_dataset=None):
-    """Card fields a training run knows: the pretrained parts the model started from (the sub-configs'
-    `name_or_path`; none when built from configs) and, for a corpus made by `make_demo_corpus` (its folder holds
-    demo_params.json), the demo dataset and its lexicon."""
+def training_card_fields(model, hf_dataset=None, vad_lexicon=None):
+    """The card fields a training run knows, for `write_model_card(folder, metrics=..., **fields)`:
+
+    - `base_models`: the pretrained parts the model started from (the sub-configs' `name_or_path`; none when built
+      from configs);
+    - `dataset`: the corpus's name (`dataset_name` of its `DatasetInfo`; the demo corpus (demo_params.json); ArtEmis
+      for a corpus prepared by prepare_artemis.py; else the corpus folder's name), when `hf_dataset` (a `Dataset` or
+      `DatasetDict` loaded from disk) is given;
+    - `vad_lexicon`: the lexicon file the VAD table was filled from (`vad_lexicon`; the demo lexicon for the demo).
+    """
     names = (model.config.vision_config.name_or_path, model.config.text_config.name_or_path)
     fields = {"base_models": tuple(name for name in names if name)}
-    files = getattr(hf_dataset, "cache_files", None) or []
-    if files:
-        corpus = Path(files[0]["filename"]).parent.parent
-        if (corpus / "demo_params.json").is_file():
-            fields.update(dataset=DEMO_DATASET, vad_lexicon=str(corpus / "demo_vad_lexicon.txt"))
+    dataset, corpus = dataset_facts(hf_dataset)
+    if dataset:
+        fields["dataset"] = dataset
+    if vad_lexicon:
+        fields["vad_lexicon"] = str(vad_lexicon)
+    elif corpus is not None and (corpus / "demo_params.json").is_file():
+        fields["vad_lexicon"] = str(corpus / "demo_vad_lexicon.txt")
     return fields
 
 
+def dataset_facts(hf_dataset):
+    """(name, corpus folder) of a corpus loaded from disk; (None, None) when they cannot be told."""
+    if hf_dataset is None:
+        return None, None
+    split = next(iter(hf_dataset.values()), None) if hasattr(hf_dataset, "values") and not hasattr(hf_dataset, "features") else hf_dataset
+    if split is None:
+        return None, None
+    info_name = getattr(getattr(split, "info", None), "dataset_name", None)
+    files = getattr(split, "cache_files", None) or []
+    corpus = Path(files[0]["filename"]).parent.parent if files else None
+    if info_name:
+        return info_name, corpus
+    if corpus is None:
+        return None, None
+    params = _read_json(corpus / "demo_params.json")
+    if params is not None:
+        taxonomy = params.get("taxonomy") if isinstance(params, dict) else None
+        return (DEMO_DATASET if taxonomy in (None, "artemis") else f"{DEMO_DATASET} ({taxonomy})"), corpus
+    report = _read_json(corpus / "prepare_report.json")
+    if isinstance(report, dict) and "artemis_csv" in (report.get("inputs") or {}):
+        return ARTEMIS, corpus
+    return corpus.name, corpus
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def read_card_fields(path):
-    """`dataset` and `base_models` from the YAML metadata of an existing model card (those it has)."""
-    import yaml
+    """`dataset` and `base_models` from the metadata of an existing model card (those it has)."""
+    from huggingface_hub import ModelCard
 
     path = Path(path)
     if not path.is_file():
         return {}
-    parts = path.read_text(encoding="utf-8").split("---\n")
     try:
-        metadata = yaml.safe_load(parts[1]) if len(parts) > 2 and not parts[0].strip() else None
-    except yaml.YAMLError:
+        data = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True).data
+    except Exception:  # no or broken metadata: nothing to carry over
         return {}
     fields = {}
-    if isinstance(metadata, dict):
-        if metadata.get("datasets"):
-            fields["dataset"] = DATASET_NAMES.get(metadata["datasets"][0], metadata["datasets"][0])
-        fields["base_models"] = tuple(metadata.get("base_model") or ())
+    results = data.eval_results or []
+    datasets = data.datasets if isinstance(data.datasets, list) else [data.datasets] if data.datasets else []
+    if results and results[0].dataset_name:
+        fields["dataset"] = results[0].dataset_name
+    elif datasets:
+        fields["dataset"] = DATASET_NAMES.get(datasets[0], datasets[0])
+    base = data.base_model
+    fields["base_models"] = tuple(base if isinstance(base, list) else [base] if base else [])
     return fields
 
 
+def dataset_id(name):
+    """The card's dataset id for a dataset name: `ArtEmis` -> `artemis`, `SEVLM demo corpus` -> `sevlm-demo-corpus`."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "dataset"
+
+
+def is_artemis(dataset):
+    return bool(dataset) and dataset_id(dataset).startswith("artemis")
+
+
 def write_model_card(
-    folder, metrics=None, dataset=None, base_models=None, vad_lexicon=None, metrics_split=None, repo_id=None
+    folder,
+    metrics=None,
+    dataset=None,
+    base_models=None,
+    vad_lexicon=None,
+    metrics_split=None,
+    repo_id=None,
+    metrics_protocol=None,
 ):
-    """Write `README.md` (a Hub model card) into a saved SEVLM folder; returns its path.
+    """Write `README.md` (a Hub model card, `huggingface_hub.ModelCard`) into a saved SEVLM folder; returns its path.
+
+    The emotions, prompt, connector and pipeline task come from the folder's config.json; nothing about a dataset is
+    assumed: ArtEmis's terms appear only for ArtEmis.
 
     Args:
-        metrics: a dict (`train_sevlm` metrics with eval_/test_ prefixes, or eval_sevlm.py's plain keys) or the path
-            of a metrics.json written by eval_sevlm.py.
-        dataset: the training dataset's name (default: the folder's current card, else ArtEmis).
-        base_models: the pretrained vision tower and decoder the model started from; empty for none, as in the
-            demo (default: the folder's current card, else CLIP ViT-B/16 and distilGPT-2).
+        metrics: a source or a list of sources (see `load_metrics`): a dict (`train_sevlm` metrics with eval_/test_
+            prefixes, counted as training-time numbers unless `metrics_protocol` says otherwise), or the path of a
+            metrics.json written by eval_sevlm.py or of a run's train_results.json. Every number on the card says
+            which protocol produced it.
+        dataset: the training dataset's name (default: the folder's current card, else unrecorded).
+        base_models: the pretrained vision tower and decoder the model started from; empty for none (default: the
+            folder's current card, else none).
         vad_lexicon: the lexicon file (or its name) the VAD table was built from; the card states its source and
-            terms. Default: the demo lexicon for the demo corpus, else a note covering NRC-VAD and the demo lexicon
-            (or that no lexicon was used, read from the weights).
+            terms. Default: the demo lexicon for the demo corpus, else a note (or that no lexicon was used, read from
+            the weights).
         metrics_split: split of plain metric keys (default: the one in eval_args.json beside metrics.json, else test).
         repo_id: the Hub id used in the usage examples (default: a placeholder).
+        metrics_protocol: `"eval"` or `"training"` for every source (default: told from each source).
     """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     previous = read_card_fields(folder / "README.md")
-    dataset = dataset or previous.get("dataset") or DEFAULT_DATASET
-    base_models = tuple(base_models if base_models is not None else previous.get("base_models", BASE_MODELS))
-    if vad_lexicon is None and dataset == DEMO_DATASET:
+    dataset = dataset or previous.get("dataset")
+    base_models = tuple(base_models if base_models is not None else previous.get("base_models", ()))
+    if vad_lexicon is None and dataset and dataset.startswith(DEMO_DATASET):
         vad_lexicon = "demo_vad_lexicon.txt"
-    dataset_id = "-".join(dataset.lower().split())
-    values, split, evaluated_on = load_metrics(metrics)
-    rows = _card_metrics(values, metrics_split or split or "test")
-    where = repo_id or "REPO_ID_OR_FOLDER"
-    yaml_metrics = "".join(
-        f"      - type: {METRIC_TYPES.get(name, name)}\n        name: {METRIC_NAMES[name]} ({split_name}, %)\n"
-        f"        value: {100 * value:.2f}\n"
-        for split_name, name, value in rows
+    emotions = list(config.get("emotions") or ARTEMIS_EMOTIONS)
+    task = next(iter(config.get("custom_pipelines") or {TASK: None}))
+    rows, evaluated_on = metric_rows(metrics, metrics_split, metrics_protocol)
+    task_name = f"Emotion ({len(emotions)} classes) and explanation"
+    results = [
+        EvalResult(
+            task_type=HUB_TASK,
+            task_name=task_name,
+            dataset_type=dataset_id(dataset),
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=METRICS[key][1],
+            metric_value=round(100 * value, 2),
+            metric_name=f"{METRICS[key][0]} ({PROTOCOLS[protocol][0]}, %)",
+            metric_config=protocol,
+        )
+        for split, key, value, protocol in rows
+    ] if dataset else []  # a model-index entry needs its dataset
+    art = emotions == list(ARTEMIS_EMOTIONS)
+    data = ModelCardData(
+        model_name=MODEL_NAME,
+        library_name="transformers",
+        pipeline_tag=HUB_TASK,
+        tags=["custom_code", "emotion", "vision-language", "sevlm", task] + (["art"] if art else []),
+        datasets=[dataset_id(dataset)] if dataset else None,
+        base_model=list(base_models) or None,
+        eval_results=results or None,
     )
-    model_index = (
-        "model-index:\n- name: SEVLM\n  results:\n  - task:\n      type: image-to-text\n      name: Art emotion and explanation\n"
-        f"    dataset:\n      name: {dataset}\n      type: {dataset_id}\n    metrics:\n{yaml_metrics}"
-        if rows
-        else ""
-    )
-    table = "\n".join(f"| {split_name} | {METRIC_NAMES[name]} | {100 * value:.1f} |" for split_name, name, value in rows)
-    source = f" Evaluated on `{evaluated_on}`." if evaluated_on else ""
-    emotions = config.get("emotions", [])
-    base = "".join(f"- {name}\n" for name in base_models)
-    terms = (
-        " ArtEmis annotations and WikiArt images are for non-commercial research use under their own\nterms "
-        "(https://www.artemisdataset.org/, https://www.wikiart.org/en/terms-of-use)."
-        if "artemis" in dataset_id
-        else ""
-    )
-    card = f"""---
-library_name: transformers
-pipeline_tag: image-to-text
-tags:
-- custom_code
-- art
-- emotion
-- vision-language
-- sevlm
-- {TASK}
-datasets:
-- {dataset_id}
-{"base_model:" + chr(10) + base if base else ""}{model_index}---
+    body = _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo_id, vad_lexicon, art)
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    return write_text_atomic(folder / "README.md", str(card))
 
+
+def _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo_id, vad_lexicon, art):
+    where = repo_id or "REPO_ID_OR_FOLDER"
+    prompt = config.get("prompt_text", " the emotion is").strip()
+    connector = config.get("connector_text", " because")
+    subject = "a painting" if art else "an image"
+    table = "\n".join(
+        f"| {split} | {METRICS[key][0]} | {100 * value:.1f} | {PROTOCOLS[protocol][0]} |" for split, key, value, protocol in rows
+    )
+    protocols = "".join(f"- **{PROTOCOLS[p][0]}**: {PROTOCOLS[p][1]}\n" for p in PROTOCOLS if any(row[3] == p for row in rows))
+    measured = "".join(f"- **{METRICS[key][0]}** (`{key}`): {METRICS[key][2]}.\n" for key in METRICS if any(row[1] == key for row in rows))
+    source = f" eval_sevlm.py evaluated it on {', '.join(evaluated_on)}." if evaluated_on else ""
+    comparable = (
+        "\nOnly eval_sevlm.py numbers on ArtEmis's official test split can be set beside the SEVLM paper's table; "
+        "emotional alignment needs the same text-emotion classifier as well.\n"
+        if is_artemis(dataset) and any(row[3] == EVAL for row in rows)
+        else ""
+    )
+    if rows:
+        metrics_text = (
+            f"Scores in percent; the protocol column says how each was computed.{source}\n\n"
+            f"| split | metric | value | protocol |\n| --- | --- | --- | --- |\n{table}\n\n"
+            f"Protocols:\n\n{protocols}\nMetrics:\n\n{measured}{comparable}"
+        )
+    else:
+        metrics_text = "Not evaluated yet: `eval_sevlm.py` writes the metrics, `publish_sevlm.py --metrics` puts them here.\n"
+    example = {name: round(1 / len(emotions), 2) for name in emotions[:2]}
+    shown = ", ".join(f'"{name}": {value}' for name, value in example.items())
+    if dataset:
+        trained = f"Trained on {dataset}." + (f" {ARTEMIS_TERMS}" if is_artemis(dataset) else "")
+    else:
+        trained = "The training data was not recorded with this folder (publish with `--dataset NAME` to name it)."
+    return f"""
 # SEVLM: small emotional vision-language model
 
-Given a painting, SEVLM names the emotion it evokes (one of: {", ".join(emotions)}) and explains why in one
-sentence (Zhang, Zheng, Wang, Guo, "Training A Small Emotional Vision Language Model for Visual Art Comprehension",
-ECCV 2024). A CLIP vision tower encodes the image; a GPT-2 decoder with cross-attention writes
-`the emotion is {{emotion}} because {{explanation}}`, with VAD (valence, arousal, dominance) features fused into the
-explanation tokens.
+Given {subject}, this model names the emotion it evokes, one of {len(emotions)} classes ({", ".join(emotions)}), and
+explains why in one sentence. It is a SEVLM (Zhang, Zheng, Wang, Guo, "Training A Small Emotional Vision Language
+Model for Visual Art Comprehension", ECCV 2024): a CLIP vision tower encodes the image; a GPT-2 decoder with
+cross-attention writes `{prompt} {{emotion}}{connector} {{explanation}}`, with VAD (valence, arousal, dominance)
+features fused into the explanation tokens.
 
 The code is custom (`configuration_sevlm.py`, `modeling_sevlm.py`, `processing_sevlm.py`, `pipeline_sevlm.py`):
 load it with `trust_remote_code=True` after reading it.
 
 ## Metrics
 
-Scores in percent (the protocol of the SEVLM paper, computed by `eval_sevlm.py`).{source}
-
-| split | metric | value |
-| --- | --- | --- |
-{table if table else "| - | not evaluated yet | - |"}
-
+{metrics_text}
 ## Usage
 
-The `{TASK}` pipeline:
+The `{task}` pipeline:
 
 ```python
 from transformers import pipeline
 
-pipe = pipeline("{TASK}", model="{where}", trust_remote_code=True)
-pipe("painting.jpg")
-# {{"emotion": "awe", "score": 0.71, "scores": {{"amusement": 0.02, "awe": 0.71, ...}}, "explanation": "..."}}
+pipe = pipeline("{task}", model="{where}", trust_remote_code=True)
+pipe("image.jpg")
+# {{"emotion": "{emotions[0]}", "score": ..., "scores": {{{shown}, ...}}, "explanation": "..."}}
 pipe(["a.jpg", "b.png"], batch_size=8)     # a list of results
-pipe("painting.jpg", emotion="sadness")    # explain a given emotion
+pipe("image.jpg", emotion="{emotions[-1]}")    # explain a given emotion
 ```
 
 `emotion` is the class with the highest score, `scores` holds every class's probability, and the explanation is
@@ -284,7 +458,7 @@ from transformers import AutoModel, AutoProcessor
 
 model = AutoModel.from_pretrained("{where}", trust_remote_code=True).eval()
 processor = AutoProcessor.from_pretrained("{where}", trust_remote_code=True)
-inputs = processor(images="painting.jpg")
+inputs = processor(images="image.jpg")
 ids = model.generate(pixel_values=inputs["pixel_values"])
 print(processor.post_process_generation(ids))           # [{{"emotion": ..., "explanation": ...}}]
 print(model.emotion_scores(inputs["pixel_values"]))     # one probability per emotion, in config.emotions order
@@ -296,11 +470,8 @@ print(model.emotion_scores(inputs["pixel_values"]))     # one probability per em
 
 ## Training data
 
-Trained on {dataset}.{terms}
+{trained}
 """
-    path = folder / "README.md"
-    path.write_text(card, encoding="utf-8")
-    return path
 
 
 # ------------------------------------------------------------------------------------------------- folders
@@ -323,13 +494,9 @@ def check_folder(folder):
 
 
 def copy_hub_files(folder, output_dir):
-    """Copy the files a Hub folder needs (weights, config, code, processor, tokenizer) from a model folder;
-    checkpoints, TensorBoard runs, training-state files and the old card stay behind."""
+    """Copy the files a Hub folder needs (weights, config, code, processor, tokenizer) from a model folder into
+    `output_dir`; checkpoints, TensorBoard runs, training-state files and the old card stay behind."""
     folder, output_dir = Path(folder), Path(output_dir)
-    if folder.resolve() == output_dir.resolve():
-        raise ValueError(f"--output_dir {output_dir} is the model folder itself; leave it out to publish in place.")
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise FileExistsError(f"--output_dir {output_dir} exists and is not empty; remove it or pick another one.")
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix in HUB_SUFFIXES and path.name not in RUN_FILES and not path.name.startswith("."):
@@ -337,31 +504,65 @@ def copy_hub_files(folder, output_dir):
     return output_dir
 
 
-def publish(folder, output_dir=None, metrics="auto", dataset=None, base_models=None, vad_lexicon=None, repo_id=None):
+def is_hub_folder(folder):
+    """An earlier result of this tool (so `--overwrite` may replace it): a config.json and a model card."""
+    return (Path(folder) / "config.json").is_file() and (Path(folder) / "README.md").is_file()
+
+
+def publish(
+    folder,
+    output_dir=None,
+    metrics="auto",
+    dataset=None,
+    base_models=None,
+    vad_lexicon=None,
+    repo_id=None,
+    overwrite=False,
+    metrics_protocol=None,
+):
     """Turn a saved SEVLM folder into a complete Hub folder and return its path.
 
-    Copies the Hub files into `output_dir` (or works in `folder` itself when it is None), adds the `art-emotion`
-    pipeline (config.json `custom_pipelines` + pipeline_sevlm.py), writes the model card and checks the result.
-    `metrics`: a dict, a metrics.json path, None for no metrics, or "auto" (see `find_metrics`). `dataset` and
-    `base_models` default to those of the folder's current card (train_sevlm.py writes one), see `write_model_card`.
+    With `output_dir`, the Hub files are copied into a folder built beside it and swapped in when complete (a
+    non-empty `output_dir` is an error unless `overwrite` is set and it holds an earlier Hub folder); without it
+    the model folder itself is completed. Either way the `art-emotion` pipeline is added (config.json
+    `custom_pipelines` + pipeline_sevlm.py), the model card is written and the result is checked.
+    `metrics`: a source or a list of sources (see `load_metrics`), None for no metrics, or "auto" (see
+    `find_metrics`). `dataset` and `base_models` default to those of the folder's current card (train_sevlm.py
+    writes one), see `write_model_card`.
     """
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a saved SEVLM folder (no config.json); train one with train_sevlm.py.")
+        raise FileNotFoundError(f"{display_path(folder)} is not a saved SEVLM folder (no config.json); train one with train_sevlm.py.")
     if metrics == "auto":
         metrics = find_metrics(folder)
+    metric_rows(metrics, protocol=metrics_protocol)  # a missing or broken metrics file stops us before any write
     previous = read_card_fields(folder / "README.md")
-    dataset = dataset or previous.get("dataset")
-    base_models = base_models if base_models is not None else previous.get("base_models")
-    target = copy_hub_files(folder, output_dir) if output_dir else folder
-    add_pipeline_to_folder(target)
-    write_model_card(target, metrics=metrics, dataset=dataset, base_models=base_models, vad_lexicon=vad_lexicon, repo_id=repo_id)
-    check_folder(target)
-    return target
+    card = dict(
+        metrics=metrics,
+        dataset=dataset or previous.get("dataset"),
+        base_models=base_models if base_models is not None else previous.get("base_models"),
+        vad_lexicon=vad_lexicon,
+        repo_id=repo_id,
+        metrics_protocol=metrics_protocol,
+    )
+    if output_dir is None:
+        add_pipeline_to_folder(folder)
+        write_model_card(folder, **card)
+        check_folder(folder)
+        return folder
+    output_dir = Path(output_dir)
+    if folder.resolve() == output_dir.resolve():
+        raise ValueError(f"--output_dir {display_path(output_dir)} is the model folder itself; leave it out to publish in place.")
+    with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_hub_folder, what="--output_dir") as staging:
+        copy_hub_files(folder, staging)
+        add_pipeline_to_folder(staging)
+        write_model_card(staging, **card)
+        check_folder(staging)
+    return output_dir
 
 
 VERIFY_SCRIPT = """
-import json, sys
+import json, os, sys
 import numpy as np
 import torch
 from PIL import Image
@@ -383,17 +584,41 @@ print(json.dumps({
     "ids": ids.tolist(),
     "scores": scores.tolist(),
     "pipeline_results": pipe(images, batch_size=len(images)),
+    "environment": sorted(os.environ),
 }))
 """
 
 
+# Environment variables a child running a downloaded folder's code must not see: anything that looks like a
+# credential, and the cloud SDKs' settings.
+CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+CREDENTIAL_PREFIXES = ("AWS_", "GOOGLE_", "AZURE_", "SSH_")
+
+
+def is_credential(name):
+    """Whether an environment variable's name says it may hold a credential (HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...)."""
+    upper = name.upper()
+    return any(word in upper for word in CREDENTIAL_WORDS) or upper.startswith(CREDENTIAL_PREFIXES)
+
+
+def verify_environment(hf_home, environ=None):
+    """The environment of `verify_folder`'s child: `environ` (default: this process's) without credentials and
+    PYTHONPATH, offline, with an empty Hugging Face home (so no saved login token either)."""
+    environ = os.environ if environ is None else environ
+    env = {key: value for key, value in environ.items() if key != "PYTHONPATH" and not is_credential(key)}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home), TOKENIZERS_PARALLELISM="false")
+    return env
+
+
 def verify_folder(folder, images=None, timeout=600):
     """Load a Hub folder as the Hub would serve it and run it: copy it to a temporary directory, then, in a fresh
-    Python process outside this repository (offline, empty HF cache), load it with `AutoModel`, `AutoProcessor` and
-    `pipeline("art-emotion")` and predict `images` (file paths; default: one generated picture).
+    Python process outside this repository (offline, empty HF cache, no credentials in its environment: see
+    `verify_environment`), load it with `AutoModel`, `AutoProcessor` and `pipeline("art-emotion")` and predict
+    `images` (file paths; default: one generated picture).
 
     Returns what the fresh process computed: `model`, `processor`, `pipeline` (class names), `generated`
-    (post-processed `model.generate`), `ids`, `scores` (`model.emotion_scores`) and `pipeline_results`.
+    (post-processed `model.generate`), `ids`, `scores` (`model.emotion_scores`), `pipeline_results` and
+    `environment` (the names of its environment variables).
     """
     check_folder(folder)
     with tempfile.TemporaryDirectory(prefix="sevlm-verify-") as workdir:
@@ -402,8 +627,7 @@ def verify_folder(folder, images=None, timeout=600):
         shutil.copytree(folder, copy)
         if images is None:
             images = [_test_picture(workdir / "picture.png")]
-        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        env.update(HF_HUB_OFFLINE="1", HF_HOME=str(workdir / "hf_home"), TOKENIZERS_PARALLELISM="false")
+        env = verify_environment(workdir / "hf_home")
         result = subprocess.run(
             [sys.executable, "-c", VERIFY_SCRIPT, str(copy), *map(str, images)],
             cwd=workdir,
@@ -442,57 +666,82 @@ def push_folder(folder, repo_id, private=False, token=None):
     return api.upload_folder(folder_path=str(folder), repo_id=repo_id, ignore_patterns=UPLOAD_IGNORE)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = argparse.ArgumentParser(prog="sevlm-publish", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="A SEVLM model folder saved by train_sevlm.py.")
     parser.add_argument(
         "--output_dir",
-        help="Write the Hub folder here (a new or empty folder) instead of completing the model folder in place.",
+        help="Write the Hub folder here (built beside it, moved into place when complete) instead of completing the "
+        "model folder in place. Must be new or empty unless --overwrite is given.",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace an earlier Hub folder at --output_dir (only once the new one is complete; a folder that is not a "
+        "Hub folder is never replaced).",
     )
     parser.add_argument(
         "--metrics",
-        help="metrics.json from eval_sevlm.py for the card. Default: outputs/eval/<folder name>/test/metrics.json when "
-        "it exists, else the folder's train_results.json.",
+        nargs="+",
+        metavar="FILE",
+        help="Metrics for the card: eval_sevlm.py's metrics.json (the evaluation protocol) and/or a training run's "
+        "train_results.json (training-time approximations); the card says which protocol produced each number. "
+        "Default: outputs/eval/<folder name>/test/metrics.json when it exists, and the folder's train_results.json.",
     )
     parser.add_argument("--no_metrics", action="store_true", help="Write the card without metrics.")
     parser.add_argument(
         "--dataset",
-        help=f"Training dataset name for the card (default: the folder's current card, else {DEFAULT_DATASET}; "
-        f"'{DEMO_DATASET}' for the demo).",
+        help="Training dataset name for the card, e.g. ArtEmis (its terms are then cited) or your corpus's name "
+        f"(default: the folder's current card, which train_sevlm.py writes; '{DEMO_DATASET}' for the demo).",
     )
     parser.add_argument(
         "--base_models",
         nargs="*",
         metavar="NAME",
-        help="The pretrained parts the model started from, for the card; give the flag alone for none (default: the "
-        f"folder's current card, else {' '.join(BASE_MODELS)}).",
+        help="The pretrained parts the model started from, e.g. openai/clip-vit-base-patch16 distilgpt2; give the flag "
+        "alone for none (default: the folder's current card).",
     )
     parser.add_argument(
         "--vad_lexicon",
         help="The lexicon file the VAD table was built from (e.g. NRC-VAD-Lexicon.txt or demo_vad_lexicon.txt): the "
-        "card names its source and terms. Default: a note covering NRC-VAD and the demo lexicon.",
+        "card names its source and terms. Default: a note that asks for it (and NRC-VAD's terms, should it be that).",
     )
-    parser.add_argument("--verify", action="store_true", help="Load the finished folder in a fresh offline process and predict once.")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="Load the finished folder in a fresh process (offline, outside this repository, without HF_TOKEN or other "
+        "credentials in its environment) with AutoModel, AutoProcessor and the pipeline, and predict once.",
+    )
     parser.add_argument("--hub_model_id", help="Hub repository to upload to, e.g. you/sevlm-artemis (omit to only write the folder).")
     parser.add_argument("--private", action="store_true", help="Create the Hub repository as private.")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     metrics = None if args.no_metrics else (args.metrics or "auto")
-    if metrics == "auto" and (found := find_metrics(args.folder)) is not None:
-        print(f"Metrics for the card: {found}")
-    folder = publish(
-        args.folder,
-        output_dir=args.output_dir,
-        metrics=metrics,
-        dataset=args.dataset,
-        base_models=None if args.base_models is None else tuple(args.base_models),
-        vad_lexicon=args.vad_lexicon,
-        repo_id=args.hub_model_id,
-    )
-    print(f"Hub folder ready: {folder} (model card: {folder / 'README.md'})")
-    if args.verify:
-        outputs = verify_folder(folder)
-        print(f"Verified in a fresh process: {outputs['pipeline_results'][0]}")
+    if metrics == "auto":
+        metrics = find_metrics(args.folder)
+        for found in metrics:
+            print(f"Metrics for the card: {display_path(found)}")
+    try:
+        folder = publish(
+            args.folder,
+            output_dir=args.output_dir,
+            metrics=metrics,
+            dataset=args.dataset,
+            base_models=None if args.base_models is None else tuple(args.base_models),
+            vad_lexicon=args.vad_lexicon,
+            repo_id=args.hub_model_id,
+            overwrite=args.overwrite,
+        )
+        print(f"Hub folder ready: {display_path(folder)} (model card: {display_path(folder / 'README.md')})")
+        if args.verify:
+            outputs = verify_folder(folder)
+            print(f"Verified in a fresh process: {outputs['pipeline_results'][0]}")
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"sevlm-publish: {display_path(str(error))}", file=sys.stderr)
+        return 1
     if args.hub_model_id:
         print(push_folder(folder, args.hub_model_id, private=args.private))
     return 0

@@ -1,8 +1,11 @@
 """publish_sevlm.py: a complete Hub folder and model card, loaded as the Hub would serve it (nothing is uploaded)."""
 
+import io
 import json
 import math
+import os
 import shutil
+from contextlib import redirect_stderr, redirect_stdout
 from types import SimpleNamespace
 
 import pytest
@@ -10,18 +13,21 @@ import torch
 import yaml
 from transformers import CLIPVisionConfig, GPT2Config
 
-from conftest import corpus_texts
+from conftest import build_tiny, corpus_texts
 from configuration_sevlm import SevlmConfig
 from modeling_sevlm import SevlmForConditionalGeneration
 from pipeline_sevlm import TASK, SevlmArtEmotionPipeline
 from processing_sevlm import SevlmProcessor, train_tokenizer
 from publish_sevlm import (
     _card_metrics,
+    build_parser,
     check_folder,
     find_metrics,
+    is_credential,
     main,
     publish,
     training_card_fields,
+    verify_environment,
     verify_folder,
     write_model_card,
 )
@@ -36,6 +42,9 @@ EVAL_METRICS = {
     "rouge_l": 0.31,
     "cider": 0.42,
     "emotional_alignment": 0.7,
+    "emotion_explanation_consistency": 0.8,
+    "emotion_accuracy_scores": 0.6,
+    "emotion_classifier_accuracy": 0.55,
     "unique": 0.9,
     "emotion_distribution_kl": 0.5,
     "vad_distance": None,
@@ -64,13 +73,16 @@ def metrics_file(tmp_path_factory):
     """What eval_sevlm.py writes: OUT/metrics.json and OUT/eval_args.json."""
     out = tmp_path_factory.mktemp("eval")
     (out / "metrics.json").write_text(json.dumps(EVAL_METRICS))
-    (out / "eval_args.json").write_text(json.dumps({"split": "test", "dataset_path": "data/artemis-v1"}))
+    (out / "eval_args.json").write_text(json.dumps({"split": "test", "dataset_path": "data/artemis-v1", "num_beams": 3, "max_new_tokens": 25}))
     return out / "metrics.json"
 
 
 @pytest.fixture(scope="module")
 def hub_folder(trained_folder, metrics_file, tmp_path_factory):
-    return publish(trained_folder, tmp_path_factory.mktemp("hub") / "sevlm-tiny", metrics=metrics_file, vad_lexicon="NRC-VAD-Lexicon.txt")
+    return publish(
+        trained_folder, tmp_path_factory.mktemp("hub") / "sevlm-tiny", metrics=metrics_file, dataset="ArtEmis",
+        base_models=("openai/clip-vit-base-patch16", "distilgpt2"), vad_lexicon="NRC-VAD-Lexicon.txt",
+    )  # fmt: skip
 
 
 def card_metadata(folder):
@@ -94,18 +106,67 @@ def test_hub_folder_is_complete_and_clean(hub_folder):
     check_folder(hub_folder)
 
 
+def model_index(metadata):
+    """{(split, metric name): (value, protocol)} of a card's model-index."""
+    results = {}
+    for entry in metadata["model-index"][0]["results"]:
+        for metric in entry["metrics"]:
+            results[entry["dataset"].get("split"), metric["name"]] = (metric["value"], metric.get("config"))
+    return results
+
+
 def test_model_card(hub_folder):
     metadata, text = card_metadata(hub_folder)
     assert metadata["pipeline_tag"] == "image-to-text" and metadata["library_name"] == "transformers"
-    assert "custom_code" in metadata["tags"] and metadata["datasets"] == ["artemis"]
+    assert "custom_code" in metadata["tags"] and "art" in metadata["tags"] and metadata["datasets"] == ["artemis"]
     assert metadata["base_model"] == ["openai/clip-vit-base-patch16", "distilgpt2"]
-    results = {m["name"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
-    assert results["Emotion accuracy (test, %)"] == 62.5 and results["CIDEr (test, %)"] == 42.0
-    assert len(results) == 10  # the paper's metrics; KL, VAD distance, per-emotion dicts and counts stay out
-    assert "| test | BLEU-4 | 10.0 |" in text and "data/artemis-v1" in text
+    results = model_index(metadata)
+    assert results["test", "Emotion accuracy (eval_sevlm.py, %)"] == (62.5, "eval")
+    assert results["test", "CIDEr (eval_sevlm.py, %)"] == (42.0, "eval")
+    assert results["test", "Emotional alignment (eval_sevlm.py, %)"] == (70.0, "eval")
+    assert results["test", "Emotion-explanation consistency (eval_sevlm.py, %)"] == (80.0, "eval")
+    assert results["test", "EA classifier accuracy (eval_sevlm.py, %)"] == (55.0, "eval")
+    assert len(results) == 13  # the paper's metrics and their companions; KL, VAD distance, per-emotion dicts and counts stay out
+    assert "| test | BLEU-4 | 10.0 | eval_sevlm.py |" in text
+    assert "eval_sevlm.py evaluated it on `data/artemis-v1` (beam search with 3 beams, at most 25 new tokens)." in text
+    assert "COCO caption toolkit" in text and "training-time" not in text  # the one protocol used, explained
+    assert "ArtEmis's official test split can be set beside the SEVLM paper's table" in text
+    assert "www.artemisdataset.org" in text and "Trained on ArtEmis." in text
     # Usage for the pipeline and AutoModel, and the lexicon's source and terms.
     assert f'pipeline("{TASK}", model=' in text and "AutoModel.from_pretrained(" in text and "trust_remote_code=True" in text
     assert "saifmohammad.com/WebPages/nrc-vad.html" in text and "commercial" in text
+    # huggingface_hub reads it back as the same numbers.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(hub_folder / "README.md")
+    assert {(r.dataset_name, r.dataset_split, r.metric_name, r.metric_value) for r in card.data.eval_results} >= {
+        ("ArtEmis", "test", "BLEU-4 (eval_sevlm.py, %)", 10.0),
+    }
+
+
+def test_every_number_says_its_protocol(trained_folder, metrics_file, tmp_path, monkeypatch):
+    """eval_sevlm.py's metrics.json (found by default) beside a training run's train_results.json: both on the card,
+    each number with its protocol; the training-time BLEU-4 (also under its old key) is the light-tokenisation one."""
+    run = tmp_path / "sevlm-tiny"
+    shutil.copytree(trained_folder, run)
+    (run / "train_results.json").write_text(json.dumps({"eval_emotion_accuracy": 0.45, "eval_bleu_4_fast": 0.07, "test_bleu_4": 0.06, "epoch": 3}))
+    monkeypatch.chdir(tmp_path)
+    evaluated = tmp_path / "outputs" / "eval" / "sevlm-tiny" / "test"
+    shutil.copytree(metrics_file.parent, evaluated)
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        assert main([str(run), "--output_dir", str(tmp_path / "hub"), "--dataset", "ArtEmis"]) == 0
+    assert "Metrics for the card: outputs/eval/sevlm-tiny/test/metrics.json" in stdout.getvalue()
+    metadata, text = card_metadata(tmp_path / "hub")
+    results = model_index(metadata)
+    assert results["test", "BLEU-4 (eval_sevlm.py, %)"] == (10.0, "eval")
+    assert results["validation", "Emotion accuracy (training-time approximation, %)"] == (45.0, "training")
+    assert results["validation", "BLEU-4 (light tokenisation) (training-time approximation, %)"] == (7.0, "training")
+    assert results["test", "BLEU-4 (light tokenisation) (training-time approximation, %)"] == (6.0, "training")
+    assert "| validation | Emotion accuracy | 45.0 | training-time approximation |" in text
+    assert "| test | BLEU-4 | 10.0 | eval_sevlm.py |" in text
+    assert "COCO caption toolkit" in text and "not comparable with eval_sevlm.py's numbers" in text
+    assert "BLEU-4 with a light tokenisation" in text and "the majority emotion of its annotators" in text
 
 
 def test_demo_card_facts_carry_over_to_the_hub_folder(trained_tiny, trained_folder, tmp_path):
@@ -124,22 +185,22 @@ def test_demo_card_facts_carry_over_to_the_hub_folder(trained_tiny, trained_fold
         assert metadata["datasets"] == ["sevlm-demo-corpus"] and "base_model" not in metadata
         assert "not NRC-VAD values" in text and "Trained on SEVLM demo corpus." in text and "WikiArt" not in text
     metadata, _ = card_metadata(run)
-    results = {m["name"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
-    assert results == {"Emotion accuracy (validation, %)": 40.0}
+    assert model_index(metadata) == {("validation", "Emotion accuracy (training-time approximation, %)"): (40.0, "training")}
     metadata, text = card_metadata(tmp_path / "hub")
-    assert "model-index" not in metadata and "not evaluated yet" in text
+    assert "model-index" not in metadata and "Not evaluated yet" in text
 
 
 def test_metrics_found_from_train_results(trained_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert find_metrics(trained_folder) == trained_folder / "train_results.json"
+    assert find_metrics(trained_folder) == [trained_folder / "train_results.json"]
     evaluated = tmp_path / "outputs" / "eval" / trained_folder.name / "test"
     evaluated.mkdir(parents=True)
     (evaluated / "metrics.json").write_text(json.dumps(EVAL_METRICS))
-    assert find_metrics(trained_folder).resolve() == (evaluated / "metrics.json").resolve()
-    assert _card_metrics({"test_emotion_accuracy": 0.5, "epoch": 3, "eval_bleu_4": 0.1}) == [
-        ("test", "emotion_accuracy", 0.5), ("validation", "bleu_4", 0.1),
+    assert [path.resolve() for path in find_metrics(trained_folder)] == [(evaluated / "metrics.json").resolve(), trained_folder / "train_results.json"]
+    assert _card_metrics({"test_emotion_accuracy": 0.5, "epoch": 3, "eval_bleu_4": 0.1, "eval_cider": math.inf}) == [
+        ("test", "emotion_accuracy", 0.5, "training"), ("validation", "bleu_4_fast", 0.1, "training"),
     ]  # fmt: skip
+    assert _card_metrics({"bleu_4": 0.1}, protocol="eval") == [("test", "bleu_4", 0.1, "eval")]
 
 
 def test_errors_name_the_problem(trained_folder, hub_folder, tmp_path):
@@ -167,14 +228,19 @@ def test_cli_publishes_in_place(trained_tiny, tmp_path, capsys):
     check_folder(tmp_path / "m")
 
 
-def test_published_folder_loads_in_fresh_process(hub_folder, trained_tiny, tmp_path):
-    """Copied to a temporary folder and loaded there (AutoModel, AutoProcessor, pipeline): identical outputs."""
+def test_published_folder_loads_in_fresh_process(hub_folder, trained_tiny, tmp_path, monkeypatch):
+    """Copied to a temporary folder and loaded there (AutoModel, AutoProcessor, pipeline): identical outputs; the
+    folder's code runs without the credentials of this process's environment."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SEVLM_SETTING", "kept")
     model, processor, images = trained_tiny
     paths = []
     for index, image in enumerate(images):
         paths.append(tmp_path / f"{index}.png")
         image.save(paths[-1])
     loaded = verify_folder(hub_folder, images=paths)
+    assert "SEVLM_SETTING" in loaded["environment"] and not set(CREDENTIALS) & set(loaded["environment"])
     assert (loaded["model"], loaded["processor"], loaded["pipeline"]) == (
         "SevlmForConditionalGeneration", "SevlmProcessor", "SevlmArtEmotionPipeline",
     )  # fmt: skip
@@ -203,3 +269,117 @@ def test_real_size_hub_folder_estimate():
     }
     size = sum(tensor.numel() * tensor.element_size() for tensor in stored.values())
     assert 0.72e9 < size < 0.75e9, size
+
+
+# ------------------------------------------------------------------------------------------------ any taxonomy
+PRODUCT_EMOTIONS = ["delighted", "satisfied", "disappointed", "frustrated"]
+
+
+@pytest.fixture(scope="module")
+def product_folder(tmp_path_factory):
+    """A 4-class model of another domain, saved as train_sevlm.py saves it (no card yet)."""
+    model, processor = build_tiny(emotions=PRODUCT_EMOTIONS)
+    folder = tmp_path_factory.mktemp("product") / "sevlm-product"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_card_of_another_taxonomy_claims_nothing_of_artemis(product_folder, metrics_file, tmp_path):
+    hub = publish(product_folder, tmp_path / "hub", metrics=metrics_file, dataset="Product feedback 2026")
+    metadata, text = card_metadata(hub)
+    for word in ("ArtEmis", "artemis", "WikiArt", "painting"):
+        assert word not in text.replace("data/artemis-v1", ""), word  # (the eval_args.json fixture names its folder)
+    assert "art" not in metadata["tags"] and metadata["datasets"] == ["product-feedback-2026"]
+    assert "one of 4 classes (delighted, satisfied, disappointed, frustrated)" in text
+    assert 'pipe("image.jpg", emotion="frustrated")' in text and '"emotion": "delighted"' in text
+    entry = metadata["model-index"][0]["results"][0]
+    assert entry["task"]["name"] == "Emotion (4 classes) and explanation"
+    assert entry["dataset"] == {"name": "Product feedback 2026", "type": "product-feedback-2026", "split": "test"}
+    assert "Trained on Product feedback 2026." in text
+
+    # Nothing known about the data: the card says so, and claims no dataset.
+    bare = publish(product_folder, tmp_path / "bare", metrics=None)
+    metadata, text = card_metadata(bare)
+    assert "datasets" not in metadata and "base_model" not in metadata and "ArtEmis" not in text
+    assert "training data was not recorded" in text and "--dataset NAME" in text
+    assert "NRC-VAD format; which file was not recorded" in text
+
+
+def test_training_card_fields_name_the_corpus(trained_tiny, tmp_path):
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    model, _, _ = trained_tiny
+    DatasetDict({"train": Dataset.from_dict({"x": [1, 2]})}).save_to_disk(str(tmp_path / "museum-feelings"))
+    corpus = load_from_disk(str(tmp_path / "museum-feelings"))
+    assert training_card_fields(model, corpus) == {"base_models": (), "dataset": "museum-feelings"}
+    assert training_card_fields(model, corpus, vad_lexicon="lex/NRC-VAD-Lexicon.txt")["vad_lexicon"] == "lex/NRC-VAD-Lexicon.txt"
+    (tmp_path / "museum-feelings" / "prepare_report.json").write_text(json.dumps({"inputs": {"artemis_csv": "a.csv"}}))
+    assert training_card_fields(model, corpus)["dataset"] == "ArtEmis"
+    (tmp_path / "museum-feelings" / "demo_params.json").write_text(json.dumps({"taxonomy": "product-reviews"}))
+    assert training_card_fields(model, corpus)["dataset"] == "SEVLM demo corpus (product-reviews)"
+    assert training_card_fields(model) == {"base_models": ()}
+
+
+# --------------------------------------------------------------------------------------------- no credentials
+CREDENTIALS = {
+    "HF_TOKEN": "hf_secret",
+    "HUGGING_FACE_HUB_TOKEN": "hf_secret",
+    "HF_TOKEN_PATH": "/somewhere/token",
+    "AWS_SECRET_ACCESS_KEY": "x",
+    "AWS_PROFILE": "work",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/keys.json",
+    "AZURE_CLIENT_ID": "x",
+    "OPENAI_API_KEY": "x",
+    "db_password": "x",
+    "GITHUB_TOKEN": "x",
+    "MY_CLIENT_SECRET": "x",
+    "SSH_AUTH_SOCK": "/tmp/agent",
+}
+
+
+def test_verify_environment_has_no_credentials(tmp_path):
+    environ = {**CREDENTIALS, "PATH": "/usr/bin", "LANG": "C.UTF-8", "PYTHONPATH": "/repo", "SEVLM_SETTING": "1"}
+    env = verify_environment(tmp_path / "hf_home", environ)
+    assert not set(CREDENTIALS) & set(env) and all(is_credential(name) for name in CREDENTIALS)
+    assert {"PATH": "/usr/bin", "LANG": "C.UTF-8", "SEVLM_SETTING": "1"}.items() <= env.items() and "PYTHONPATH" not in env
+    assert env["HF_HUB_OFFLINE"] == "1" and env["HF_HOME"] == str(tmp_path / "hf_home")
+    assert not any(is_credential(name) for name in ("PATH", "HOME", "LANG", "HF_HOME", "OMP_NUM_THREADS", "TERM"))
+
+
+def test_cli_messages_instead_of_tracebacks(trained_folder, hub_folder, tmp_path):
+    stderr = io.StringIO()
+    with redirect_stderr(stderr), redirect_stdout(io.StringIO()):
+        assert main([str(trained_folder), "--output_dir", str(hub_folder)]) == 1
+        assert main([str(trained_folder), "--output_dir", str(tmp_path / "x"), "--metrics", str(tmp_path / "missing.json")]) == 1
+    assert "is not empty. Pass --overwrite" in stderr.getvalue() and "run eval_sevlm.py first" in stderr.getvalue()
+    assert not (tmp_path / "x").exists()
+
+
+def test_output_dir_replaced_only_when_complete(trained_folder, metrics_file, tmp_path):
+    hub = publish(trained_folder, tmp_path / "hub", metrics=None, dataset="ArtEmis")
+    before = (hub / "README.md").read_text(encoding="utf-8")
+    # A broken metrics file stops the new folder before the old one is touched.
+    broken = tmp_path / "metrics.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        publish(trained_folder, hub, metrics=broken, overwrite=True)
+    assert (hub / "README.md").read_text(encoding="utf-8") == before
+    publish(trained_folder, hub, metrics=metrics_file, dataset="ArtEmis", overwrite=True)
+    assert "| test | BLEU-4 | 10.0 | eval_sevlm.py |" in (hub / "README.md").read_text(encoding="utf-8")
+    assert sorted(name for name in os.listdir(tmp_path) if name.startswith(".")) == []  # no staging folder left
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="does not hold an earlier result"):
+        publish(trained_folder, stranger, metrics=None, overwrite=True)
+    assert (stranger / "notes.txt").read_text() == "mine"
+
+
+def test_publish_help_explains_every_flag():
+    parser = build_parser()
+    assert all(action.help for action in parser._actions)
+    text = parser.format_help()
+    for flag in ["--output_dir", "--overwrite", "--metrics", "--no_metrics", "--dataset", "--base_models", "--vad_lexicon",
+                 "--verify", "--hub_model_id", "--private"]:  # fmt: skip
+        assert flag in text, flag
