@@ -452,3 +452,21 @@ def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
     monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: OldPipeline())
     code, _, stderr = run_main([str(gallery / "a.png"), "--attention_maps", "--no_progress"])
     assert code == 1 and "cannot return attention maps" in stderr and "publish_sevlm.py" in stderr
+
+
+def test_attention_maps_end_to_end(pipe, gallery, tmp_path, monkeypatch):
+    """The real pipeline's `return_attention_map=True`: a map over the 4x4 patch grid of the tiny model, in the
+    JSON Lines row and drawn over the painting on the card."""
+    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    code, stdout, _ = run_main([str(gallery / "a.png"), "--cards", str(tmp_path / "with"), "--attention_maps", "--no_progress"])
+    assert code == 0
+    grid = np.array(json.loads(stdout)["attention_map"])
+    assert grid.shape == (4, 4) and grid.min() >= 0 and grid.max() == pytest.approx(1.0)
+    code, stdout, _ = run_main([str(gallery / "a.png"), "--cards", str(tmp_path / "without"), "--no_progress"])
+    assert code == 0 and "attention_map" not in json.loads(stdout)
+    with Image.open(tmp_path / "with" / "a.png") as with_map, Image.open(tmp_path / "without" / "a.png") as without_map:
+        left = (slice(None), slice(0, CARD_SIZE[0] // 2))
+        difference = np.abs(np.asarray(with_map.convert("RGB"), dtype=int) - np.asarray(without_map.convert("RGB"), dtype=int))[left]
+        assert (difference.max(-1) > 30).mean() > 0.1  # the heat map covers much of the painting
+        right = (slice(None), slice(CARD_SIZE[0] // 2, None))
+        assert np.array_equal(np.asarray(with_map.convert("RGB"))[right], np.asarray(without_map.convert("RGB"))[right])
