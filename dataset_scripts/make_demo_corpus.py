@@ -1,47 +1,58 @@
-"""A small procedural ArtEmis-like corpus, so that training, evaluation and prediction run offline anywhere.
+"""Small procedural corpora, so that training, evaluation and prediction run offline anywhere.
 
-Same columns and Features as `prepare_artemis` (one row per "painting"). Each painting is a 64x64 picture drawn
-for one intended emotion: a palette (hue, brightness, saturation) and a shape family per emotion, with jitter,
-pixel noise, shapes borrowed from other emotions and, now and then, another emotion's background. Each painting
-has 4-6 annotations: most paintings have a clear majority emotion (share > 0.5) plus minority emotions (so
-contrastive pairs exist); some have no majority. Explanations come from varied templates that combine emotion
-vocabulary with the painting's own colours and shapes.
+Two taxonomies, each with the schema of `dataset_scripts/schema.py` (built with `corpus_features`):
 
-Also writes `<output_dir>/demo_vad_lexicon.txt` (NRC-VAD file format) covering the demo vocabulary. Its values are
-ILLUSTRATIVE, chosen by hand for this demo; they are not NRC-VAD values. Real training uses the NRC-VAD lexicon.
+- `artemis` (default, `data/demo`): 2,400 ArtEmis-like "paintings" with the 9 ArtEmis emotions. Each painting is a
+  64x64 picture drawn for one intended emotion: a palette (hue, brightness, saturation) and a shape family per
+  emotion, with jitter, pixel noise, shapes borrowed from other emotions and, now and then, another emotion's
+  background. Explanations combine templates, emotion vocabulary and the painting's own colours and shapes.
+- `product-reviews` (`data/demo-product`): 1,500 product pictures (mugs, lamps, sneakers, ...) with customer
+  feedback in 5 classes of its own: delighted, satisfied, mixed feelings, disappointed, frustrated. The class shows
+  in the picture's presentation (sparkles on a sunny background, a tidy product with a green check, a split
+  backdrop, a faded product with dents, cracks and a red cross on dark red), and in the review's words.
 
-    python -m dataset_scripts.make_demo_corpus [--output_dir data/demo] [--num_paintings 2400] [--seed 0]
+Each item has 4-6 annotations: most have a clear majority emotion (share > 0.5, the intended one) plus minority
+emotions (so contrastive pairs exist); some have no majority.
+
+Also writes `<output_dir>/demo_vad_lexicon.txt` (NRC-VAD file format) covering the corpus's vocabulary. Its values
+are ILLUSTRATIVE, chosen by hand for the demo; they are not NRC-VAD values. Real training uses the NRC-VAD lexicon.
+
+    python -m dataset_scripts.make_demo_corpus [--taxonomy artemis|product-reviews] [--output_dir DIR]
+        [--num_paintings N] [--seed 0] [--overwrite]
 """
 
 import argparse
 import colorsys
 import io
 import json
-import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from datasets import DatasetDict
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-try:
-    from dataset_scripts.prepare_artemis import FEATURES, dataset_from_columns, emotion_histogram
-except ImportError:  # run as `python dataset_scripts/make_demo_corpus.py`: put the repo root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dataset_scripts.prepare_artemis import FEATURES, dataset_from_columns, emotion_histogram
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from dataset_scripts.prepare_corpus import dataset_from_columns, emotion_histogram
+from dataset_scripts.schema import corpus_features
+from utils_sevlm import check_replaceable, display_path, staged_directory, write_text_atomic
 
 DEMO_DIR = "data/demo"
+PRODUCT_DEMO_DIR = "data/demo-product"
 NUM_PAINTINGS = 2400
 IMAGE_SIZE = 64
 PARAMS_NAME = "demo_params.json"
 LEXICON_NAME = "demo_vad_lexicon.txt"
+LEXICON_NOTE = "illustrative VAD values set by hand for this demo; not NRC-VAD values"
 # Bump when the generator changes, so that an old corpus on disk is not reused as if it were current.
-GENERATOR_VERSION = 1
+# 2: the emotion list recorded in the features (ClassLabel), the product-reviews taxonomy.
+GENERATOR_VERSION = 2
 SPLIT_SHARES = (("test", 0.10), ("validation", 0.05))  # per intended emotion; the rest is train
 DEMO_STYLES = ("Demo_Abstract", "Demo_Landscape", "Demo_Geometric", "Demo_Figurative")
+ARTEMIS_FEATURES = corpus_features(ARTEMIS_EMOTIONS)
 
 # Per emotion: background (hue in degrees, saturation, value), accent colours, and the shape family.
 PALETTES = {
@@ -276,13 +287,205 @@ def draw_painting(emotion, rng):
     return image, words
 
 
+
+# ------------------------------------------------------------------------------------ product-reviews taxonomy
+PRODUCT_EMOTIONS = ("delighted", "satisfied", "mixed feelings", "disappointed", "frustrated")
+PRODUCTS = ("mug", "lamp", "sneaker", "backpack", "phone", "chair")
+NUM_PRODUCTS = 1500
+
+# Per class: the backdrop (hue, saturation, value), the product's colour range and the presentation cue.
+PRODUCT_LOOKS = {
+    "delighted": {"background": (50, 0.4, 1.0), "saturation": (0.75, 0.95), "value": (0.85, 1.0), "cue": "sparkles"},
+    "satisfied": {"background": (205, 0.12, 0.9), "saturation": (0.4, 0.6), "value": (0.7, 0.85), "cue": "check"},
+    "mixed feelings": {"background": (40, 0.3, 0.9), "saturation": (0.3, 0.5), "value": (0.6, 0.8), "cue": "split"},
+    "disappointed": {"background": (30, 0.15, 0.55), "saturation": (0.05, 0.2), "value": (0.45, 0.6), "cue": "dents"},
+    "frustrated": {"background": (0, 0.75, 0.4), "saturation": (0.3, 0.6), "value": (0.5, 0.7), "cue": "cracks"},
+}
+
+PRODUCT_VOCABULARY = {
+    "delighted": {"adj": ["amazing", "gorgeous", "perfect", "stunning", "wonderful"],
+                  "feel": ["delighted", "thrilled", "overjoyed"],
+                  "noun": ["made my day", "exceeded my expectations", "was worth every penny", "is a little treasure"]},
+    "satisfied": {"adj": ["solid", "decent", "reliable", "neat", "sturdy"], "feel": ["satisfied", "pleased", "content"],
+                  "noun": ["does the job", "works as described", "arrived on time", "fits my needs"]},
+    "mixed feelings": {"adj": ["okay", "uneven", "average", "inconsistent", "mediocre"],
+                       "feel": ["unsure", "torn", "ambivalent"],
+                       "noun": ["has good and bad sides", "is nice but pricey", "looks fine but feels cheap",
+                                "works but wobbles"]},
+    "disappointed": {"adj": ["dull", "flimsy", "faded", "cheap", "underwhelming"],
+                     "feel": ["disappointed", "let down", "sad"],
+                     "noun": ["lost its color", "looks worse than the photo", "was not worth it", "broke after a week"]},
+    "frustrated": {"adj": ["broken", "useless", "cracked", "defective", "awful"], "feel": ["frustrated", "angry", "annoyed"],
+                   "noun": ["arrived cracked", "stopped working", "wasted my time", "needs a refund"]},
+}
+
+PRODUCT_TEMPLATES = (
+    "the {accent} {shape} looks {adj}",
+    "i feel {feel} because the {shape} is {adj}",
+    "the {shape} {noun}",
+    "{adj} {shape} and it {noun}",
+    "the {shape} is {adj} and {adj2}",
+    "honestly the {accent} {shape} {noun}",
+    "i am {feel} with this {adj} {shape}",
+    "the {shape} {noun} so i feel {feel}",
+)
+
+PRODUCT_RELATED = {
+    "delighted": ("satisfied", "mixed feelings"),
+    "satisfied": ("delighted", "mixed feelings"),
+    "mixed feelings": ("satisfied", "disappointed"),
+    "disappointed": ("frustrated", "mixed feelings"),
+    "frustrated": ("disappointed", "mixed feelings"),
+}
+
+# ILLUSTRATIVE valence / arousal / dominance values (0..1), set by hand for this demo only; NOT from NRC-VAD.
+PRODUCT_VAD = {
+    "amazing": (0.92, 0.75, 0.65), "gorgeous": (0.9, 0.65, 0.6), "perfect": (0.95, 0.55, 0.7),
+    "stunning": (0.9, 0.75, 0.6), "wonderful": (0.93, 0.65, 0.65), "delighted": (0.95, 0.7, 0.65),
+    "thrilled": (0.92, 0.85, 0.65), "overjoyed": (0.96, 0.85, 0.65), "treasure": (0.85, 0.55, 0.6),
+    "worth": (0.75, 0.4, 0.6), "expectations": (0.6, 0.45, 0.5), "day": (0.65, 0.35, 0.5),
+    "solid": (0.7, 0.3, 0.7), "decent": (0.68, 0.25, 0.6), "reliable": (0.78, 0.25, 0.7), "neat": (0.72, 0.3, 0.6),
+    "sturdy": (0.7, 0.3, 0.72), "satisfied": (0.8, 0.3, 0.65), "pleased": (0.82, 0.35, 0.62), "content": (0.8, 0.2, 0.6),
+    "job": (0.55, 0.4, 0.55), "described": (0.55, 0.25, 0.5), "time": (0.55, 0.4, 0.5), "needs": (0.5, 0.4, 0.45),
+    "okay": (0.55, 0.25, 0.5), "uneven": (0.35, 0.4, 0.4), "average": (0.5, 0.2, 0.45), "inconsistent": (0.3, 0.45, 0.4),
+    "mediocre": (0.3, 0.25, 0.4), "unsure": (0.35, 0.45, 0.25), "torn": (0.3, 0.55, 0.3), "ambivalent": (0.4, 0.4, 0.35),
+    "nice": (0.8, 0.35, 0.6), "pricey": (0.3, 0.45, 0.4), "cheap": (0.3, 0.35, 0.35), "wobbles": (0.3, 0.5, 0.3),
+    "good": (0.85, 0.4, 0.65), "bad": (0.12, 0.55, 0.35), "sides": (0.5, 0.3, 0.5),
+    "dull": (0.25, 0.12, 0.35), "flimsy": (0.2, 0.35, 0.25), "faded": (0.25, 0.15, 0.3),
+    "underwhelming": (0.22, 0.2, 0.3), "disappointed": (0.12, 0.4, 0.25), "sad": (0.1, 0.3, 0.22),
+    "color": (0.6, 0.35, 0.5), "worse": (0.12, 0.5, 0.3), "photo": (0.6, 0.35, 0.5), "broke": (0.1, 0.6, 0.25),
+    "week": (0.5, 0.3, 0.5), "broken": (0.1, 0.6, 0.25), "useless": (0.08, 0.4, 0.2), "cracked": (0.15, 0.55, 0.3),
+    "defective": (0.1, 0.5, 0.25), "awful": (0.05, 0.7, 0.3), "frustrated": (0.12, 0.75, 0.35),
+    "angry": (0.1, 0.85, 0.65), "annoyed": (0.15, 0.7, 0.45), "wasted": (0.12, 0.55, 0.3), "refund": (0.3, 0.6, 0.45),
+    "working": (0.6, 0.45, 0.55), "stopped": (0.3, 0.5, 0.4), "honestly": (0.65, 0.35, 0.55), "feel": (0.55, 0.4, 0.45),
+    "mug": (0.65, 0.2, 0.5), "lamp": (0.65, 0.2, 0.5), "sneaker": (0.65, 0.45, 0.5), "backpack": (0.6, 0.35, 0.5),
+    "phone": (0.65, 0.5, 0.55), "chair": (0.6, 0.15, 0.5),
+    "red": (0.5, 0.75, 0.6), "orange": (0.65, 0.6, 0.55), "yellow": (0.75, 0.55, 0.55), "green": (0.7, 0.35, 0.55),
+    "blue": (0.62, 0.3, 0.55), "purple": (0.6, 0.4, 0.55), "pink": (0.72, 0.45, 0.45), "brown": (0.45, 0.3, 0.5),
+    "black": (0.3, 0.4, 0.55), "white": (0.7, 0.25, 0.5), "grey": (0.4, 0.15, 0.4), "olive": (0.45, 0.25, 0.45),
+}
+
+
+def draw_product_shape(draw, product, color, scale):
+    """One product silhouette, centred, `scale` (0..1) of the picture."""
+    c, s = IMAGE_SIZE / 2, IMAGE_SIZE * scale / 2
+    if product == "mug":
+        draw.rectangle([c - s * 0.6, c - s * 0.7, c + s * 0.4, c + s * 0.8], fill=color)
+        draw.ellipse([c + s * 0.25, c - s * 0.35, c + s * 0.85, c + s * 0.35], outline=color, width=max(2, int(s / 6)))
+    elif product == "lamp":
+        draw.polygon([(c - s * 0.7, c - s * 0.1), (c - s * 0.35, c - s * 0.9), (c + s * 0.35, c - s * 0.9), (c + s * 0.7, c - s * 0.1)], fill=color)
+        draw.line([c, c - s * 0.1, c, c + s * 0.7], fill=color, width=max(2, int(s / 8)))
+        draw.rectangle([c - s * 0.5, c + s * 0.7, c + s * 0.5, c + s * 0.9], fill=color)
+    elif product == "sneaker":
+        draw.polygon([(c - s * 0.9, c + s * 0.5), (c - s * 0.8, c - s * 0.2), (c - s * 0.2, c - s * 0.3), (c + s * 0.2, c + s * 0.1),
+                      (c + s * 0.9, c + s * 0.2), (c + s * 0.9, c + s * 0.5)], fill=color)
+        draw.rectangle([c - s * 0.95, c + s * 0.5, c + s * 0.95, c + s * 0.7], fill=(240, 240, 240))
+    elif product == "backpack":
+        draw.rounded_rectangle([c - s * 0.65, c - s * 0.8, c + s * 0.65, c + s * 0.9], radius=max(2, int(s / 3)), fill=color)
+        draw.rectangle([c - s * 0.4, c + s * 0.2, c + s * 0.4, c + s * 0.7], outline=(30, 30, 30), width=1)
+    elif product == "phone":
+        draw.rounded_rectangle([c - s * 0.45, c - s * 0.9, c + s * 0.45, c + s * 0.9], radius=max(2, int(s / 5)), fill=color)
+        draw.rectangle([c - s * 0.35, c - s * 0.7, c + s * 0.35, c + s * 0.6], fill=(25, 25, 35))
+    elif product == "chair":
+        draw.rectangle([c - s * 0.6, c - s * 0.9, c - s * 0.35, c + s * 0.1], fill=color)
+        draw.rectangle([c - s * 0.6, c, c + s * 0.6, c + s * 0.2], fill=color)
+        for x in (c - s * 0.55, c + s * 0.45):
+            draw.rectangle([x, c + s * 0.2, x + s * 0.1, c + s * 0.9], fill=color)
+    else:
+        raise ValueError(f"Unknown product {product!r}.")
+
+
+def draw_cue(draw, cue, rng, box):
+    """The presentation cue of a class, around or on the product (`box`: its bounding box)."""
+    left, top, right, bottom = box
+    if cue == "sparkles":
+        for _ in range(int(rng.integers(4, 8))):
+            x, y, r = rng.uniform(2, IMAGE_SIZE - 2), rng.uniform(2, IMAGE_SIZE - 2), rng.uniform(2, 4)
+            color = hsv(rng.uniform(40, 60), rng.uniform(0.0, 0.5), 1.0)
+            draw.line([x - r, y, x + r, y], fill=color, width=1)
+            draw.line([x, y - r, x, y + r], fill=color, width=1)
+    elif cue == "check":
+        x, y = IMAGE_SIZE - 14 + rng.uniform(-2, 2), IMAGE_SIZE - 12 + rng.uniform(-2, 2)
+        draw.line([(x, y + 4), (x + 4, y + 8), (x + 11, y - 2)], fill=hsv(120, 0.8, 0.7), width=3)
+    elif cue == "split":
+        pass  # drawn with the backdrop
+    elif cue == "dents":
+        for _ in range(int(rng.integers(3, 7))):
+            x, y, r = rng.uniform(left, right), rng.uniform(top, bottom), rng.uniform(1.5, 3.5)
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=hsv(30, 0.2, 0.25))
+    elif cue == "cracks":
+        for _ in range(int(rng.integers(2, 4))):
+            x, y, points = rng.uniform(left, right), top, []
+            while y < bottom:
+                points.append((x, y))
+                x, y = x + rng.uniform(-5, 5), y + rng.uniform(3, 7)
+            draw.line(points, fill=(10, 10, 10), width=2)
+        x, y = rng.uniform(3, 10), rng.uniform(3, 10)
+        draw.line([x, y, x + 9, y + 9], fill=hsv(0, 1.0, 1.0), width=3)
+        draw.line([x + 9, y, x, y + 9], fill=hsv(0, 1.0, 1.0), width=3)
+    else:
+        raise ValueError(f"Unknown cue {cue!r}.")
+
+
+def draw_product(emotion, rng):
+    """A 64x64 product picture presented for `emotion`, and the words that describe it."""
+    look = PRODUCT_LOOKS[emotion]
+    background = jitter(look["background"], rng)
+    if rng.random() < 0.08:  # now and then another class's backdrop: colour alone is not the answer
+        other = PRODUCT_EMOTIONS[rng.integers(len(PRODUCT_EMOTIONS))]
+        background = jitter(PRODUCT_LOOKS[other]["background"], rng)
+    canvas = np.ones((IMAGE_SIZE, IMAGE_SIZE, 3)) * np.array(hsv(*background), float)
+    if look["cue"] == "split":  # half warm and bright, half cool and grey
+        canvas[:, IMAGE_SIZE // 2:] = hsv(*jitter((215, 0.15, 0.6), rng))
+    image = PILImage.fromarray(canvas.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    product = PRODUCTS[rng.integers(len(PRODUCTS))]
+    color = (rng.uniform(0, 360), rng.uniform(*look["saturation"]), rng.uniform(*look["value"]))
+    scale = rng.uniform(0.45, 0.6) if emotion == "disappointed" else rng.uniform(0.6, 0.8)
+    draw_product_shape(draw, product, hsv(*color), scale)
+    half = IMAGE_SIZE * scale / 2
+    draw_cue(draw, look["cue"], rng, (IMAGE_SIZE / 2 - half * 0.6, IMAGE_SIZE / 2 - half * 0.8,
+                                      IMAGE_SIZE / 2 + half * 0.6, IMAGE_SIZE / 2 + half * 0.8))
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 7, (IMAGE_SIZE, IMAGE_SIZE, 3))
+    image = PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return image, {"background": color_name(*background), "accent": color_name(*color), "shape": product}
+
+
+# --------------------------------------------------------------------------------------------- taxonomies
+@dataclass(frozen=True)
+class Taxonomy:
+    """Everything that differs between the demo corpora."""
+
+    name: str
+    emotions: tuple
+    default_dir: str
+    default_count: int
+    draw: Callable  # (emotion, rng) -> (PIL image, words for the templates)
+    vocabulary: dict
+    templates: tuple
+    related: dict
+    vad: dict
+    folders: Callable  # (rng, words) -> the item's folder (`art_style`)
+    item_prefix: str
+
+
+TAXONOMIES = {
+    "artemis": Taxonomy("artemis", tuple(ARTEMIS_EMOTIONS), DEMO_DIR, NUM_PAINTINGS, lambda e, rng: draw_painting(e, rng),
+                        VOCABULARY, TEMPLATES, RELATED, DEMO_VAD,
+                        lambda rng, words: DEMO_STYLES[rng.integers(len(DEMO_STYLES))], "demo-painting"),
+    "product-reviews": Taxonomy("product-reviews", PRODUCT_EMOTIONS, PRODUCT_DEMO_DIR, NUM_PRODUCTS, draw_product,
+                                PRODUCT_VOCABULARY, PRODUCT_TEMPLATES, PRODUCT_RELATED, PRODUCT_VAD,
+                                lambda rng, words: words["shape"], "product"),
+}
+
+
 # ----------------------------------------------------------------------------------------------- annotations
-def annotation_emotions(emotion, rng):
+def annotation_emotions(emotion, rng, taxonomy=TAXONOMIES["artemis"]):
     """4-6 emotion labels: mostly a clear majority of `emotion` plus minority emotions; sometimes unanimous;
     sometimes no majority (no emotion above half)."""
     count = int(rng.integers(4, 7))
-    others = [name for name in ARTEMIS_EMOTIONS if name != emotion]
-    weights = np.array([2.0 if name in RELATED[emotion] else 1.0 for name in others])
+    others = [name for name in taxonomy.emotions if name != emotion]
+    weights = np.array([2.0 if name in taxonomy.related[emotion] else 1.0 for name in others])
     kind = rng.random()
     if kind < 0.08:
         return [emotion] * count
@@ -298,26 +501,26 @@ def annotation_emotions(emotion, rng):
     return [labels[index] for index in rng.permutation(count)]
 
 
-def explanation(emotion, words, rng):
-    """One sentence: an emotion template filled with the painting's colours and shapes."""
-    vocabulary = VOCABULARY[emotion]
+def explanation(emotion, words, rng, taxonomy=TAXONOMIES["artemis"]):
+    """One sentence: a template filled with the emotion's vocabulary and the picture's colours and shapes."""
+    vocabulary = taxonomy.vocabulary[emotion]
     adjectives = rng.choice(vocabulary["adj"], size=2, replace=False)
-    return TEMPLATES[rng.integers(len(TEMPLATES))].format(
+    return taxonomy.templates[rng.integers(len(taxonomy.templates))].format(
         adj=adjectives[0], adj2=adjectives[1], feel=rng.choice(vocabulary["feel"]), noun=rng.choice(vocabulary["noun"]),
         **words,
     )
 
 
-def make_painting(index, seed):
-    """Everything about painting `index`, from its own random stream (independent of the others)."""
+def make_painting(index, seed, taxonomy=TAXONOMIES["artemis"]):
+    """Everything about item `index`, from its own random stream (independent of the others)."""
     rng = np.random.default_rng([seed, index])
-    emotion = ARTEMIS_EMOTIONS[index % len(ARTEMIS_EMOTIONS)]
-    image, words = draw_painting(emotion, rng)
-    emotions = annotation_emotions(emotion, rng)
+    emotion = taxonomy.emotions[index % len(taxonomy.emotions)]
+    image, words = taxonomy.draw(emotion, rng)
+    emotions = annotation_emotions(emotion, rng, taxonomy)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)  # noisy pixels barely compress; level 1 is 3x faster
-    style = DEMO_STYLES[rng.integers(len(DEMO_STYLES))]
-    painting = f"demo-painting-{index:05d}"
+    style = taxonomy.folders(rng, words)
+    painting = f"{taxonomy.item_prefix}-{index:05d}"
     return {
         "intended": emotion,
         "painting_id": f"{style}/{painting}",
@@ -325,8 +528,8 @@ def make_painting(index, seed):
         "painting": painting,
         "image": {"bytes": buffer.getvalue(), "path": f"{style}/{painting}.png"},
         "emotions": emotions,
-        "explanations": [explanation(label, words, rng) for label in emotions],
-        "emotion_histogram": emotion_histogram(emotions),
+        "explanations": [explanation(label, words, rng, taxonomy) for label in emotions],
+        "emotion_histogram": emotion_histogram(emotions, taxonomy.emotions),
         "source": ["v1"] * len(emotions),
     }
 
@@ -335,12 +538,12 @@ def has_majority(painting):
     return max(painting["emotion_histogram"]) > 0.5
 
 
-def assign_splits(paintings, seed):
-    """Per intended emotion: 10% test, 5% validation, the rest train, with at least one painting with a
-    majority emotion in the test split of every class (so emotion accuracy covers all classes)."""
+def assign_splits(paintings, seed, emotions=ARTEMIS_EMOTIONS):
+    """Per intended emotion: 10% test, 5% validation, the rest train, with at least one item with a majority
+    emotion in the test split of every class (so emotion accuracy covers all classes)."""
     rng = np.random.default_rng([seed, 1_000_003])
     splits = {"train": [], "validation": [], "test": []}
-    for emotion in ARTEMIS_EMOTIONS:
+    for emotion in emotions:
         members = [painting for painting in paintings if painting["intended"] == emotion]
         members = [members[index] for index in rng.permutation(len(members))]
         test_count = max(1, round(len(members) * SPLIT_SHARES[0][1]))
@@ -348,7 +551,7 @@ def assign_splits(paintings, seed):
         if not any(has_majority(painting) for painting in members[:test_count]):
             first = next((index for index, painting in enumerate(members) if has_majority(painting)), None)
             if first is None:
-                raise ValueError(f"No {emotion!r} painting has a majority emotion; use more paintings or another seed.")
+                raise ValueError(f"No {emotion!r} item has a majority emotion; use more items or another seed.")
             members.insert(0, members.pop(first))
         splits["test"] += members[:test_count]
         splits["validation"] += members[test_count:test_count + validation_count]
@@ -357,75 +560,102 @@ def assign_splits(paintings, seed):
 
 
 # ------------------------------------------------------------------------------------------------- corpus
-def write_vad_lexicon(path):
+def write_vad_lexicon(path, vad=DEMO_VAD):
     """The demo's illustrative lexicon in NRC-VAD file format (header, then word<TAB>V<TAB>A<TAB>D, 0..1)."""
     lines = ["Word\tValence\tArousal\tDominance"]
-    lines += [f"{word}\t{v:.3f}\t{a:.3f}\t{d:.3f}" for word, (v, a, d) in sorted(DEMO_VAD.items())]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Path(path)
+    lines += [f"{word}\t{v:.3f}\t{a:.3f}\t{d:.3f}" for word, (v, a, d) in sorted(vad.items())]
+    return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def generation_params(num_paintings, seed):
-    return {"generator_version": GENERATOR_VERSION, "num_paintings": num_paintings, "seed": seed, "image_size": IMAGE_SIZE}
+def generation_params(num_paintings, seed, taxonomy="artemis"):
+    return {"generator_version": GENERATOR_VERSION, "taxonomy": taxonomy, "num_paintings": num_paintings, "seed": seed,
+            "image_size": IMAGE_SIZE, "lexicon": LEXICON_NOTE}
 
 
-def make_demo_corpus(output_dir=DEMO_DIR, num_paintings=NUM_PAINTINGS, seed=0, overwrite=False):
-    """Generate (or reuse) the demo corpus in `output_dir`; returns the DatasetDict (train / validation / test).
+def is_demo_corpus(folder):
+    return (Path(folder) / PARAMS_NAME).is_file()
 
-    An existing corpus made with the same parameters is loaded instead of regenerated. A folder holding anything
-    else is an error unless `overwrite=True` (which replaces only an earlier demo corpus).
+
+def make_demo_corpus(output_dir=None, num_paintings=None, seed=0, overwrite=False, taxonomy="artemis"):
+    """Generate (or reuse) a demo corpus in `output_dir`; returns the DatasetDict (train / validation / test).
+
+    `taxonomy`: "artemis" (default folder data/demo, 2,400 paintings) or "product-reviews" (data/demo-product,
+    1,500 products). An existing corpus made with the same parameters is loaded instead of regenerated. A folder
+    holding anything else is an error unless `overwrite=True`, which replaces only an earlier demo corpus, and only
+    once the new one is complete.
     """
-    if num_paintings < 2 * len(ARTEMIS_EMOTIONS):
-        raise ValueError(f"num_paintings={num_paintings} is too small: need at least {2 * len(ARTEMIS_EMOTIONS)} "
-                         "(two per emotion, so that every class has a test painting).")
-    output_dir = Path(output_dir)
-    params = generation_params(num_paintings, seed)
+    if taxonomy not in TAXONOMIES:
+        raise ValueError(f"Unknown taxonomy {taxonomy!r}; choose one of {sorted(TAXONOMIES)}.")
+    spec = TAXONOMIES[taxonomy]
+    output_dir = Path(output_dir or spec.default_dir)
+    num_paintings = spec.default_count if num_paintings is None else num_paintings
+    if num_paintings < 2 * len(spec.emotions):
+        raise ValueError(f"num_paintings={num_paintings} is too small: need at least {2 * len(spec.emotions)} "
+                         "(two per emotion, so that every class has a test item).")
+    params = generation_params(num_paintings, seed, taxonomy)
     params_path = output_dir / PARAMS_NAME
-    if output_dir.exists() and any(output_dir.iterdir()):
+    if output_dir.is_dir() and any(output_dir.iterdir()):
         existing = json.loads(params_path.read_text()) if params_path.is_file() else None
         if existing == params and (output_dir / "dataset_dict.json").is_file() and not overwrite:
-            write_vad_lexicon(output_dir / LEXICON_NAME)
+            if not (output_dir / LEXICON_NAME).is_file():
+                write_vad_lexicon(output_dir / LEXICON_NAME, spec.vad)
             return DatasetDict.load_from_disk(str(output_dir))
         if existing is None:
-            raise FileExistsError(f"{output_dir} is not empty and holds no demo corpus ({PARAMS_NAME} missing); "
-                                  "choose another output_dir.")
+            raise FileExistsError(f"{display_path(output_dir)} is not empty and holds no demo corpus ({PARAMS_NAME} "
+                                  "missing); choose another output_dir.")
         if not overwrite:
-            raise FileExistsError(f"{output_dir} holds a demo corpus made with {existing}, not {params}; pass "
-                                  "overwrite=True (--overwrite) to replace it, or choose another output_dir.")
-        shutil.rmtree(output_dir)
+            raise FileExistsError(f"{display_path(output_dir)} holds a demo corpus made with {existing}, not {params}; "
+                                  "pass overwrite=True (--overwrite) to replace it, or choose another output_dir.")
+    check_replaceable(output_dir, overwrite, is_demo_corpus, "--output_dir")
 
-    paintings = [make_painting(index, seed) for index in range(num_paintings)]
-    columns_of = lambda members: {name: [painting[name] for painting in members] for name in FEATURES}  # noqa: E731
+    paintings = [make_painting(index, seed, spec) for index in range(num_paintings)]
+    features = corpus_features(spec.emotions)
+    index = {name: position for position, name in enumerate(spec.emotions)}
+
+    def columns_of(members):
+        columns = {name: [painting[name] for painting in members] for name in features}
+        columns["emotions"] = [[index[emotion] for emotion in emotions] for emotions in columns["emotions"]]
+        return columns
+
     corpus = DatasetDict(
-        {split: dataset_from_columns(columns_of(members), FEATURES, split, params)
-         for split, members in assign_splits(paintings, seed).items()}
+        {split: dataset_from_columns(columns_of(members), features, split, params)
+         for split, members in assign_splits(paintings, seed, spec.emotions).items()}
     )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    corpus.save_to_disk(str(output_dir), num_shards={split: 1 for split in corpus})
-    write_vad_lexicon(output_dir / LEXICON_NAME)
-    params_path.write_text(json.dumps(params, indent=2) + "\n")  # last: marks the corpus as complete
+    with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_demo_corpus, what="--output_dir") as staging:
+        corpus.save_to_disk(str(staging), num_shards={split: 1 for split in corpus})
+        write_vad_lexicon(staging / LEXICON_NAME, spec.vad)
+        write_text_atomic(staging / PARAMS_NAME, json.dumps(params, indent=2) + "\n")  # marks the corpus as complete
     return DatasetDict.load_from_disk(str(output_dir))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m dataset_scripts.make_demo_corpus",
-        description="Generate the small procedural ArtEmis-like demo corpus (same schema as prepare_artemis) and its "
-                    "illustrative VAD lexicon, for offline training, evaluation and prediction.",
+        prog="sevlm-demo-corpus",
+        description="Generate a small procedural demo corpus (the schema of every SEVLM corpus) and its illustrative "
+                    "VAD lexicon, for offline training, evaluation and prediction.",
     )
-    parser.add_argument("--output_dir", default=DEMO_DIR, help="Where to save it (default: %(default)s, git-ignored).")
-    parser.add_argument("--num_paintings", type=int, default=NUM_PAINTINGS,
-                        help="Number of paintings, 4-6 annotations each (default: %(default)s).")
+    parser.add_argument("--taxonomy", choices=sorted(TAXONOMIES), default="artemis",
+                        help="artemis (default): ArtEmis-like paintings with the 9 ArtEmis emotions; product-reviews: "
+                             "product pictures with customer feedback in 5 classes (delighted, satisfied, mixed "
+                             "feelings, disappointed, frustrated).")
+    parser.add_argument("--output_dir", default=None,
+                        help=f"Where to save it (default: {DEMO_DIR} for artemis, {PRODUCT_DEMO_DIR} for "
+                             "product-reviews).")
+    parser.add_argument("--num_paintings", type=int, default=None,
+                        help=f"Number of items, 4-6 annotations each (default: {NUM_PAINTINGS} for artemis, "
+                             f"{NUM_PRODUCTS} for product-reviews).")
     parser.add_argument("--seed", type=int, default=0, help="Generator seed; same seed, same corpus (default: %(default)s).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a demo corpus made with other parameters.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Replace a demo corpus made with other parameters (only once the new one is complete).")
     args = parser.parse_args(argv)
     try:
-        corpus = make_demo_corpus(args.output_dir, args.num_paintings, args.seed, args.overwrite)
+        corpus = make_demo_corpus(args.output_dir, args.num_paintings, args.seed, args.overwrite, args.taxonomy)
     except (FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {display_path(str(error))}", file=sys.stderr)
         return 1
+    output_dir = Path(args.output_dir or TAXONOMIES[args.taxonomy].default_dir)
     print(corpus)
-    print(f"Saved to {args.output_dir} (lexicon: {Path(args.output_dir) / LEXICON_NAME})")
+    print(f"Saved to {display_path(output_dir)} (lexicon: {display_path(output_dir / LEXICON_NAME)}, {LEXICON_NOTE})")
     return 0
 
 

@@ -1,548 +1,484 @@
-"""Turn the ArtEmis release and the WikiArt images into a `datasets.DatasetDict` (train / validation / test).
+"""ArtEmis and WikiArt -> a SEVLM corpus (`datasets.DatasetDict`, train / validation / test), the ArtEmis front end
+of `prepare_corpus` (same schema, report, image stage and saving).
 
-One row per painting:
+One row per painting: `painting_id` ("art_style/painting", NFC), `art_style`, `painting`, `image`, `emotions` (one
+of the 9 ArtEmis classes per annotation), `explanations`, `emotion_histogram` (9 shares), `source` ("v1" or
+"contrastive" per annotation). See `dataset_scripts/schema.py`.
 
-    painting_id        str         "art_style/painting" (Unicode NFC)
-    art_style          str
-    painting           str
-    image              Image()     JPEG, long side at most --max_image_side, aspect kept
-    emotions           list[str]   one per annotation
-    explanations       list[str]   aligned with `emotions`
-    emotion_histogram  list[float] 9 shares summing to 1, in ARTEMIS_EMOTIONS order
-    source             list[str]   per annotation: "v1" or "contrastive"
+Three ways in (see `--help` and the README's Data section):
 
-Usage (see `--help` and the README's Data section):
-
+    # the paper's data: ArtEmis's own preprocessed CSV (its split and spell-checked text), histograms from the raw rows
+    python -m dataset_scripts.prepare_artemis --artemis_preprocessed_csv artemis_preprocessed.csv \
+        --artemis_csv artemis_dataset_release_v0.csv --wikiart_dir wikiart --output_dir data/artemis-v1
+    # the raw release with the official split (the default) or the hash split
     python -m dataset_scripts.prepare_artemis --artemis_csv artemis_dataset_release_v0.csv \
-        --wikiart_dir wikiart --output_dir data/artemis-v1 [--contrastive_csv Contrastive.csv] [--parquet]
+        --wikiart_dir wikiart --output_dir data/artemis-v1-raw [--split hash]
+    # ArtEmis v2.0: add --contrastive_csv Contrastive.csv [--v2_train_set combined]
 
-Every annotation or painting left out is counted by reason in `<output_dir>/prepare_report.json`.
+The official split is ArtEmis's own (`artemis/utils/basic.py: make_train_test_val_splits` with
+`preprocess_artemis_data.py --preprocess-for-deep-nets True`), reproduced exactly: `official_split`.
 """
 
 import argparse
-import csv
-import hashlib
-import io
-import json
 import math
 import os
-import shutil
 import sys
-import tempfile
-import time
-import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import pyarrow as pa
-from datasets import Dataset, DatasetDict, DatasetInfo, Features, Image, List, NamedSplit, Value
-from datasets.table import InMemoryTable, embed_table_storage
-from datasets.utils.logging import is_progress_bar_enabled
-from PIL import Image as PILImage
-from PIL import ImageOps
-from tqdm.auto import tqdm
+import numpy as np
 
-try:
-    from configuration_sevlm import ARTEMIS_EMOTIONS
-except ImportError:  # run as `python dataset_scripts/prepare_artemis.py`: put the repo root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from configuration_sevlm import ARTEMIS_EMOTIONS
+from configuration_sevlm import ARTEMIS_EMOTIONS
+from dataset_scripts.prepare_corpus import (
+    JPEG_QUALITY,
+    MALFORMED_ROW,
+    MAX_IMAGE_SIDE,
+    REPORT_NAME,
+    SPLIT_FRACTIONS,
+    SPLIT_SEED,
+    UNKNOWN_EMOTION,
+    EmotionVocabulary,
+    FileFinder,
+    ImageSource,
+    PrepareReport,
+    build_text_splits,
+    check_input_file,
+    check_something_kept,
+    drop_items_without_annotations,
+    hash_split,
+    new_item,
+    nfc,
+    read_csv_records,
+    run_preparation,
+)
+from dataset_scripts.prepare_corpus import emotion_histogram as corpus_histogram
+from dataset_scripts.schema import corpus_features
+from utils_sevlm import display_path
 
-# The split is a pure function of (seed, painting_id): a painting lands in the same split in the v1.0 and the
-# v2.0 Combined corpus, whatever else is filtered, so results on the two stay comparable.
-SPLIT_SEED = 2021
-SPLIT_FRACTIONS = (("train", 0.85), ("validation", 0.05), ("test", 0.10))
+FEATURES = corpus_features(ARTEMIS_EMOTIONS)
+TEXT_FEATURES = corpus_features(ARTEMIS_EMOTIONS, with_image=False)
+
+# ArtEmis's preprocessing sets paintings with `repetition >= 41` (the 701 high-coverage paintings) aside as "rest".
 MAX_REPETITION = 40
-MAX_IMAGE_SIDE = 448
-JPEG_QUALITY = 90
-MAX_EXAMPLES = 20
-PARQUET_SHARD_BYTES = 500 * 2**20
-REPORT_NAME = "prepare_report.json"
+OFFICIAL_SEED = 2021
+OFFICIAL_LOADS = (0.85, 0.05, 0.1)
+V2_SAMPLE_SEED = 42  # ArtEmis v2.0 `create_parts.py`: old_full_set.sample(len(new_set), random_state=42)
+SPLIT_METHODS = ("official", "hash")
+V2_TRAIN_SETS = ("full_combined", "combined")
 
 V1_COLUMNS = ("art_style", "painting", "emotion", "utterance", "repetition")
 # Contrastive.csv also has anchor_art_style / anchor_painting (the v1.0 painting it was matched to); the
 # annotation itself belongs to art_style/painting, so the anchor is not needed here.
-CONTRASTIVE_COLUMNS = ("art_style", "painting", "emotion", "utterance")
+CONTRASTIVE_REQUIRED = ("art_style", "painting", "emotion", "utterance")
+PREPROCESSED_COLUMNS = ("art_style", "painting", "emotion", "utterance_spelled", "split", "version")
+PREPROCESSED_REQUIRED = ("art_style", "painting", "emotion", "utterance_spelled", "split")
+PREPROCESSED_SPLITS = {"train": "train", "val": "validation", "test": "test", "rest": None}
+VERSION_SOURCES = {"old": "v1", "new": "contrastive"}
 
-FEATURES = Features(
-    {
-        "painting_id": Value("string"),
-        "art_style": Value("string"),
-        "painting": Value("string"),
-        "image": Image(),
-        "emotions": List(Value("string")),
-        "explanations": List(Value("string")),
-        "emotion_histogram": List(Value("float32"), length=len(ARTEMIS_EMOTIONS)),
-        "source": List(Value("string")),
-    }
-)
-TEXT_FEATURES = Features({name: feature for name, feature in FEATURES.items() if name != "image"})
-
-# Why an annotation (or a whole painting) was left out; the report counts each under exactly one reason.
-MALFORMED_ROW = "malformed_row"
-UNKNOWN_EMOTION = "unknown_emotion"
+# ArtEmis-specific drop reasons (the shared ones are in prepare_corpus).
 EMPTY_UTTERANCE = "empty_utterance"
 REPETITION_FILTER = "repetition_filter"
-NO_VALID_ANNOTATIONS = "no_valid_annotations"
 CONTRASTIVE_ONLY = "contrastive_only"
-MISSING_IMAGE = "missing_image"
-UNREADABLE_IMAGE = "unreadable_image"
+OUTSIDE_V2_SAMPLE = "outside_v2_sample"
+NO_RAW_ANNOTATIONS = "no_raw_annotations"
 
-EMOTION_NAMES = {name: name for name in ARTEMIS_EMOTIONS}
-EMOTION_INDEX = {name: index for index, name in enumerate(ARTEMIS_EMOTIONS)}
+# Files of the public WikiArt downloads known to be missing or broken, and what to do.
+KNOWN_BAD_IMAGES = {
+    "Baroque/rembrandt_woman-standing-with-raised-hands.jpg": (
+        "missing from the archive.org WikiArt copy (optas/artemis issue 13). Save the painting from wikiart.org as "
+        "this file, or pass --skip_missing_images (the painting is then dropped and listed in the report)."
+    ),
+    "Post_Impressionism/vincent-van-gogh_l-arlesienne-portrait-of-madame-ginoux-1890.jpg": (
+        "broken in the wikiart.zip distributed with ArtGAN (cs-chan/ArtGAN issues 4 and 14). Replace it with a copy "
+        "from wikiart.org, or pass --skip_missing_images (the painting is then dropped and listed in the report)."
+    ),
+}
 
+ARTEMIS_CARD = (
+    "# ArtEmis (prepared for SEVLM)\n\n"
+    "One row per WikiArt painting with its ArtEmis emotions and explanations and the 9-way emotion histogram.\n"
+    "ArtEmis annotations: https://www.artemisdataset.org/ (research, non-commercial use). WikiArt images are\n"
+    "subject to WikiArt's terms. Do not publish this folder where those terms forbid it.\n"
+)
 
-# ---------------------------------------------------------------------------------------------- small helpers
-def nfc(text):
-    """NFC form: WikiArt names come in NFC in v1.0 and NFD in v2.0; one form makes them the same key."""
-    return unicodedata.normalize("NFC", text)
+VOCABULARY = EmotionVocabulary(ARTEMIS_EMOTIONS)
 
 
 def normalize_emotion(text):
     """Canonical class name ("Something_Else " -> "something else"), or None when it is not an ArtEmis class."""
-    return EMOTION_NAMES.get(text.strip().lower().replace("_", " "))
+    return VOCABULARY.match(text)
 
 
-def emotion_histogram(emotions):
-    """Share of each ARTEMIS_EMOTIONS class among `emotions` (9 floats summing to 1)."""
-    counts = [0] * len(ARTEMIS_EMOTIONS)
-    for emotion in emotions:
-        counts[EMOTION_INDEX[emotion]] += 1
-    return [count / len(emotions) for count in counts]
+def emotion_histogram(emotions, names=ARTEMIS_EMOTIONS):
+    """Share of each class (ArtEmis order by default) among `emotions`; sums to 1."""
+    return corpus_histogram(emotions, names)
 
 
 def split_of(painting_id, seed=SPLIT_SEED):
-    """The split of a painting: sha256(seed:painting_id) read as a number in [0, 1), cut at 0.85 and 0.90."""
-    digest = hashlib.sha256(f"{seed}:{painting_id}".encode("utf-8")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
-    bound = 0.0
-    for split, fraction in SPLIT_FRACTIONS:
-        bound += fraction
-        if position < bound:
-            return split
-    return SPLIT_FRACTIONS[-1][0]
+    """The hash split (`--split hash`) of a painting."""
+    return hash_split(painting_id, seed)
 
 
-def progress(iterable, **kwargs):
-    """tqdm that follows `datasets.disable_progress_bars()`."""
-    return tqdm(iterable, disable=not is_progress_bar_enabled(), mininterval=0.5, **kwargs)
+# ------------------------------------------------------------------------------------------ the official split
+def train_test_split(sequence, test_size, random_state):
+    """scikit-learn's `train_test_split(sequence, test_size=..., random_state=...)` (shuffled, unstratified),
+    reproduced with numpy: n_test = ceil(test_size * n) for a float, the int itself for an int; n_train = n - n_test;
+    perm = RandomState(random_state).permutation(n); test = perm[:n_test], train = perm[n_test:n_test + n_train].
+    Returns (train, test) as lists, in that order. Equal to scikit-learn wherever scikit-learn accepts the sizes."""
+    n = len(sequence)
+    n_test = math.ceil(test_size * n) if isinstance(test_size, float) else int(test_size)
+    n_test = min(max(n_test, 0), n)
+    n_train = n - n_test
+    permutation = np.random.RandomState(random_state).permutation(n)
+    return ([sequence[i] for i in permutation[n_test:n_test + n_train]], [sequence[i] for i in permutation[:n_test]])
 
 
-# ----------------------------------------------------------------------------------------------------- report
-class PrepareReport:
-    """Counts of what was read, kept and dropped (by reason), with the first examples of each drop."""
+def official_split(unit_ids, random_state=OFFICIAL_SEED, loads=OFFICIAL_LOADS):
+    """ArtEmis's split (`make_train_test_val_splits`): `unit_ids` (art_style + painting, raw strings, no
+    separator) made unique and sorted; train, rest = train_test_split(ids, test_size=val + test); validation, test =
+    train_test_split(rest, test_size=round(test * len(ids))). Returns {unit_id: split}."""
+    ids = sorted(set(unit_ids))
+    _, val_size, test_size = loads
+    train, rest = train_test_split(ids, val_size + test_size, random_state)  # 0.05 + 0.1 = 0.15000000000000002
+    validation, test = train_test_split(rest, round(test_size * len(ids)), random_state)
+    return {**{unit: "train" for unit in train}, **{unit: "validation" for unit in validation},
+            **{unit: "test" for unit in test}}
 
-    def __init__(self, inputs):
-        self.inputs = inputs
-        self.status = "running"
-        self.error = None
-        self.annotations_read = Counter()
-        self.dropped_annotations = Counter()
-        self.dropped_paintings = Counter()
-        self.examples = defaultdict(list)
-        self.splits = {}
 
-    def drop_annotation(self, reason, example):
-        self.dropped_annotations[reason] += 1
-        self._remember(reason, example)
-
-    def drop_painting(self, reason, annotation_count, example):
-        self.dropped_paintings[reason] += 1
-        self.dropped_annotations[reason] += annotation_count
-        self._remember(reason, example)
-
-    def _remember(self, reason, example):
-        if len(self.examples[reason]) < MAX_EXAMPLES:
-            self.examples[reason].append(example)
-
-    def to_dict(self):
-        kept_annotations = sum(counts["annotations"] for counts in self.splits.values())
-        kept_paintings = sum(counts["paintings"] for counts in self.splits.values())
-        return {
-            "status": self.status,
-            "error": self.error,
-            "inputs": self.inputs,
-            "annotations": {
-                "read": dict(self.annotations_read),
-                "kept": kept_annotations,
-                "dropped": dict(self.dropped_annotations),
-            },
-            "paintings": {
-                "kept": kept_paintings,
-                "dropped": dict(self.dropped_paintings),
-            },
-            "splits": self.splits,
-            "examples": dict(self.examples),
-        }
-
-    def write(self, output_dir):
-        path = Path(output_dir) / REPORT_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
-
-    def summary(self):
-        """A few lines for the terminal."""
-        data = self.to_dict()
-        read = sum(self.annotations_read.values())
-        lines = [
-            f"Annotations read: {read} ({', '.join(f'{k} {v}' for k, v in sorted(self.annotations_read.items()))})",
-            f"Kept: {data['annotations']['kept']} annotations on {data['paintings']['kept']} paintings",
-        ]
-        for split, counts in self.splits.items():
-            lines.append(f"  {split:<10} {counts['paintings']:>7} paintings {counts['annotations']:>8} annotations")
-        for reason, count in sorted(self.dropped_annotations.items()):
-            paintings = self.dropped_paintings.get(reason, 0)
-            lines.append(f"Dropped ({reason}): {count} annotations" + (f", {paintings} paintings" if paintings else ""))
-        return "\n".join(lines)
+def v2_sample_rows(population, n, random_state=V2_SAMPLE_SEED):
+    """`DataFrame.sample(n, random_state=42)` over `population` rows in file order, as ArtEmis v2.0's
+    `create_parts.py` draws its "combined" v1.0 rows: RandomState(42).permutation(population)[:n] (positions)."""
+    if n > population:
+        raise ValueError(f"--v2_train_set combined needs at least as many v1.0 rows ({population}) as contrastive rows ({n}).")
+    return set(np.random.RandomState(random_state).permutation(population)[:n].tolist())
 
 
 # -------------------------------------------------------------------------------------------------- CSV stage
-def read_annotation_rows(path, required_columns):
-    """Yield (line_number, art_style, painting, emotion, utterance, repetition) per CSV record; check the header
-    first. `repetition` is "" when the file has no such column (it is optional in Contrastive.csv)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CSV file {path} does not exist; check the path given on the command line.")
-    # utf-8-sig: a CSV re-saved by a spreadsheet starts with a byte-order mark that would hide the first column.
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip() for name in next(reader, [])]
-        missing = [name for name in required_columns if name not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {missing}; found {header}. Expected an ArtEmis CSV with columns "
-                f"{list(required_columns)} (v1.0: artemis_dataset_release_v0.csv, v2.0: Contrastive.csv)."
-            )
-        # A column the file lacks reads from the padding cell appended below (always "").
-        names = ("art_style", "painting", "emotion", "utterance", "repetition")
-        positions = [header.index(name) if name in header else len(header) for name in names]
-        width = len(header) + 1
-        for fields in progress(reader, desc=f"Reading {path.name}", unit=" rows"):
-            fields.extend([""] * (width - len(fields)))
-            yield (reader.line_num, *(fields[position] for position in positions))
+BAD_REPETITION = object()
 
 
-def new_painting(art_style, painting):
-    return {"art_style": art_style, "painting": painting, "emotions": [], "explanations": [], "source": [],
-            "repetition": 0}
+def parse_repetition(text):
+    """`repetition` cell -> int; None when the file has no such column; BAD_REPETITION for an empty, non-numeric,
+    non-integral, negative or infinite value (`inf`, `1e400`)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return BAD_REPETITION
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        return BAD_REPETITION
+    return int(value)
 
 
-def collect_paintings(csv_path, source, required_columns, paintings, report):
-    """Add the valid annotations of one CSV to `paintings` ({painting_id: entry}); count the invalid ones."""
-    name = Path(csv_path).name
-    read = 0
-    for line, raw_style, raw_painting, raw_emotion, utterance, repetition_text in read_annotation_rows(
-        csv_path, required_columns
-    ):
-        read += 1
-        art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
-        where = f"{name} line {line}"
-        repetition_text = repetition_text.strip()
-        try:
-            repetition = int(float(repetition_text)) if repetition_text else 0
-        except ValueError:
-            repetition = None
-        if not art_style or not painting or repetition is None:
-            report.drop_annotation(MALFORMED_ROW, f"{where}: art_style={raw_style!r} painting={raw_painting!r} "
-                                   f"repetition={repetition_text!r}")
-            continue
-        painting_id = f"{art_style}/{painting}"
-        entry = paintings.get(painting_id)
+class ArtemisTables:
+    """The annotations of the ArtEmis CSVs grouped by painting, plus what the split and the v2.0 sample need."""
+
+    def __init__(self, report):
+        self.report = report
+        self.items = {}
+        self.units = {}  # raw art_style + painting of v1.0 rows with repetition <= 40 -> painting_id (first seen)
+        self.population = Counter()  # data rows per source (the v2.0 sample is drawn over the v1.0 ones)
+
+    def entry(self, painting_id, art_style, painting):
+        entry = self.items.get(painting_id)
         if entry is None:
-            entry = paintings[painting_id] = new_painting(art_style, painting)
-        # Recorded before the other checks: a painting is over the repetition limit whatever its rows hold.
-        entry["repetition"] = max(entry["repetition"], repetition)
-        emotion = normalize_emotion(raw_emotion)
-        if emotion is None:
-            report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {raw_emotion!r} ({painting_id})")
-            continue
-        utterance = utterance.strip()
-        if not utterance:
-            report.drop_annotation(EMPTY_UTTERANCE, f"{where}: empty utterance ({painting_id})")
-            continue
-        entry["emotions"].append(emotion)
-        entry["explanations"].append(utterance)
-        entry["source"].append(source)
-    report.annotations_read[source] += read
-    return paintings
+            entry = self.items[painting_id] = new_item(art_style, painting)
+            entry.update(repetition=0, rows=[], units=[])
+        return entry
+
+    def add_raw_csv(self, path, source, required):
+        """Read artemis_dataset_release_v0.csv (source "v1") or Contrastive.csv ("contrastive")."""
+        name = display_path(Path(path).name)
+        report, read = self.report, 0
+        for line, (raw_style, raw_painting, raw_emotion, utterance, repetition_text) in read_csv_records(
+            path, V1_COLUMNS, required
+        ):
+            ordinal = read
+            read += 1
+            where = f"{name} line {line}"
+            art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
+            # v1.0 needs a repetition; Contrastive.csv may leave it out or empty (it is not used for its rows).
+            if source != "v1" and not (repetition_text or "").strip():
+                repetition_text = None
+            repetition = parse_repetition(repetition_text)
+            if not art_style or not painting or repetition is BAD_REPETITION:
+                report.drop_annotation(MALFORMED_ROW, f"{where}: art_style={raw_style!r} painting={raw_painting!r} "
+                                                      f"repetition={repetition_text!r}")
+                continue
+            painting_id = f"{art_style}/{painting}"
+            entry = self.entry(painting_id, art_style, painting)
+            # Recorded before the other checks: a painting is over the repetition limit whatever its rows hold.
+            entry["repetition"] = max(entry["repetition"], repetition or 0)
+            if source == "v1" and repetition <= MAX_REPETITION:
+                unit = raw_style + raw_painting  # the official split unit: raw strings, no separator
+                if unit not in self.units:
+                    self.units[unit] = painting_id
+                    entry["units"].append(unit)
+            emotion = VOCABULARY.match(raw_emotion)
+            if emotion is None:
+                report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {raw_emotion!r} ({painting_id})")
+                continue
+            text = utterance.strip()
+            if not text:
+                report.drop_annotation(EMPTY_UTTERANCE, f"{where}: empty utterance ({painting_id})")
+                continue
+            entry["emotions"].append(emotion)
+            entry["explanations"].append(text)
+            entry["source"].append(source)
+            entry["rows"].append((source, ordinal))
+        report.annotations_read[source] += read
+        self.population[source] += read
+
+    def add_preprocessed_csv(self, path):
+        """Read ArtEmis's `artemis_preprocessed.csv` (v1.0, or v2.0's full_combined one with `version`)."""
+        name = display_path(Path(path).name)
+        report = self.report
+        old_rows = 0  # the v2.0 sample's positions count every `version == old` row in file order
+        for line, (raw_style, raw_painting, raw_emotion, utterance, split_text, version) in read_csv_records(
+            path, PREPROCESSED_COLUMNS, PREPROCESSED_REQUIRED
+        ):
+            where = f"{name} line {line}"
+            source = VERSION_SOURCES.get((version or "old").strip())
+            ordinal = None
+            if source == "v1":
+                ordinal, old_rows = old_rows, old_rows + 1
+            if source is not None:
+                self.population[source] += 1
+            report.annotations_read[source or "v1"] += 1
+            art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
+            split_text = split_text.strip()
+            if not art_style or not painting or source is None or split_text not in PREPROCESSED_SPLITS:
+                report.drop_annotation(MALFORMED_ROW, f"{where}: art_style={raw_style!r} painting={raw_painting!r} "
+                                                      f"split={split_text!r} version={version!r}")
+                continue
+            painting_id = f"{art_style}/{painting}"
+            split = PREPROCESSED_SPLITS[split_text]
+            if split is None:
+                report.drop_annotation(REPETITION_FILTER, f"{where}: split 'rest' ({painting_id})")
+                continue
+            entry = self.entry(painting_id, art_style, painting)
+            if entry["split"] is None:
+                entry["split"], entry["split_line"] = split, where
+            elif entry["split"] != split:
+                report.drop_annotation(MALFORMED_ROW, f"{where}: {painting_id} is in split {split_text!r} here but "
+                                                      f"{entry['split']!r} on {entry['split_line']}")
+                continue
+            emotion = VOCABULARY.match(raw_emotion)
+            if emotion is None:
+                report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {raw_emotion!r} ({painting_id})")
+                continue
+            text = utterance.strip()
+            if not text:
+                report.drop_annotation(EMPTY_UTTERANCE, f"{where}: empty utterance_spelled ({painting_id})")
+                continue
+            entry["emotions"].append(emotion)
+            entry["explanations"].append(text)
+            entry["source"].append(source)
+            entry["rows"].append((source, ordinal))
 
 
-def filter_paintings(paintings, max_repetition, contrastive_only, report):
+def raw_histograms(csv_paths, report):
+    """{painting_id: [count per class]} over every raw row of the ArtEmis CSVs (SEVLM's histograms come from all
+    454,684 raw rows, before any filtering); rows without a painting or a known emotion are counted as skipped."""
+    counts, read, skipped, examples = {}, Counter(), Counter(), defaultdict(list)
+    for source, path in csv_paths:
+        name = display_path(Path(path).name)
+        for line, (raw_style, raw_painting, raw_emotion) in read_csv_records(
+            path, ("art_style", "painting", "emotion"), ("art_style", "painting", "emotion")
+        ):
+            read[source] += 1
+            art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
+            emotion = VOCABULARY.match(raw_emotion)
+            reason = MALFORMED_ROW if not art_style or not painting else UNKNOWN_EMOTION if emotion is None else None
+            if reason:
+                skipped[reason] += 1
+                if len(examples[reason]) < 20:
+                    examples[reason].append(f"{name} line {line}: {raw_style!r} {raw_painting!r} {raw_emotion!r}")
+                continue
+            histogram = counts.setdefault(f"{art_style}/{painting}", [0] * len(ARTEMIS_EMOTIONS))
+            histogram[ARTEMIS_EMOTIONS.index(emotion)] += 1
+    report.sections["histogram_rows"] = {
+        "note": "emotion_histogram is computed from all raw annotations of each painting, as SEVLM did",
+        "read": dict(read), "used": sum(read.values()) - sum(skipped.values()), "skipped": dict(skipped),
+        "examples": dict(examples),
+    }
+    return counts
+
+
+def assign_splits(tables, split, split_seed, report):
+    """Give every painting its split: the preprocessed file's, the official one (v1.0 paintings; paintings only in
+    Contrastive.csv get the hash split), or the hash split."""
+    unit_splits = official_split(tables.units) if split == "official" else {}
+    for painting_id, entry in tables.items.items():
+        if entry["split"] is not None:
+            entry["split_method"] = "preprocessed file"
+            continue
+        splits = [unit_splits[unit] for unit in entry["units"] if unit in unit_splits]
+        if splits:
+            entry["split"], entry["split_method"] = splits[0], "official"
+            if len(set(splits)) > 1:
+                report.warn("spellings_in_several_splits",
+                            "one painting written in several Unicode forms in the CSV; the official split put the "
+                            "spellings in different splits; all its rows are in the split of the first one",
+                            f"{painting_id}: {sorted(set(entry['units']))} -> {splits}")
+        else:
+            entry["split"] = hash_split(painting_id, split_seed)
+            entry["split_method"] = "hash" if split == "hash" else "hash (not in the v1.0 official split)"
+
+
+def apply_v2_sample(tables, report):
+    """--v2_train_set combined: in the train split, keep all contrastive rows and only the v1.0 rows of the
+    same-size sample `create_parts.py` draws (over v1.0 rows of all splits, in file order)."""
+    population, n = tables.population["v1"], tables.population["contrastive"]
+    if n == 0:
+        raise ValueError("--v2_train_set combined needs contrastive annotations: pass --contrastive_csv (or a v2.0 "
+                         "preprocessed CSV whose `version` column marks them 'new').")
+    sampled = v2_sample_rows(population, n)
+    report.sections["v2_train_set"] = {
+        "name": "combined", "v1_rows": population, "contrastive_rows": n, "sampled_v1_rows": len(sampled),
+        "seed": V2_SAMPLE_SEED,
+        "note": "v1.0 rows outside the sample are dropped from the train split only; validation and test keep all rows",
+    }
+    for painting_id, entry in tables.items.items():
+        if entry["split"] != "train":
+            continue
+        keep = [i for i, (source, ordinal) in enumerate(entry["rows"]) if source != "v1" or ordinal in sampled]
+        dropped = len(entry["rows"]) - len(keep)
+        if not dropped:
+            continue
+        if keep:
+            report.drop_annotation(OUTSIDE_V2_SAMPLE, f"{painting_id}: {dropped} v1.0 rows", count=dropped)
+        else:
+            report.drop_item(OUTSIDE_V2_SAMPLE, dropped, painting_id)
+        for column in ("emotions", "explanations", "source", "rows"):
+            entry[column] = [entry[column][i] for i in keep]
+
+
+def filter_paintings(items, max_repetition, contrastive_only, report):
     """Drop whole paintings: no valid annotation left, over the repetition limit, or (optionally) one emotion."""
     kept = {}
-    for painting_id, entry in paintings.items():
+    for painting_id, entry in items.items():
         count = len(entry["emotions"])
-        if count == 0:
-            report.drop_painting(NO_VALID_ANNOTATIONS, 0, painting_id)
-        elif entry["repetition"] > max_repetition:
-            report.drop_painting(REPETITION_FILTER, count, f"{painting_id} (repetition {entry['repetition']})")
-        elif contrastive_only and len(set(entry["emotions"])) < 2:
-            report.drop_painting(CONTRASTIVE_ONLY, count, f"{painting_id} (only {entry['emotions'][0]!r})")
+        if entry["repetition"] > max_repetition:
+            report.drop_item(REPETITION_FILTER, count, f"{painting_id} (repetition {entry['repetition']})")
+        elif contrastive_only and count and len(set(entry["emotions"])) < 2:
+            report.drop_item(CONTRASTIVE_ONLY, count, f"{painting_id} (only {entry['emotions'][0]!r})")
         else:
             kept[painting_id] = entry
-    return kept
+    return drop_items_without_annotations(kept, report)
 
 
-def content_fingerprint(split, table, params):
-    """A fingerprint from the content, so that the same inputs save byte-identical folders (state.json included);
-    `Dataset.from_dict` would otherwise draw a random one."""
-    digest = hashlib.sha256(json.dumps([split, params], sort_keys=True).encode("utf-8"))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    digest.update(sink.getvalue())
-    return digest.hexdigest()[:16]
+def warn_paintings_in_several_styles(items, report):
+    """One WikiArt painting name under two art styles is two items that can land in two splits: report each."""
+    styles = defaultdict(list)
+    for painting_id, entry in items.items():
+        styles[entry["painting"]].append(painting_id)
+    for painting, painting_ids in sorted(styles.items()):
+        if len(painting_ids) > 1:
+            splits = {items[painting_id]["split"] for painting_id in painting_ids}
+            where = ", ".join(f"{painting_id} ({items[painting_id]['split']})" for painting_id in sorted(painting_ids))
+            kind = "painting_in_several_styles_and_splits" if len(splits) > 1 else "painting_in_several_styles"
+            report.warn(kind, "one painting name under several art styles: kept as separate items"
+                        + (", in different splits (the same picture may be in train and test)" if len(splits) > 1 else ""),
+                        where)
 
 
-def build_text_splits(paintings, split_seed, params):
-    """{painting_id: entry} -> DatasetDict of the text columns, rows sorted by painting_id within each split."""
-    by_split = {split: [] for split, _ in SPLIT_FRACTIONS}
-    for painting_id in sorted(paintings):
-        by_split[split_of(painting_id, split_seed)].append(painting_id)
-    dataset_dict = DatasetDict()
-    for split, painting_ids in by_split.items():
-        entries = [paintings[painting_id] for painting_id in painting_ids]
-        columns = {
-            "painting_id": painting_ids,
-            "art_style": [entry["art_style"] for entry in entries],
-            "painting": [entry["painting"] for entry in entries],
-            "emotions": [entry["emotions"] for entry in entries],
-            "explanations": [entry["explanations"] for entry in entries],
-            "emotion_histogram": [emotion_histogram(entry["emotions"]) for entry in entries],
-            "source": [entry["source"] for entry in entries],
-        }
-        dataset_dict[split] = dataset_from_columns(columns, TEXT_FEATURES, split, params)
-    return dataset_dict
-
-
-def dataset_from_columns(columns, features, split, params):
-    """A Dataset of already-encoded columns (strings, floats, image {"bytes", "path"} dicts), with a content
-    fingerprint. Straight to Arrow: Dataset.from_dict would run every value through Features.encode_example,
-    which takes longer than reading the whole CSV and changes nothing here."""
-    table = pa.Table.from_pydict(columns, schema=features.arrow_schema)
-    return Dataset(
-        InMemoryTable(table),
-        info=DatasetInfo(features=features),
-        split=NamedSplit(split),
-        fingerprint=content_fingerprint(split, table, params),
-    )
-
-
-def build_annotation_table(
-    artemis_csv,
-    contrastive_csv=None,
-    max_repetition=MAX_REPETITION,
-    contrastive_only=False,
-    split_seed=SPLIT_SEED,
-    report=None,
-):
-    """The CSV stage (no images): read, validate, merge, filter, group by painting and split.
-
-    Returns a DatasetDict with every column but `image`; drops are counted in `report`.
-    """
+def collect_artemis(artemis_csv, contrastive_csv=None, artemis_preprocessed_csv=None, split="official",
+                    split_seed=SPLIT_SEED, max_repetition=MAX_REPETITION, contrastive_only=False,
+                    v2_train_set="full_combined", report=None):
+    """The CSV stage: {painting_id: entry} with splits assigned, every drop counted in `report`."""
     report = report or PrepareReport({})
-    paintings = {}
-    collect_paintings(artemis_csv, "v1", V1_COLUMNS, paintings, report)
-    if contrastive_csv is not None:
-        collect_paintings(contrastive_csv, "contrastive", CONTRASTIVE_COLUMNS, paintings, report)
-    paintings = filter_paintings(paintings, max_repetition, contrastive_only, report)
-    params = {"max_repetition": max_repetition, "contrastive_only": contrastive_only, "split_seed": split_seed}
-    return build_text_splits(paintings, split_seed, params)
+    report.emotions = list(ARTEMIS_EMOTIONS)
+    tables = ArtemisTables(report)
+    if artemis_preprocessed_csv:
+        tables.add_preprocessed_csv(artemis_preprocessed_csv)
+        if tables.population["contrastive"] and not contrastive_csv:
+            raise ValueError(f"{display_path(artemis_preprocessed_csv)} holds contrastive rows (version 'new'): pass "
+                             "--contrastive_csv Contrastive.csv too, so that their histograms come from the raw rows.")
+        histogram_sources = [("v1", artemis_csv)] + ([("contrastive", contrastive_csv)] if contrastive_csv else [])
+        counts = raw_histograms(histogram_sources, report)
+        for painting_id, entry in list(tables.items.items()):
+            histogram = counts.get(painting_id)
+            if histogram is None:
+                report.drop_item(NO_RAW_ANNOTATIONS, len(entry["emotions"]), f"{painting_id} (not in the raw CSV)")
+                del tables.items[painting_id]
+            else:
+                total = sum(histogram)
+                entry["histogram"] = [count / total for count in histogram]
+    else:
+        tables.add_raw_csv(artemis_csv, "v1", V1_COLUMNS)
+        if contrastive_csv:
+            tables.add_raw_csv(contrastive_csv, "contrastive", CONTRASTIVE_REQUIRED)
+    assign_splits(tables, split, split_seed, report)
+    items = tables.items
+    if not artemis_preprocessed_csv:
+        # The painting's own annotations, before the v2.0 sample thins the training rows.
+        for entry in items.values():
+            if entry["emotions"]:
+                entry["histogram"] = corpus_histogram(entry["emotions"], ARTEMIS_EMOTIONS)
+    if v2_train_set == "combined":
+        apply_v2_sample(tables, report)
+    items = filter_paintings(items, max_repetition, contrastive_only, report)
+    check_something_kept(items, report, "the ArtEmis CSVs")
+    report.sections["split_methods"] = dict(Counter(entry["split_method"] for entry in items.values()))
+    warn_paintings_in_several_styles(items, report)
+    return items
+
+
+def build_annotation_table(artemis_csv, contrastive_csv=None, max_repetition=MAX_REPETITION, contrastive_only=False,
+                           split_seed=SPLIT_SEED, report=None, split="official", artemis_preprocessed_csv=None,
+                           v2_train_set="full_combined"):
+    """The CSV stage alone (no images): a DatasetDict with every column but `image`; drops counted in `report`."""
+    report = report or PrepareReport({})
+    items = collect_artemis(artemis_csv, contrastive_csv, artemis_preprocessed_csv, split, split_seed,
+                            max_repetition, contrastive_only, v2_train_set, report)
+    return build_text_splits(items, ARTEMIS_EMOTIONS, split_params(split, split_seed, max_repetition,
+                                                                    contrastive_only, v2_train_set))
+
+
+def split_params(split, split_seed, max_repetition, contrastive_only, v2_train_set):
+    return {"split": split, "split_seed": split_seed, "max_repetition": max_repetition,
+            "contrastive_only": contrastive_only, "v2_train_set": v2_train_set}
 
 
 # ------------------------------------------------------------------------------------------------ image stage
-def index_wikiart_files(wikiart_dir, art_styles):
-    """{(style, file name), both NFC: real path} for the style folders named by the annotations.
+def wikiart_source(wikiart_dir, items):
+    """Images at <wikiart_dir>/<art_style>/<painting>.jpg, matched whatever the Unicode form or Info-ZIP escapes."""
+    finder = FileFinder(wikiart_dir)
 
-    Listing each folder once (instead of probing every name variant) finds a file whatever the normal form of its
-    name on disk (NFD from a macOS copy or the v2.0 release, NFC elsewhere).
-    """
-    wikiart_dir = Path(wikiart_dir)
-    if not wikiart_dir.is_dir():
-        raise FileNotFoundError(
-            f"--wikiart_dir {wikiart_dir} is not a folder. Pass the folder that holds one sub-folder per art style "
-            "(e.g. wikiart/Impressionism/claude-monet_water-lilies-1916.jpg)."
-        )
-    style_folders = {nfc(entry.name): entry for entry in os.scandir(wikiart_dir) if entry.is_dir()}
-    files = {}
-    for style in sorted(art_styles):
-        folder = style_folders.get(style)
-        if folder is None:
-            continue
-        # Sorted: if both normal forms of a name exist on disk, the same one wins on every run.
-        for entry in sorted(os.scandir(folder.path), key=lambda entry: entry.name, reverse=True):
-            files[(style, nfc(entry.name))] = entry.path
-    return files
+    def locate(painting_id):
+        entry = items[painting_id]
+        file_name = f"{entry['painting']}.jpg"
+        return (os.path.join(wikiart_dir, entry["art_style"], file_name), finder.find([entry["art_style"], file_name]),
+                f"{painting_id}.jpg")
 
-
-def encode_painting_image(path, max_side, quality=JPEG_QUALITY):
-    """Read an image file and return it as JPEG bytes, RGB, long side at most `max_side` (aspect kept).
-
-    Raises OSError / ValueError / SyntaxError / DecompressionBombError for files PIL cannot read in full.
-    """
-    with PILImage.open(path) as image:
-        # For JPEGs, decode at a reduced scale (at least max_side): much faster for large scans.
-        image.draft("RGB", (max_side, max_side))
-        image = ImageOps.exif_transpose(image)  # scans with an EXIF rotation would be stored on their side
-        image = image.convert("RGB")  # decodes the whole file: truncated or corrupt data raise here
-    image.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def read_images_batch(batch, max_image_side):
-    """`datasets.map` function: image bytes (or an error message) for a batch of resolved image files."""
-    images, errors = [], []
-    for painting_id, path in zip(batch["painting_id"], batch["image_file"]):
-        try:
-            images.append({"bytes": encode_painting_image(path, max_image_side), "path": f"{painting_id}.jpg"})
-            errors.append("")
-        except (OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError) as error:
-            images.append(None)
-            errors.append(f"{type(error).__name__}: {error}")
-    return {"image": images, "image_error": errors}
-
-
-def image_problem_message(kind, problems, total):
-    """Error text for missing or unreadable images: the count, the first 20, and what to do."""
-    listed = "\n  ".join(problems[:MAX_EXAMPLES])
-    more = f"\n  ... and {len(problems) - MAX_EXAMPLES} more" if len(problems) > MAX_EXAMPLES else ""
-    advice = (
-        "Check that --wikiart_dir points at the WikiArt folder (one sub-folder per art style) and that the download "
-        f"is complete, or pass --skip_missing_images to drop these paintings (they are counted in {REPORT_NAME})."
-    )
-    return f"{len(problems)} of {total} paintings have {kind} images:\n  {listed}{more}\n{advice}"
-
-
-def resolve_image_files(text_splits, wikiart_dir, skip_missing_images, report):
-    """Add `image_file` (the real path) to each split; drop or refuse paintings without an image file."""
-    styles = {style for dataset in text_splits.values() for style in dataset.unique("art_style")}
-    files = index_wikiart_files(wikiart_dir, styles)
-    resolved, missing = DatasetDict(), []
-    total = sum(len(dataset) for dataset in text_splits.values())
-    for split, dataset in text_splits.items():
-        paths = [files.get((style, f"{painting}.jpg")) for style, painting in zip(dataset["art_style"], dataset["painting"])]
-        absent = [row for row, path in enumerate(paths) if path is None]
-        if absent:
-            painting_ids = dataset.select(absent)["painting_id"]
-            missing.extend(f"{wikiart_dir}/{painting_id}.jpg" for painting_id in painting_ids)
-            if skip_missing_images:
-                counts = [len(emotions) for emotions in dataset.select(absent)["emotions"]]
-                for painting_id, count in zip(painting_ids, counts):
-                    report.drop_painting(MISSING_IMAGE, count, f"{wikiart_dir}/{painting_id}.jpg")
-            present = [row for row, path in enumerate(paths) if path is not None]
-            dataset, paths = dataset.select(present), [paths[row] for row in present]
-        resolved[split] = dataset.add_column("image_file", paths)
-    if missing and not skip_missing_images:
-        raise FileNotFoundError(image_problem_message("missing", sorted(missing), total))
-    return resolved
-
-
-def read_images(resolved, max_image_side, num_proc, skip_missing_images, report, work_dir):
-    """Decode, resize and re-encode every image (in parallel); drop or refuse the unreadable ones."""
-    features = Features({**resolved["train"].features, "image": Image(), "image_error": Value("string")})
-    with_images, unreadable = DatasetDict(), []
-    for split, dataset in resolved.items():
-        if len(dataset) == 0:  # map() on an empty dataset does not add the new columns
-            with_images[split] = Dataset.from_dict({name: [] for name in features}, features=features, split=split)
-            continue
-        workers = min(num_proc, len(dataset)) if num_proc and num_proc > 1 else None
-        dataset = dataset.map(
-            read_images_batch,
-            batched=True,
-            batch_size=32,
-            num_proc=workers if workers and workers > 1 else None,
-            fn_kwargs={"max_image_side": max_image_side},
-            features=features,
-            # On disk, not in memory: 80k images are several GB.
-            cache_file_name=str(Path(work_dir) / f"{split}.arrow"),
-            load_from_cache_file=False,
-            desc=f"Reading images ({split})",
-        )
-        errors = dataset["image_error"]
-        bad = [row for row, error in enumerate(errors) if error]
-        if bad:
-            rows = dataset.select_columns(["painting_id", "image_file", "image_error", "emotions"]).select(bad)
-            for row in rows:
-                message = f"{row['image_file']}: {row['image_error']}"
-                unreadable.append(message)
-                if skip_missing_images:
-                    report.drop_painting(UNREADABLE_IMAGE, len(row["emotions"]), message)
-            dataset = dataset.select([row for row, error in enumerate(errors) if not error])
-        with_images[split] = dataset
-    if unreadable and not skip_missing_images:
-        total = sum(len(dataset) for dataset in resolved.values())
-        raise ValueError(image_problem_message("unreadable", unreadable, total))
-    return with_images
-
-
-def finish_splits(with_images, text_fingerprints, max_image_side):
-    """Keep the schema's columns in its order, with a fingerprint derived from the text stage's content-based one."""
-    finished = DatasetDict()
-    for split, dataset in with_images.items():
-        fingerprint = hashlib.sha256(f"{text_fingerprints[split]}:{max_image_side}".encode()).hexdigest()[:16]
-        dataset = dataset.select_columns(list(FEATURES), new_fingerprint=fingerprint)
-        # map(num_proc > 1) concatenates its shards and forgets the split name; restore it so that the saved
-        # state.json does not depend on --num_proc.
-        dataset._split = NamedSplit(split)
-        finished[split] = dataset
-    return finished
-
-
-# --------------------------------------------------------------------------------------------------- parquet
-def write_parquet(dataset_dict, hub_dir, shard_bytes=PARQUET_SHARD_BYTES):
-    """Write `hub_dir/data/{split}-0000i-of-0000N.parquet` with the image bytes inside, plus a dataset card."""
-    data_dir = Path(hub_dir) / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # `load_dataset` refuses a split without rows ("corresponds to no data"): leave empty splits out.
-    splits = [split for split, dataset in dataset_dict.items() if len(dataset) > 0]
-    written = []
-    for split in splits:
-        dataset = dataset_dict[split]
-        count = max(1, math.ceil(dataset.data.nbytes / shard_bytes))
-        for index in range(count):
-            shard = dataset.shard(num_shards=count, index=index, contiguous=True)
-            # to_parquet writes what the table holds; embedding first guarantees bytes, never local paths.
-            shard = shard.with_format("arrow").map(embed_table_storage, batched=True, keep_in_memory=True)
-            path = data_dir / f"{split}-{index:05d}-of-{count:05d}.parquet"
-            shard.with_format(None).to_parquet(str(path))
-            written.append(path)
-    card = Path(hub_dir) / "README.md"
-    card.write_text(dataset_card(splits), encoding="utf-8")
-    return written
-
-
-def dataset_card(splits):
-    config = "\n".join(f"  - split: {split}\n    path: data/{split}-*" for split in splits)
-    return (
-        "---\nlicense: other\ntask_categories:\n- image-to-text\nconfigs:\n- config_name: default\n  data_files:\n"
-        f"{config}\n---\n\n# ArtEmis (prepared for SEVLM)\n\n"
-        "One row per WikiArt painting with its ArtEmis emotions and explanations and the 9-way emotion histogram.\n"
-        "ArtEmis annotations: https://www.artemisdataset.org/ (research, non-commercial use). WikiArt images are\n"
-        "subject to WikiArt's terms. Do not publish this folder where those terms forbid it.\n"
-    )
+    return ImageSource(locate, "--wikiart_dir", KNOWN_BAD_IMAGES)
 
 
 # ------------------------------------------------------------------------------------------------------ entry
-def prepare_output_dir(output_dir, overwrite):
-    """Create the output folder; replace an earlier result only with `overwrite`."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
-        ours = (output_dir / "dataset_dict.json").exists() or (output_dir / REPORT_NAME).exists()
-        if not overwrite:
-            raise FileExistsError(
-                f"--output_dir {output_dir} is not empty. Pass --overwrite to replace an earlier result, or choose "
-                "another --output_dir."
-            )
-        if not ours:
-            raise FileExistsError(
-                f"--output_dir {output_dir} is not empty and holds no earlier prepare_artemis result; refusing to "
-                "delete it even with --overwrite. Choose an empty or new --output_dir."
-            )
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return output_dir
+def check_options(artemis_csv, wikiart_dir, contrastive_csv, artemis_preprocessed_csv, split, max_repetition,
+                  v2_train_set):
+    """Everything that can be checked before reading: files exist, flags fit together."""
+    check_input_file(artemis_csv, "--artemis_csv")
+    if contrastive_csv:
+        check_input_file(contrastive_csv, "--contrastive_csv")
+    if artemis_preprocessed_csv:
+        check_input_file(artemis_preprocessed_csv, "--artemis_preprocessed_csv")
+    if not Path(wikiart_dir).is_dir():
+        raise FileNotFoundError(
+            f"--wikiart_dir {display_path(wikiart_dir)} is not a folder. Pass the folder that holds one sub-folder per "
+            "art style (e.g. wikiart/Impressionism/claude-monet_water-lilies-1916.jpg)."
+        )
+    if split not in SPLIT_METHODS:
+        raise ValueError(f"--split must be one of {SPLIT_METHODS}, got {split!r}.")
+    if v2_train_set not in V2_TRAIN_SETS:
+        raise ValueError(f"--v2_train_set must be one of {V2_TRAIN_SETS}, got {v2_train_set!r}.")
+    if v2_train_set == "combined" and not contrastive_csv:
+        raise ValueError("--v2_train_set combined needs --contrastive_csv Contrastive.csv.")
+    if max_repetition != MAX_REPETITION and (split != "hash" or artemis_preprocessed_csv):
+        raise ValueError(f"--max_repetition {max_repetition} works with --split hash on the raw CSV only: the official "
+                         "split (and its preprocessed CSV) sets paintings with repetition >= 41 aside itself.")
 
 
 def prepare_artemis(
@@ -550,6 +486,9 @@ def prepare_artemis(
     wikiart_dir,
     output_dir,
     contrastive_csv=None,
+    artemis_preprocessed_csv=None,
+    split="official",
+    v2_train_set="full_combined",
     max_repetition=MAX_REPETITION,
     max_image_side=MAX_IMAGE_SIDE,
     contrastive_only=False,
@@ -561,100 +500,99 @@ def prepare_artemis(
 ):
     """Build and save the ArtEmis DatasetDict (see the module docstring); returns it, loaded from `output_dir`.
 
-    Writes `output_dir` (save_to_disk), `output_dir/prepare_report.json` (also when it stops on an error) and,
-    with `parquet=True`, `output_dir/hub/` (Parquet shards with embedded images and a dataset card).
+    Writes `output_dir` (save_to_disk), `output_dir/prepare_report.json` and, with `parquet=True`,
+    `output_dir/hub/` (Parquet shards with embedded images and a dataset card), through a staging folder: an earlier
+    result is replaced only by a complete new one. A failed run writes `<output_dir>.prepare_report.failed.json`.
     """
-    if max_image_side < 1:
-        raise ValueError(f"--max_image_side must be a positive number of pixels, got {max_image_side}.")
-    output_dir = prepare_output_dir(output_dir, overwrite)
-    inputs = {
+    check_options(artemis_csv, wikiart_dir, contrastive_csv, artemis_preprocessed_csv, split, max_repetition,
+                  v2_train_set)
+    report = PrepareReport({
         "artemis_csv": str(artemis_csv),
         "contrastive_csv": str(contrastive_csv) if contrastive_csv else None,
+        "artemis_preprocessed_csv": str(artemis_preprocessed_csv) if artemis_preprocessed_csv else None,
         "wikiart_dir": str(wikiart_dir),
+        "split": "preprocessed file" if artemis_preprocessed_csv else split,
+        "split_seed": split_seed,
+        "split_fractions": dict(SPLIT_FRACTIONS),
+        "v2_train_set": v2_train_set if contrastive_csv else None,
         "max_repetition": max_repetition,
         "max_image_side": max_image_side,
         "contrastive_only": contrastive_only,
         "skip_missing_images": skip_missing_images,
-        "split_seed": split_seed,
-        "split_fractions": dict(SPLIT_FRACTIONS),
         "jpeg_quality": JPEG_QUALITY,
-    }
-    report = PrepareReport(inputs)
-    started = time.perf_counter()
-    try:
-        text_splits = build_annotation_table(
-            artemis_csv, contrastive_csv, max_repetition, contrastive_only, split_seed, report
-        )
-        resolved = resolve_image_files(text_splits, wikiart_dir, skip_missing_images, report)
-        # Next to output_dir (same disk), removed afterwards: map() writes the decoded images there first.
-        with tempfile.TemporaryDirectory(prefix=".prepare_artemis-", dir=output_dir.parent) as work_dir:
-            with_images = read_images(resolved, max_image_side, num_proc, skip_missing_images, report, work_dir)
-            text_fingerprints = {split: dataset._fingerprint for split, dataset in text_splits.items()}
-            dataset_dict = finish_splits(with_images, text_fingerprints, max_image_side)
-            report.splits = {
-                split: {"paintings": len(dataset), "annotations": sum(len(e) for e in dataset["emotions"])}
-                for split, dataset in dataset_dict.items()
-            }
-            # save_to_disk writes no data file for an empty split unless asked for one shard (and then cannot load it).
-            shards = {split: 1 if len(dataset) == 0 else None for split, dataset in dataset_dict.items()}
-            dataset_dict.save_to_disk(str(output_dir), num_shards=shards)
-        if parquet:
-            write_parquet(DatasetDict.load_from_disk(str(output_dir)), output_dir / "hub")
-        report.status = "ok"
-    except Exception as error:
-        report.status = "failed"
-        report.error = f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        report.inputs["seconds"] = round(time.perf_counter() - started, 1)
-        path = report.write(output_dir)
-        print(report.summary(), file=sys.stderr)
-        print(f"Report: {path}", file=sys.stderr)
-    return DatasetDict.load_from_disk(str(output_dir))
+    })
+
+    def text_stage():
+        items = collect_artemis(artemis_csv, contrastive_csv, artemis_preprocessed_csv, split, split_seed,
+                                max_repetition, contrastive_only, v2_train_set, report)
+        params = split_params(split, split_seed, max_repetition, contrastive_only, v2_train_set)
+        return build_text_splits(items, ARTEMIS_EMOTIONS, params), wikiart_source(wikiart_dir, items)
+
+    return run_preparation(output_dir, report, text_stage, max_image_side=max_image_side, num_proc=num_proc,
+                           skip_missing_images=skip_missing_images, parquet=parquet, overwrite=overwrite,
+                           card_text=ARTEMIS_CARD)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m dataset_scripts.prepare_artemis",
+        prog="sevlm-prepare-artemis",
         description=(
-            "Build the ArtEmis DatasetDict for SEVLM (one row per painting: image, emotions, explanations, "
-            "emotion_histogram, source), split 85/5/10 by painting, saved with save_to_disk. Every dropped "
-            f"annotation is counted by reason in <output_dir>/{REPORT_NAME}."
+            "Build the ArtEmis corpus for SEVLM (one row per painting: image, emotions, explanations, "
+            "emotion_histogram, source), split by painting, saved with save_to_disk. Every dropped annotation is "
+            f"counted by reason in <output_dir>/{REPORT_NAME}."
         ),
     )
     parser.add_argument("--artemis_csv", required=True,
-                        help="ArtEmis v1.0 annotations: artemis_dataset_release_v0.csv "
-                             "(columns art_style, painting, emotion, utterance, repetition).")
+                        help="ArtEmis v1.0 raw annotations: artemis_dataset_release_v0.csv (columns art_style, "
+                             "painting, emotion, utterance, repetition). With --artemis_preprocessed_csv it supplies "
+                             "the emotion histograms (from all raw rows, as SEVLM).")
+    parser.add_argument("--artemis_preprocessed_csv", default=None,
+                        help="ArtEmis's artemis_preprocessed.csv (from its preprocess_artemis_data.py "
+                             "--preprocess-for-deep-nets True): the paper's data. Each annotation's split and its "
+                             "spell-checked text (utterance_spelled) come from it; rows of split 'rest' are dropped. "
+                             "A v2.0 one (with a `version` column, old/new) gives the source of each row.")
     parser.add_argument("--contrastive_csv", default=None,
-                        help="Optional ArtEmis v2.0 Contrastive.csv (extra columns anchor_art_style, anchor_painting). "
-                             "Its annotations are added to v1.0 with source 'contrastive': the v2.0 'Combined' corpus.")
+                        help="ArtEmis v2.0 Contrastive.csv: its annotations are added with source 'contrastive' "
+                             "(the v2.0 corpus; see --v2_train_set).")
     parser.add_argument("--wikiart_dir", required=True,
                         help="WikiArt image root: images at <wikiart_dir>/<art_style>/<painting>.jpg. File names are "
-                             "matched whatever their Unicode normal form (NFC or NFD).")
+                             "matched whatever their Unicode form (NFC or NFD) and Info-ZIP #Uxxxx escapes.")
     parser.add_argument("--output_dir", required=True,
                         help="Where to save the DatasetDict (load it with datasets.load_from_disk) and the report.")
+    parser.add_argument("--split", choices=SPLIT_METHODS, default="official",
+                        help="official (default): ArtEmis's own split (paintings with repetition >= 41 set aside, "
+                             "then scikit-learn's train_test_split with random_state 2021 over the sorted "
+                             "art_style+painting ids), reproduced exactly; paintings only in Contrastive.csv get the "
+                             "hash split. hash: sha256('<split_seed>:<painting_id>') cut at 0.85/0.90. Ignored with "
+                             "--artemis_preprocessed_csv (its own split column is used).")
+    parser.add_argument("--v2_train_set", choices=V2_TRAIN_SETS, default="full_combined",
+                        help="With --contrastive_csv: full_combined (default) keeps every v1.0 and contrastive row; "
+                             "combined is ArtEmis v2.0's 'combined' training set (create_parts.py): all contrastive "
+                             "rows plus a same-size sample of v1.0 rows (random_state 42, drawn over the v1.0 rows of "
+                             "all splits); only the train split is thinned.")
     parser.add_argument("--max_repetition", type=int, default=MAX_REPETITION,
-                        help="Drop all annotations of paintings whose `repetition` exceeds this (default: %(default)s, "
-                             "the SEVLM recipe).")
+                        help="With --split hash: drop all annotations of paintings whose `repetition` exceeds this "
+                             "(default: %(default)s, as the official procedure).")
     parser.add_argument("--max_image_side", type=int, default=MAX_IMAGE_SIDE,
                         help="Shrink images so that the long side is at most this many pixels, aspect kept; smaller "
-                             "images are kept at their size (default: %(default)s). Stored as JPEG, quality "
-                             f"{JPEG_QUALITY}.")
+                             f"images keep their size (default: %(default)s). Stored as JPEG, quality {JPEG_QUALITY}.")
     parser.add_argument("--contrastive_only", action="store_true",
                         help="Keep only paintings with at least 2 distinct emotions (the contrastive training set).")
     parser.add_argument("--skip_missing_images", action="store_true",
-                        help="Drop paintings whose image is missing or unreadable (counted in the report) instead of "
-                             "stopping with an error.")
+                        help="Drop paintings whose image is missing or unreadable instead of stopping with an error. "
+                             "They are counted in the report, and the test paintings dropped are listed: the test set "
+                             "then differs from the paper's.")
     parser.add_argument("--split_seed", type=int, default=SPLIT_SEED,
-                        help="Seed of the split by painting: a painting's split is decided by sha256('<seed>:<painting_id>'), "
-                             "so it is the same in every run and in v1.0 and Combined (default: %(default)s).")
+                        help="Seed of the hash split (--split hash, and paintings only in Contrastive.csv) "
+                             "(default: %(default)s).")
     parser.add_argument("--parquet", action="store_true",
                         help="Also write <output_dir>/hub/data/{split}-0000i-of-0000N.parquet with the image bytes "
                              "embedded, plus a dataset card, ready for `huggingface-cli upload --repo-type dataset`.")
     parser.add_argument("--num_proc", type=int, default=1,
                         help="Processes that decode and resize images in parallel (default: %(default)s).")
     parser.add_argument("--overwrite", action="store_true",
-                        help="Replace an earlier result in --output_dir (otherwise a non-empty folder is an error).")
+                        help="Replace an earlier result in --output_dir; it is removed only once the new one is "
+                             "complete (a failed run leaves it untouched).")
     return parser.parse_args(argv)
 
 
@@ -666,6 +604,9 @@ def main(argv=None):
             wikiart_dir=args.wikiart_dir,
             output_dir=args.output_dir,
             contrastive_csv=args.contrastive_csv,
+            artemis_preprocessed_csv=args.artemis_preprocessed_csv,
+            split=args.split,
+            v2_train_set=args.v2_train_set,
             max_repetition=args.max_repetition,
             max_image_side=args.max_image_side,
             contrastive_only=args.contrastive_only,
@@ -676,7 +617,7 @@ def main(argv=None):
             overwrite=args.overwrite,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {display_path(str(error))}", file=sys.stderr)
         return 1
     return 0
 
