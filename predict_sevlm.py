@@ -206,7 +206,7 @@ def load_pipeline(model_name_or_path, device=None):
 
     from pipeline_sevlm import SevlmArtEmotionPipeline
 
-    print(f"{model_name_or_path} has no {TASK} pipeline in its config; using pipeline_sevlm.py from this repository.", file=sys.stderr)
+    print(f"{display_path(model_name_or_path)} has no {TASK} pipeline in its config; using pipeline_sevlm.py from this repository.", file=sys.stderr)
     model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
     return SevlmArtEmotionPipeline(model=model, processor=processor, device=device)
@@ -540,7 +540,12 @@ def main(argv=None):
 
     set_seed(args.seed)
     try:
-        pipe = load_pipeline(args.model_name_or_path, args.device)
+        device = pick_device(args.device)
+    except (RuntimeError, ValueError) as error:  # an unknown device name, or CUDA asked for where there is none
+        print(f"--device {args.device}: {error}", file=sys.stderr)
+        return 1
+    try:
+        pipe = load_pipeline(args.model_name_or_path, device)
     except (OSError, ValueError) as error:
         print(f"Cannot load the model {display_path(args.model_name_or_path)}: {display_path(str(error))}", file=sys.stderr)
         return 1

@@ -100,6 +100,8 @@ def test_stdout_exit_codes_and_bad_arguments(pipe, gallery, monkeypatch):
     assert code == 1 and "No images to predict" in stderr
     code, _, stderr = run_main([str(gallery / "a.png"), "--emotion", "joy"])
     assert code == 1 and "not one of the model's emotions" in stderr
+    code, _, stderr = run_main([str(gallery / "a.png"), "--device", "quantum"])
+    assert code == 1 and stderr.startswith("--device quantum: ")
     with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
         parse_args(["x.png", "--output", "out.txt"])
 
