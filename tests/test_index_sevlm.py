@@ -1,0 +1,148 @@
+"""index_sevlm.py (sevlm-index): arguments, files and corpus splits, adding, another model, data-parallel builds."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import datasets
+import numpy as np
+import pytest
+
+import index_sevlm
+from conftest import REPO_ROOT, build_tiny, random_images
+from emotion_index_sevlm import CONFIG_NAME, PENDING_DIR, EmotionIndex
+from pipeline_sevlm import add_pipeline_to_folder, predict_batch
+
+
+def save_model(model, processor, folder):
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    add_pipeline_to_folder(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_folder(trained_tiny, tmp_path_factory):
+    model, processor, _ = trained_tiny
+    return save_model(model, processor, tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def paintings(trained_tiny, tmp_path_factory):
+    _, _, images = trained_tiny
+    root = tmp_path_factory.mktemp("paintings")
+    (root / "nested").mkdir()
+    for number, image in enumerate(images + random_images(3, seed=7)):
+        image.save(root / ("nested" if number % 2 else ".") / f"painting-{number}.png")
+    (root / "broken.jpg").write_bytes(b"not a JPEG")
+    return root
+
+
+def run_main(argv):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        code = index_sevlm.main(argv)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_help_explains_every_flag():
+    parser = index_sevlm.build_parser()
+    for action in parser._actions:
+        assert action.help and len(action.help) > 15, action.dest
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--output_dir", "x"], "not both"),
+        (["a.png", "--dataset_path", "d", "--output_dir", "x"], "not both"),
+        (["a.png", "--output_dir", "x", "--batch_size", "0"], "--batch_size must be at least 1"),
+        (["a.png", "--output_dir", "x", "--thumbnail_size", "-1"], "--thumbnail_size must be 0"),
+        (["a.png", "--output_dir", "x", "--num_beams", "0"], "--num_beams must be at least 1"),
+        (["a.png"], "--output_dir"),
+    ],
+)
+def test_argument_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        index_sevlm.parse_args(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_index_files_then_add_new_ones(model_folder, paintings, trained_tiny, tmp_path):
+    model, processor, images = trained_tiny
+    output = tmp_path / "index"
+    argv = ["--model", str(model_folder), "--output_dir", str(output), "--device", "cpu", "--no_progress", "--batch_size", "3"]
+    code, stdout, stderr = run_main([str(paintings / "*.png"), str(paintings / "nested"), str(paintings / "broken.jpg"), "missing/"] + argv)
+    assert code == 0 and stdout == ""
+    assert f"skipped {paintings / 'broken.jpg'}: cannot be read" in stderr and "skipped missing/: no such file or folder" in stderr
+    assert "Indexed 7 new image(s) (0 already in the index, 2 skipped)" in stderr
+    index = EmotionIndex.load(output)
+    assert len(index) == 7 and index.config["model"] == str(model_folder.resolve())
+    expected = predict_batch(model, processor, [str(paintings / "painting-0.png")])[0]
+    row = index.dataset[index.row_of(str(paintings / "painting-0.png"))]
+    assert row["explanation"] == expected["explanation"] and row["emotion"] == expected["emotion"]
+
+    images[0].save(paintings / "nested" / "new.png")
+    try:
+        code, _, stderr = run_main([str(paintings)] + argv)
+    finally:
+        os.remove(paintings / "nested" / "new.png")
+    assert code == 0 and "Indexed 1 new image(s) (7 already in the index, 1 skipped)" in stderr
+    assert len(EmotionIndex.load(output)) == 8
+
+
+def test_index_a_corpus_split(model_folder, trained_tiny, tmp_path):
+    _, _, images = trained_tiny
+    features = datasets.Features({"painting_id": datasets.Value("string"), "image": datasets.Image(), "emotions": datasets.List(datasets.Value("string"))})
+    split = datasets.Dataset.from_dict({"painting_id": ["s/a", "s/b"], "image": images[:2], "emotions": [["awe"], ["fear"]]}, features=features)
+    datasets.DatasetDict({"test": split, "train": split}).save_to_disk(str(tmp_path / "corpus"))
+    argv = ["--dataset_path", str(tmp_path / "corpus"), "--split", "test", "--model", str(model_folder), "--output_dir", str(tmp_path / "index"), "--device", "cpu", "--no_progress"]
+    code, _, stderr = run_main(argv)
+    assert code == 0 and "Indexed 2 new image(s)" in stderr
+    assert EmotionIndex.load(tmp_path / "index").dataset["id"] == ["s/a", "s/b"]
+    code, _, stderr = run_main(["--dataset_path", str(tmp_path / "corpus"), "--split", "validation", "--model", str(model_folder), "--output_dir", str(tmp_path / "other"), "--device", "cpu"])
+    assert code == 1 and "--split 'validation'" in stderr and "['test', 'train']" in stderr
+
+
+def test_another_model_is_refused_without_overwrite(model_folder, paintings, tmp_path):
+    output = tmp_path / "index"
+    common = ["--output_dir", str(output), "--device", "cpu", "--no_progress"]
+    assert run_main([str(paintings / "painting-0.png"), "--model", str(model_folder)] + common)[0] == 0
+    other_model, other_processor = build_tiny(emotions=["joy", "grief", "calm"])
+    other = save_model(other_model, other_processor, tmp_path / "other-model")
+    code, _, stderr = run_main([str(paintings / "painting-0.png"), "--model", str(other)] + common)
+    assert code == 1 and "other emotions" in stderr and "--overwrite" in stderr
+    assert EmotionIndex.load(output).emotions == list(EmotionIndex.load(output).config["emotions"])
+    code, _, stderr = run_main([str(paintings / "painting-0.png"), "--model", str(other), "--overwrite"] + common)
+    assert code == 0 and EmotionIndex.load(output).emotions == ["joy", "grief", "calm"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    code, _, stderr = run_main([str(paintings / "painting-0.png"), "--model", str(other), "--output_dir", str(tmp_path / "mine"), "--overwrite", "--device", "cpu"])
+    assert code == 1 and "holds no emotion index" in stderr and (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_torchrun_two_processes_give_the_one_process_index(model_folder, paintings, tmp_path):
+    """`torchrun --nproc_per_node 2` on CPU: each process predicts every other batch, the main one merges; the
+    index equals the one-process index row for row."""
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    assert torchrun, "torchrun comes with torch"
+    single = tmp_path / "single"
+    assert run_main([str(paintings), "--model", str(model_folder), "--output_dir", str(single), "--device", "cpu", "--no_progress", "--batch_size", "2"])[0] == 0
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    command = [
+        torchrun, "--standalone", "--nproc_per_node", "2", str(REPO_ROOT / "index_sevlm.py"), str(paintings),
+        "--model", str(model_folder), "--output_dir", str(tmp_path / "parallel"), "--batch_size", "2", "--device", "cpu",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("Indexed 7 new image(s)") == 1  # the summary comes from the main process only
+    parallel, expected = EmotionIndex.load(tmp_path / "parallel"), EmotionIndex.load(single)
+    assert parallel.dataset["id"] == expected.dataset["id"]
+    assert parallel.dataset["explanation"] == expected.dataset["explanation"]
+    assert np.asarray(parallel.dataset["scores"]) == pytest.approx(np.asarray(expected.dataset["scores"]), abs=1e-6)
+    assert np.asarray(parallel.dataset["image_embeds"]) == pytest.approx(np.asarray(expected.dataset["image_embeds"]), abs=1e-6)
+    assert (tmp_path / "parallel" / CONFIG_NAME).is_file() and not (tmp_path / "parallel" / PENDING_DIR).exists()
