@@ -483,14 +483,14 @@ def check_folder(folder):
         missing.append("model.safetensors")
     if missing:
         raise FileNotFoundError(
-            f"{folder} is not a complete SEVLM Hub folder: missing {missing}. Save the model with train_sevlm.py "
+            f"{display_path(folder)} is not a complete SEVLM Hub folder: missing {missing}. Save the model with train_sevlm.py "
             "(or model.save_pretrained + processor.save_pretrained) and run publish_sevlm.py on it."
         )
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if TASK not in (config.get("custom_pipelines") or {}):
-        raise ValueError(f"{folder}/config.json has no {TASK!r} custom pipeline: run publish_sevlm.py (or add_pipeline_to_folder) on it.")
+        raise ValueError(f"{display_path(folder)}/config.json has no {TASK!r} custom pipeline: run publish_sevlm.py (or add_pipeline_to_folder) on it.")
     if list(folder.glob("*.bin")):
-        raise ValueError(f"{folder} holds pickled *.bin files: Hub folders carry safetensors only; remove them.")
+        raise ValueError(f"{display_path(folder)} holds pickled *.bin files: Hub folders carry safetensors only; remove them.")
 
 
 def copy_hub_files(folder, output_dir):
@@ -638,7 +638,7 @@ def verify_folder(folder, images=None, timeout=600):
             stdin=subprocess.DEVNULL,
         )
     if result.returncode != 0:
-        raise RuntimeError(f"{folder} does not load in a fresh process:\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"{display_path(folder)} does not load in a fresh process:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
