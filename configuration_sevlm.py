@@ -1,5 +1,7 @@
-"""SEVLM configuration: a CLIP vision tower, a GPT-2 decoder with cross-attention, and the VAD modules."""
+"""SEVLM configuration: a CLIP vision tower, a GPT-2 decoder with cross-attention, the VAD modules, and the one
+definition of SEVLM's token sequences (`SevlmSequenceFormat`) that the model and the processor share."""
 
+import torch
 from transformers import CLIPVisionConfig, GPT2Config, PreTrainedConfig
 
 # ArtEmis emotion classes in their fixed index order: 0-3 positive, 4-7 negative, 8 other.
@@ -22,6 +24,209 @@ AUTO_MAP = {
     "AutoModel": "modeling_sevlm.SevlmForConditionalGeneration",
     "AutoModelForImageTextToText": "modeling_sevlm.SevlmForConditionalGeneration",
 }
+
+
+IGNORE_INDEX = -100
+
+
+class SevlmSequenceFormat:
+    r"""
+    The token sequences of SEVLM, defined once for the model and the processor:
+
+        <bos> {prompt} {emotion} {connector} {explanation} <eos>        e.g. `<bos> the emotion is awe because ...`
+
+    Segment (token-type) ids: `<emotion>` up to the token before the one that completes the connector, `<explanation>`
+    from that token on (the rest of the sequence, padding included). They follow from the token ids alone, so the
+    model derives them itself (also for the tokens it generates) and the processor's `token_type_ids` are computed by
+    the same `segment_ids`.
+
+    Built from a `SevlmConfig` (`config.sequence_format`, the source of truth) or by the processor from its tokenizer.
+    Every field is a token id or a list of them; `emotions` are the class names in index order.
+    """
+
+    FIELDS = (
+        "emotions",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "emotion_token_id",
+        "explanation_token_id",
+        "prompt_token_ids",
+        "connector_token_ids",
+        "emotion_token_ids",
+    )
+
+    def __init__(
+        self,
+        emotions,
+        bos_token_id,
+        eos_token_id,
+        pad_token_id,
+        emotion_token_id,
+        explanation_token_id,
+        prompt_token_ids,
+        connector_token_ids,
+        emotion_token_ids,
+    ):
+        self.emotions = list(emotions)
+        self.bos_token_id = int(bos_token_id)
+        self.eos_token_id = int(eos_token_id)
+        self.pad_token_id = int(pad_token_id)
+        self.emotion_token_id = int(emotion_token_id)
+        self.explanation_token_id = int(explanation_token_id)
+        self.prompt_token_ids = [int(i) for i in prompt_token_ids]
+        self.connector_token_ids = [int(i) for i in connector_token_ids]
+        self.emotion_token_ids = [[int(i) for i in ids] for ids in emotion_token_ids]
+        self._validate()
+
+    @classmethod
+    def from_config(cls, config):
+        text = config.text_config
+        return cls(
+            emotions=config.emotions,
+            bos_token_id=text.bos_token_id,
+            eos_token_id=text.eos_token_id,
+            pad_token_id=text.pad_token_id,
+            emotion_token_id=config.emotion_token_id,
+            explanation_token_id=config.explanation_token_id,
+            prompt_token_ids=config.prompt_token_ids,
+            connector_token_ids=config.connector_token_ids,
+            emotion_token_ids=config.emotion_token_ids,
+        )
+
+    def _validate(self):
+        if len(self.emotion_token_ids) != len(self.emotions):
+            raise ValueError(f"{len(self.emotions)} emotions but {len(self.emotion_token_ids)} tokenised emotion names.")
+        if not self.connector_token_ids:
+            raise ValueError("The connector (e.g. ' because') tokenises to no tokens.")
+        seen = {}
+        for index, (name, ids) in enumerate(zip(self.emotions, self.emotion_token_ids)):
+            if not ids:
+                raise ValueError(f"Emotion {name!r} tokenises to no tokens.")
+            if tuple(ids) in seen:
+                raise ValueError(f"Emotions {seen[tuple(ids)]!r} and {name!r} tokenise to the same tokens {ids}.")
+            seen[tuple(ids)] = name
+            # The explanation segment starts where the connector first completes: it must not complete earlier.
+            row = self.prompt(index)
+            if _find(row, self.connector_token_ids) != len(row) - len(self.connector_token_ids):
+                raise ValueError(
+                    f"The connector tokens {self.connector_token_ids} occur inside the prompt or the emotion {name!r}: "
+                    "the explanation would start too early. Rename the emotion or choose another connector."
+                )
+
+    def to_dict(self):
+        return {field: getattr(self, field) for field in self.FIELDS}
+
+    def differences(self, other):
+        """Names of the fields in which `other` (a format) differs from this one."""
+        return [field for field in self.FIELDS if getattr(self, field) != getattr(other, field)]
+
+    @property
+    def min_max_length(self):
+        """The shortest `max_length` that fits every emotion with one explanation token:
+        `<bos>` + prompt + longest emotion + connector + 1 explanation token + `<eos>`."""
+        return 1 + len(self.prompt_token_ids) + max(map(len, self.emotion_token_ids)) + len(self.connector_token_ids) + 2
+
+    # ------------------------------------------------------------------------------------------- building
+    def prompt(self, emotion_index=None):
+        """`<bos> {prompt}`, or with a class index `<bos> {prompt} {emotion} {connector}`: the ids generation continues."""
+        ids = [self.bos_token_id, *self.prompt_token_ids]
+        if emotion_index is not None:
+            ids += [*self.emotion_token_ids[emotion_index], *self.connector_token_ids]
+        return ids
+
+    def training_ids(self, emotion_index, explanation_ids, max_length):
+        """A whole training sequence, the explanation shortened to fit `max_length` (the `<eos>` is kept)."""
+        if max_length < self.min_max_length:
+            raise ValueError(self.max_length_error(max_length))
+        head = self.prompt(emotion_index)
+        room = max_length - len(head) - 1
+        return head + list(explanation_ids)[:room] + [self.eos_token_id]
+
+    def max_length_error(self, max_length):
+        longest = max(range(len(self.emotions)), key=lambda i: len(self.emotion_token_ids[i]))
+        return (
+            f"max_length={max_length} is too short: <bos>, the prompt ({len(self.prompt_token_ids)} tokens), the longest "
+            f"emotion ({self.emotions[longest]!r}, {len(self.emotion_token_ids[longest])} tokens), the connector "
+            f"({len(self.connector_token_ids)} tokens), one explanation token and <eos> need at least "
+            f"{self.min_max_length}."
+        )
+
+    def batch(self, rows, padding_side="right", with_labels=False):
+        """Pad id lists into `input_ids`, `attention_mask`, `token_type_ids` (and `labels`: `<bos>` and padding -100).
+
+        Right padding for training and scoring; left padding for generation prompts, so that every row continues
+        from its last real token.
+        """
+        width = max(map(len, rows))
+        ids, mask, labels = [], [], []
+        for row in rows:
+            missing = width - len(row)
+            pad = [self.pad_token_id] * missing
+            ids.append(row + pad if padding_side == "right" else pad + row)
+            mask.append([1] * len(row) + [0] * missing if padding_side == "right" else [0] * missing + [1] * len(row))
+            row_labels = [IGNORE_INDEX] + row[1:]
+            ignored = [IGNORE_INDEX] * missing
+            labels.append(row_labels + ignored if padding_side == "right" else ignored + row_labels)
+        input_ids = torch.tensor(ids, dtype=torch.long)
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": torch.tensor(mask, dtype=torch.long),
+            "token_type_ids": self.segment_ids(input_ids),
+        }
+        if with_labels:
+            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+    def segment_ids(self, input_ids):
+        """`<explanation>` from the token that completes the connector on, `<emotion>` before: `[batch, seq]`.
+
+        Written with one comparison per connector token against Python ints, so that it runs on any device without a
+        host-to-device copy and traces into a static graph.
+        """
+        width, length = len(self.connector_token_ids), input_ids.shape[1]
+        completes = torch.zeros_like(input_ids, dtype=torch.bool)
+        if length >= width:
+            match = input_ids[:, width - 1 :] == self.connector_token_ids[-1]
+            for offset, token in enumerate(self.connector_token_ids[:-1]):
+                match = match & (input_ids[:, offset : length - width + 1 + offset] == token)
+            completes[:, width - 1 :] = match
+        explanation = completes.cumsum(-1) > 0
+        return torch.where(
+            explanation,
+            torch.full_like(input_ids, self.explanation_token_id),
+            torch.full_like(input_ids, self.emotion_token_id),
+        )
+
+    # ------------------------------------------------------------------------------------------- reading
+    def split_generated(self, ids):
+        """Generated ids (with or without the prompt, padded on either side) -> (emotion ids, explanation ids).
+
+        Without a connector the whole text counts as the emotion and the explanation is empty.
+        """
+        ids = list(ids)
+        skip = {self.pad_token_id, self.bos_token_id, self.emotion_token_id, self.explanation_token_id}
+        start = 0
+        while start < len(ids) and ids[start] in skip:
+            start += 1
+        ids = ids[start:]
+        if ids[: len(self.prompt_token_ids)] == self.prompt_token_ids:
+            ids = ids[len(self.prompt_token_ids) :]
+        if self.eos_token_id in ids:
+            ids = ids[: ids.index(self.eos_token_id)]
+        cut = _find(ids, self.connector_token_ids)
+        if cut < 0:
+            return ids, []
+        return ids[:cut], ids[cut + len(self.connector_token_ids) :]
+
+
+def _find(ids, pattern):
+    """First index where `pattern` starts in `ids`, or -1."""
+    width = len(pattern)
+    for start in range(len(ids) - width + 1):
+        if ids[start : start + width] == pattern:
+            return start
+    return -1
 
 
 class SevlmConfig(PreTrainedConfig):
@@ -60,6 +265,9 @@ class SevlmConfig(PreTrainedConfig):
             Keep the image encoder frozen (the paper's recipe).
         emotion_token_id, explanation_token_id (`int`, *optional*):
             Ids of the `<emotion>` / `<explanation>` segment tokens, set from the processor's tokenizer.
+            Together with `emotions`, the tokenised prompt, connector and names below and `text_config`'s
+            bos/eos/pad ids they define the sequence format (`config.sequence_format`): the config is its single
+            source, and a processor is checked against it (`SevlmProcessor.check_config`).
         prompt_token_ids, connector_token_ids (`list[int]`, *optional*):
             Tokenised prompt and connector, set from the processor's tokenizer.
         emotion_token_ids (`list[list[int]]`, *optional*):
@@ -143,9 +351,23 @@ class SevlmConfig(PreTrainedConfig):
         super().__init__(**kwargs)
 
     @property
+    def sequence_format(self) -> SevlmSequenceFormat:
+        """The token sequences this model reads and writes (see `SevlmSequenceFormat`)."""
+        if not self.has_token_ids:
+            raise ValueError(
+                "This SEVLM config has no tokenizer ids (emotion/explanation tokens, prompt, connector). "
+                "Build models with SevlmForConditionalGeneration.from_vision_text(..., processor=...)."
+            )
+        return SevlmSequenceFormat.from_config(self)
+
+    @property
     def has_token_ids(self) -> bool:
         """Whether the tokenizer-dependent ids were filled in (by `from_vision_text`)."""
+        text = self.text_config
         return None not in (
+            text.bos_token_id,
+            text.eos_token_id,
+            text.pad_token_id,
             self.emotion_token_id,
             self.explanation_token_id,
             self.prompt_token_ids,
@@ -156,4 +378,4 @@ class SevlmConfig(PreTrainedConfig):
 
 SevlmConfig.register_for_auto_class()
 
-__all__ = ["ARTEMIS_EMOTIONS", "SevlmConfig"]
+__all__ = ["ARTEMIS_EMOTIONS", "IGNORE_INDEX", "SevlmConfig", "SevlmSequenceFormat"]

@@ -7,7 +7,10 @@ encoder; a VAD head predicts the next token's VAD and a contrastive head scores 
 explanation) triples.
 """
 
+import copy
+import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -15,35 +18,52 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionModel, GenerationConfig, GenerationMixin, GPT2LMHeadModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput, can_return_tuple, logging
+from transformers.utils.deprecation import deprecate_kwarg
 
 try:
-    from .configuration_sevlm import SevlmConfig
+    from .configuration_sevlm import IGNORE_INDEX, SevlmConfig
 except ImportError:
-    from configuration_sevlm import SevlmConfig
+    from configuration_sevlm import IGNORE_INDEX, SevlmConfig
 
 logger = logging.get_logger(__name__)
 
-IGNORE_INDEX = -100
-
 
 # --------------------------------------------------------------------------------------------- VAD lexicon
-def load_vad_lexicon(source):
-    """Read a VAD lexicon into `{word: (valence, arousal, dominance)}` on the bipolar scale [-1, 1].
+class VadLexicon(dict):
+    """`{word: (valence, arousal, dominance)}` on the bipolar scale [-1, 1], with the lexicon's `language`."""
 
-    `source` is a path to an NRC-VAD style file (one header line, then `word<TAB>V<TAB>A<TAB>D`) or a mapping
-    `word -> (v, a, d)`. Scores in [0, 1] (the NRC-VAD release) are mapped with `2 * x - 1`; a lexicon with any
-    negative score is taken as already bipolar.
+    def __init__(self, entries, language="en"):
+        super().__init__(entries)
+        self.language = language
+
+
+def load_vad_lexicon(source, vad_lexicon_language="en"):
+    """Read a VAD lexicon into a `VadLexicon` `{word: (valence, arousal, dominance)}` on the bipolar scale [-1, 1].
+
+    `source` is a path to an NRC-VAD format file or a mapping `word -> (v, a, d)`. A file has an optional header line,
+    then `word<TAB>valence<TAB>arousal<TAB>dominance` lines; the NRC-VAD translations into other languages have a fifth
+    column, the word in that language, which is then the word looked up (for `vad_lexicon_language` other than
+    English). Scores in [0, 1] (NRC-VAD v1) are mapped with `2 * x - 1`; a lexicon with any negative score (NRC-VAD
+    v2) is taken as already bipolar. Non-finite scores are errors naming the file and line (or the word).
+
+    `vad_lexicon_language` (an ISO code, default `"en"`): English words not found are looked up by their lemma
+    (`lemminflect`); in other languages only the surface form is looked up.
     """
+    language = str(vad_lexicon_language or "en").lower()
     if isinstance(source, (str, os.PathLike)):
-        entries = _read_vad_file(source)
+        entries = _read_vad_file(source, language)
         where = str(source)
     else:
-        entries = {str(word).strip().lower(): tuple(float(x) for x in scores) for word, scores in dict(source).items()}
-        where = "the VAD mapping"
-        for word, scores in entries.items():
+        entries, where = {}, "the VAD mapping"
+        for word, scores in dict(source).items():
+            scores = tuple(float(x) for x in scores)
             if len(scores) != 3:
                 raise ValueError(f"{where}: entry {word!r} has {len(scores)} scores; expected (valence, arousal, dominance).")
+            if not all(math.isfinite(x) for x in scores):
+                raise ValueError(f"{where}: entry {word!r} has a non-finite score {scores}.")
+            entries[str(word).strip().lower()] = scores
     if not entries:
         raise ValueError(f"{where} holds no entries.")
     values = [x for scores in entries.values() for x in scores]
@@ -52,30 +72,38 @@ def load_vad_lexicon(source):
         raise ValueError(f"{where}: scores must lie in [0, 1] or [-1, 1]; found range [{low}, {high}].")
     if low >= 0.0:
         entries = {word: tuple(2.0 * x - 1.0 for x in scores) for word, scores in entries.items()}
-    return entries
+    return VadLexicon(entries, language)
 
 
-def _read_vad_file(path):
+def _read_vad_file(path, language):
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"VAD lexicon {path} not found. Download the NRC-VAD lexicon (https://saifmohammad.com/WebPages/nrc-vad.html) "
             "and pass the path to NRC-VAD-Lexicon.txt."
         )
+    expected = "`word<TAB>valence<TAB>arousal<TAB>dominance` (and optionally `<TAB>translated word`)"
     entries = {}
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\n\r").split("\t")
             if not line.strip():
                 continue
+            fields = line.rstrip("\n\r").split("\t")
             try:
                 scores = tuple(float(x) for x in fields[1:4])
             except ValueError:
                 if number == 1:
                     continue  # header line
-                raise ValueError(f"{path}:{number}: expected `word<TAB>valence<TAB>arousal<TAB>dominance`, got {line!r}.")
-            if len(fields) != 4 or not fields[0].strip():
-                raise ValueError(f"{path}:{number}: expected `word<TAB>valence<TAB>arousal<TAB>dominance`, got {line!r}.")
-            entries[fields[0].strip().lower()] = scores
+                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
+            if len(fields) not in (4, 5) or len(scores) != 3:
+                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
+            if not all(math.isfinite(x) for x in scores):
+                raise ValueError(f"{path}:{number}: non-finite score in {line.strip()!r}; scores must be numbers in [0, 1] or [-1, 1].")
+            # A translation file lists the English word first and the word of its language last.
+            word = fields[4] if len(fields) == 5 and not language.startswith("en") else fields[0]
+            word = word.strip().lower()
+            if not word:
+                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
+            entries.setdefault(word, scores)
     return entries
 
 
@@ -94,14 +122,18 @@ def lemmas(word):
     return [lemma.lower() for lemma in dict.fromkeys(found) if lemma.lower() != word]
 
 
-def lookup_vad(lexicon, word):
-    """VAD of `word` (lower-cased, else its lemma) in a bipolar lexicon, or None when not found."""
+def lookup_vad(lexicon, word, vad_lexicon_language=None):
+    """VAD of `word` (lower-cased; in English also its lemma) in a bipolar lexicon, or None when not found.
+
+    The language is `vad_lexicon_language`, else the lexicon's own (`load_vad_lexicon`), else English.
+    """
     word = word.strip().lower()
     if not word:
         return None
     if word in lexicon:
         return lexicon[word]
-    if not word.isalpha():
+    language = str(vad_lexicon_language or getattr(lexicon, "language", "en")).lower()
+    if not language.startswith("en") or not word.isalpha():
         return None
     for lemma in lemmas(word):
         if lemma in lexicon:
@@ -109,18 +141,16 @@ def lookup_vad(lexicon, word):
     return None
 
 
-def build_vad_table(tokenizer, lexicon, size=None):
-    """`[size, 3]` float tensor: each token's VAD (BPE piece without its leading space, lower-cased, or its lemma).
-
-    Special tokens, sub-word pieces and words missing from the lexicon get zeros.
-    """
+def build_vad_table(tokenizer, lexicon, size=None, vad_lexicon_language=None):
+    """`[size, 3]` float tensor: each token's VAD (BPE piece without its leading space, lower-cased, or in English its
+    lemma). Special tokens, sub-word pieces and words missing from the lexicon get zeros."""
     size = size or len(tokenizer)
     table = torch.zeros(size, 3)
     special = set(tokenizer.all_special_ids)
     for token_id, piece in enumerate(tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))):
         if token_id in special or piece is None:
             continue
-        scores = lookup_vad(lexicon, tokenizer.convert_tokens_to_string([piece]))
+        scores = lookup_vad(lexicon, tokenizer.convert_tokens_to_string([piece]), vad_lexicon_language)
         if scores is not None:
             table[token_id] = torch.tensor(scores)
     return table
@@ -141,7 +171,13 @@ class SevlmOutput(ModelOutput):
     contrastive_scores (`torch.FloatTensor` of shape `(batch, 1 + negatives)`, *optional*):
         match scores of the true triple (column 0) and its negatives.
     cache (`Cache`, *optional*): the decoder's key/value cache.
-    hidden_states (`tuple(torch.FloatTensor)`, *optional*): decoder hidden states.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, with `output_hidden_states=True`):
+        the decoder's hidden states, the embeddings and each layer's output: `(batch, seq, hidden)` each.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, with `output_attentions=True`):
+        the decoder's self-attention weights per layer: `(batch, heads, seq, seq)` each.
+    cross_attentions (`tuple(torch.FloatTensor)`, *optional*, with `output_attentions=True`):
+        the decoder's attention over the image patches per layer: `(batch, heads, seq, patches)` each. Patch `p`
+        is row `p // side`, column `p % side` of the vision tower's patch grid (`side = image_size // patch_size`).
     image_embeds (`torch.FloatTensor` of shape `(images, patches, hidden)`, *optional*): cross-attention memory.
     """
 
@@ -154,7 +190,23 @@ class SevlmOutput(ModelOutput):
     contrastive_scores: torch.FloatTensor | None = None
     cache: object | None = None
     hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    cross_attentions: tuple | None = None
     image_embeds: torch.FloatTensor | None = None
+
+
+@contextmanager
+def _eager_attention(config, needed):
+    """Run with the eager attention kernel: SDPA and flash attention do not return attention weights."""
+    previous = config._attn_implementation
+    if not needed or previous in (None, "eager"):
+        yield
+        return
+    config._attn_implementation_internal = "eager"
+    try:
+        yield
+    finally:
+        config._attn_implementation_internal = previous
 
 
 # -------------------------------------------------------------------------------------------------- modules
@@ -250,6 +302,8 @@ class SevlmPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # Static cache + torch.compile(fullgraph=True) of a decoding step: no data-dependent control flow in `forward`.
+    _can_compile_fullgraph = True
     _no_split_modules = ["GPT2Block", "CLIPEncoderLayer"]
     # Each loss term is a mean over its own items: the Trainer scales for gradient accumulation.
     accepts_loss_kwargs = False
@@ -261,9 +315,24 @@ class SevlmPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, SevlmForConditionalGeneration):
             init.zeros_(module.vad_table)
-            # Non-persistent buffers are not in the checkpoint: rebuild them from the config.
-            init.copy_(module.connector_ids, _long_tensor(self.config.connector_token_ids))
-            init.copy_(module.prompt_ids, _long_tensor(self.config.prompt_token_ids))
+
+    @torch.no_grad()
+    @init.guard_torch_init_functions()
+    def initialize_weights(self):
+        """Initialise the weights missing from a checkpoint as the stock models do: the vision tower's with CLIP's
+        `_init_weights`, the decoder's with GPT-2's (scaled residual projections), SEVLM's own modules here.
+
+        transformers treats custom code as possibly writing weights in place and skips every module without direct
+        parameters (GPT-2's attention and MLP, CLIP's attention), which is where those schemes live; every
+        initialisation here goes through `transformers.initialization`, which leaves loaded weights alone.
+        """
+
+        def apply(module, initialise):
+            for child in module.children():
+                apply(child, child._initialize_weights if isinstance(child, PreTrainedModel) else initialise)
+            initialise(module, False)
+
+        apply(self, self._initialize_weights)
 
 
 class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
@@ -288,15 +357,13 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         self.contrastive_head = SevlmContrastiveHead(3 * hidden, config.contrastive_hidden_size)
         # The VAD lexicon as a table over the vocabulary: one gather on the device per step.
         self.register_buffer("vad_table", torch.zeros(text_config.vocab_size, 3), persistent=True)
-        self.register_buffer("connector_ids", _long_tensor(config.connector_token_ids), persistent=False)
-        self.register_buffer("prompt_ids", _long_tensor(config.prompt_token_ids), persistent=False)
         if config.freeze_vision:
             self.vision_model.requires_grad_(False)
         self.post_init()
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
-    def from_vision_text(cls, vision, text, processor, vad_lexicon=None, **config_kwargs):
+    def from_vision_text(cls, vision, text, processor, vad_lexicon=None, vad_lexicon_language="en", **config_kwargs):
         """Start a new SEVLM from a vision tower and a decoder.
 
         Args:
@@ -305,12 +372,17 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             text: a pretrained GPT-2 name or path (e.g. `"distilgpt2"`, weights loaded; cross-attention is new) or a
                 `GPT2Config` / dict (random init).
             processor: the `SevlmProcessor` whose tokenizer the model will use. Its special tokens are added to the
-                embeddings and its emotions, prompt and connector go into the config.
-            vad_lexicon: an NRC-VAD style file or a mapping `word -> (v, a, d)`; fills the VAD table.
+                embeddings and its sequence format (emotions, prompt, connector, token ids) goes into the config.
+            vad_lexicon: an NRC-VAD format file or a mapping `word -> (v, a, d)`; fills the VAD table.
+            vad_lexicon_language: the lexicon's language (`"en"`: words are also looked up by their lemma).
             config_kwargs: other `SevlmConfig` fields (loss switches and weights, `vad_encoder_causal`, ...).
         """
         from transformers import CLIPVisionConfig, GPT2Config
 
+        token_fields = processor.token_id_config()
+        for key in ("emotions", "prompt_text", "connector_text"):
+            if key in config_kwargs and config_kwargs.pop(key) != token_fields[key]:
+                raise ValueError(f"`{key}` comes from the processor; build the processor with the {key} you want.")
         vision_model = text_model = None
         # A full CLIP checkpoint holds a text tower we drop, and GPT-2 checkpoints have no cross-attention yet:
         # the load reports would list both at length, so they are quietened to one line each.
@@ -327,22 +399,22 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             vision_config = vision_model.config
             logger.info(f"Vision tower loaded from {vision}.")
         else:
-            vision_config = CLIPVisionConfig(**vision) if isinstance(vision, dict) else vision
+            vision_config = CLIPVisionConfig(**vision) if isinstance(vision, dict) else copy.deepcopy(vision)
+        tokenizer = processor.tokenizer
+        # The embeddings grow by the processor's new tokens before the new ids are set, so that the ids are always
+        # inside the vocabulary (mean-initialised rows for a pretrained decoder, as `resize_token_embeddings` does).
         if text_model is not None:
+            if text_model.get_input_embeddings().num_embeddings != len(tokenizer):
+                text_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
             text_config = text_model.config
             logger.info(f"Decoder loaded from {text}; its cross-attention layers are newly initialised.")
         else:
-            text_config = GPT2Config(**text) if isinstance(text, dict) else text
-
-        token_fields = processor.token_id_config()
-        for key in ("emotions", "prompt_text", "connector_text"):
-            if key in config_kwargs and config_kwargs.pop(key) != token_fields[key]:
-                raise ValueError(f"`{key}` comes from the processor; build the processor with the {key} you want.")
+            text_config = GPT2Config(**text) if isinstance(text, dict) else copy.deepcopy(text)
+            text_config.vocab_size = len(tokenizer)
         if vad_lexicon is None and (config_kwargs.get("use_vad_embedding", True) or config_kwargs.get("use_vad_loss", True)):
             logger.warning("No VAD lexicon given: the VAD table is all zeros, so VAD fusion and VAD loss learn nothing.")
-        tokenizer = processor.tokenizer
         for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            setattr(text_config, key, token_fields[key])
+            setattr(text_config, key, token_fields.pop(key))
         config = SevlmConfig(vision_config=vision_config, text_config=text_config, **token_fields, **config_kwargs)
 
         model = cls(config)
@@ -350,23 +422,24 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             model.vision_model.load_state_dict(vision_model.state_dict())
         if text_model is not None:
             model.language_model.load_state_dict(text_model.state_dict())
-        if model.get_input_embeddings().num_embeddings != len(tokenizer):
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=text_model is not None)
         if vad_lexicon is not None:
-            model.set_vad_lexicon(vad_lexicon, tokenizer)
+            model.set_vad_lexicon(vad_lexicon, tokenizer, vad_lexicon_language)
         model.generation_config = GenerationConfig(
-            bos_token_id=token_fields["bos_token_id"],
-            eos_token_id=token_fields["eos_token_id"],
-            pad_token_id=token_fields["pad_token_id"],
+            bos_token_id=text_config.bos_token_id,
+            eos_token_id=text_config.eos_token_id,
+            pad_token_id=text_config.pad_token_id,
             max_new_tokens=25,
             do_sample=False,
             num_beams=1,
         )
         return model
 
-    def set_vad_lexicon(self, vad_lexicon, tokenizer):
-        """Fill the VAD table from a lexicon (path or mapping); returns how many tokens got a VAD value."""
-        lexicon = load_vad_lexicon(vad_lexicon)
+    def set_vad_lexicon(self, vad_lexicon, tokenizer, vad_lexicon_language="en"):
+        """Fill the VAD table from a lexicon (path, mapping or `VadLexicon`); returns how many tokens got a VAD value.
+
+        `vad_lexicon_language` applies to a path or a plain mapping; a `VadLexicon` keeps its own language.
+        """
+        lexicon = vad_lexicon if isinstance(vad_lexicon, VadLexicon) else load_vad_lexicon(vad_lexicon, vad_lexicon_language)
         table = build_vad_table(tokenizer, lexicon, size=self.vad_table.shape[0])
         self.vad_table.copy_(table.to(self.vad_table))
         found = int((table.abs().sum(-1) > 0).sum())
@@ -394,45 +467,64 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value):
         self.language_model.set_output_embeddings(value)
 
+    @property
+    def sequence_format(self):
+        """The token sequences this model reads and writes (`SevlmSequenceFormat`, from the config)."""
+        return self.config.sequence_format
+
     # -------------------------------------------------------------------------------------------- features
-    def get_image_features(self, pixel_values):
-        """Cross-attention memory: CLIP patch tokens after the final layer norm (no CLS), in the decoder's width."""
+    def get_image_features(self, pixel_values, output_hidden_states=None, output_attentions=None, return_dict=None, **kwargs):
+        """Encode images: a `BaseModelOutputWithPooling` with
+
+        - `last_hidden_state` `(images, patches, hidden)`: the cross-attention memory, CLIP's patch tokens (no CLS)
+          after its final layer norm, projected to the decoder's width. `generate`, `emotion_scores` and `forward`
+          take it (or this whole output) as `encoder_hidden_states`.
+        - `pooler_output` `(images, hidden)`: its mean over the patches, the image's global vector (the one the
+          contrastive head reads; an image search index stores it).
+        - `hidden_states`, `attentions`: the vision tower's, with `output_hidden_states` / `output_attentions`.
+
+        The vision tower runs without gradients while it is frozen (`config.freeze_vision`).
+        """
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         frozen = self.config.freeze_vision
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            pixel_values = pixel_values.to(dtype=self.vision_model.dtype, device=self.vision_model.device)
-            hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state[:, 1:]
-            hidden = self.vision_model.post_layernorm(hidden)
-        return self.image_projection(hidden)
+        vision = self.vision_model
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision.config, output_attentions):
+            outputs = vision(
+                pixel_values=pixel_values.to(dtype=vision.dtype, device=vision.device),
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+                **kwargs,
+            )
+            patches = vision.post_layernorm(outputs.last_hidden_state[:, 1:])
+        memory = self.image_projection(patches)
+        features = BaseModelOutputWithPooling(
+            last_hidden_state=memory,
+            pooler_output=memory.mean(1),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return features if return_dict else features.to_tuple()
+
+    def _image_memory(self, pixel_values, encoder_hidden_states, caller):
+        """The cross-attention memory from `encoder_hidden_states` (a tensor or `get_image_features`' output) or pixels."""
+        if encoder_hidden_states is None:
+            if pixel_values is None:
+                raise ValueError(f"{caller} needs an image: pass `pixel_values` (or `encoder_hidden_states`).")
+            return self.get_image_features(pixel_values, return_dict=True).last_hidden_state
+        if isinstance(encoder_hidden_states, ModelOutput):
+            return encoder_hidden_states.last_hidden_state
+        if isinstance(encoder_hidden_states, tuple):
+            return encoder_hidden_states[0]
+        return encoder_hidden_states
 
     def segment_ids(self, input_ids):
         """`<explanation>` from the token that completes the connector on, `<emotion>` before (whole sequences)."""
-        self._check_token_ids()
-        width = self.connector_ids.numel()
-        if width == 1:
-            completes = input_ids == self.connector_ids
-        else:
-            length = input_ids.shape[1]
-            if length < width:
-                completes = torch.zeros_like(input_ids, dtype=torch.bool)
-            else:
-                completes = F.pad((input_ids.unfold(1, width, 1) == self.connector_ids).all(-1), (width - 1, 0))
-        explanation = completes.long().cumsum(-1) > 0
-        return torch.where(
-            explanation,
-            torch.full_like(input_ids, self.config.explanation_token_id),
-            torch.full_like(input_ids, self.config.emotion_token_id),
-        )
+        return self.sequence_format.segment_ids(input_ids)
 
     def vad_features(self, input_ids, attention_mask=None):
         """VAD encoder over the table's VAD values of whole sequences: `[batch, seq, 3]`."""
         return self.vad_encoder(self.vad_table[input_ids], attention_mask)
-
-    def _check_token_ids(self):
-        if not self.config.has_token_ids:
-            raise ValueError(
-                "This SEVLM config has no tokenizer ids (emotion/explanation tokens, prompt, connector). "
-                "Build models with SevlmForConditionalGeneration.from_vision_text(..., processor=...)."
-            )
 
     def _embed(self, input_ids, token_type_ids, vad_features):
         embeddings = self.get_input_embeddings()(input_ids)
@@ -444,6 +536,8 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         return torch.where(is_explanation, fused, embeddings)
 
     # --------------------------------------------------------------------------------------------- forward
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids=None,
@@ -458,28 +552,35 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         cache=None,
         use_cache=None,
         logits_to_keep=0,
+        output_attentions=None,
+        output_hidden_states=None,
         **kwargs,
     ) -> SevlmOutput:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, seq)`): token ids (only the uncached tail when `cache`
-                holds earlier steps; then `token_type_ids` and `vad_features` must be given, as `generate` does).
+                holds earlier steps; then `token_type_ids` and `vad_features` of that tail must be given, as
+                `generate` does).
             pixel_values (`torch.FloatTensor` of shape `(images, 3, H, W)`): paintings. One per sequence, or one per
                 row of `image_index`.
-            token_type_ids: segment ids; derived from `input_ids` when omitted.
+            token_type_ids: segment ids. The model derives them from `input_ids`; given ones (the processor's) must
+                agree, which catches a processor whose sequence format differs from the model's.
             labels (`torch.LongTensor` of shape `(batch, seq)`): targets, -100 where ignored (not shifted).
             image_index (`torch.LongTensor` of shape `(batch,)`): the image row of each sequence. Needed by the
                 contrastive loss: sequences `2k` and `2k+1` are a pair, two annotations of one painting with
                 different emotions.
-            encoder_hidden_states: precomputed `get_image_features(pixel_values)`, instead of `pixel_values`.
+            encoder_hidden_states: precomputed `get_image_features(pixel_values)` (its output or its
+                `last_hidden_state`), instead of `pixel_values`.
             vad_features (`torch.FloatTensor` of shape `(batch, seq, 3)`): precomputed VAD encoder outputs.
+            cache: the key/value cache of earlier steps (`past_key_values=` is accepted as its deprecated name).
+            output_attentions, output_hidden_states: also return the decoder's `attentions`, `cross_attentions` (over
+                the image patches) and `hidden_states`. Attention weights are computed with the eager kernel for the
+                call (SDPA does not return them).
+            return_dict: `False` returns a tuple of the non-`None` fields of `SevlmOutput`, in order.
         """
         if input_ids is None:
             raise ValueError("SEVLM needs `input_ids` (use the SevlmProcessor to build them).")
-        if encoder_hidden_states is None:
-            if pixel_values is None:
-                raise ValueError("SEVLM needs an image: pass `pixel_values` (or `encoder_hidden_states`).")
-            encoder_hidden_states = self.get_image_features(pixel_values)
+        encoder_hidden_states = self._image_memory(pixel_values, encoder_hidden_states, "SEVLM")
         image_embeds = encoder_hidden_states
         if image_index is not None:
             encoder_hidden_states = encoder_hidden_states[image_index]
@@ -488,24 +589,29 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
                 f"Got {encoder_hidden_states.shape[0]} images for {input_ids.shape[0]} sequences; "
                 "pass one image per sequence or an `image_index`."
             )
-        partial = cache is not None and cache.get_seq_length() > 0
-        if partial and (token_type_ids is None or (self.config.use_vad_embedding and vad_features is None)):
-            raise ValueError("With a filled `cache` pass `token_type_ids` and `vad_features`, or use `generate()`.")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        if not torch.compiler.is_compiling():
+            token_type_ids = self._checked_segments(input_ids, token_type_ids, vad_features, cache)
         if token_type_ids is None:
             token_type_ids = self.segment_ids(input_ids)
         if self.config.use_vad_embedding and vad_features is None:
             vad_features = self.vad_features(input_ids, attention_mask)
 
-        outputs = self.language_model.transformer(
-            inputs_embeds=self._embed(input_ids, token_type_ids, vad_features),
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            encoder_hidden_states=encoder_hidden_states,
-            cache=cache,
-            use_cache=use_cache,
-            **kwargs,
-        )
+        with _eager_attention(self.language_model.config, output_attentions):
+            outputs = self.language_model.transformer(
+                inputs_embeds=self._embed(input_ids, token_type_ids, vad_features),
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                position_ids=position_ids,
+                encoder_hidden_states=encoder_hidden_states,
+                cache=cache,
+                use_cache=use_cache,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+                **kwargs,
+            )
         hidden = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) and logits_to_keep else slice(None)
         logits = self.language_model.lm_head(hidden[:, keep])
@@ -543,8 +649,26 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             contrastive_scores=contrastive_scores,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
             image_embeds=image_embeds,
         )
+
+    def _checked_segments(self, input_ids, token_type_ids, vad_features, cache):
+        """Segment ids for this call: given ones for a cached step (the model cannot see the earlier tokens), derived
+        ones otherwise, after checking that given ones agree with them."""
+        if cache is not None and cache.get_seq_length() > 0:
+            if token_type_ids is None or (self.config.use_vad_embedding and vad_features is None):
+                raise ValueError("With a filled `cache` pass `token_type_ids` and `vad_features`, or use `generate()`.")
+            return token_type_ids
+        derived = self.segment_ids(input_ids)
+        if token_type_ids is not None and not torch.equal(token_type_ids.to(derived.device), derived):
+            raise ValueError(
+                "The given `token_type_ids` differ from the segments this model derives from `input_ids`: the inputs "
+                "were built with another sequence format (emotions, prompt, connector or tokenizer) than the model's. "
+                "Use the processor saved with the model (AutoProcessor.from_pretrained(model_folder))."
+            )
+        return derived
 
     def _vad_loss(self, predictions, labels, token_type_ids):
         """MSE between the prediction at t and the VAD of explanation token t+1, where that VAD is non-zero."""
@@ -586,31 +710,26 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
     # ------------------------------------------------------------------------------------------ generation
     def prompt(self, batch_size):
         """`<bos> the emotion is` for `batch_size` images."""
-        self._check_token_ids()
-        bos = torch.tensor([self.config.text_config.bos_token_id], device=self.prompt_ids.device)
-        return torch.cat([bos, self.prompt_ids]).unsqueeze(0).expand(batch_size, -1).contiguous()
+        ids = torch.tensor(self.sequence_format.prompt(), device=self.device)
+        return ids.unsqueeze(0).expand(batch_size, -1).contiguous()
 
     @torch.no_grad()
     def generate(self, pixel_values=None, input_ids=None, attention_mask=None, encoder_hidden_states=None, **kwargs):
         """Encode the images once and generate `{emotion} because {explanation}<eos>` with the HF machinery.
 
         Without `input_ids` the prompt is `<bos> the emotion is`; pass the processor's output to condition on a
-        given emotion. All `generate` options work (greedy, beam search, sampling, `max_new_tokens`, ...).
+        given emotion. All `generate` options work (greedy, beam search, sampling, assisted decoding,
+        `cache_implementation="static"`, `return_dict_in_generate` with `output_attentions` / `output_hidden_states`).
         """
-        if encoder_hidden_states is None:
-            if pixel_values is None:
-                raise ValueError("SEVLM generation needs an image: pass `pixel_values` (or `encoder_hidden_states`).")
-            encoder_hidden_states = self.get_image_features(pixel_values)
+        memory = self._image_memory(pixel_values, encoder_hidden_states, "SEVLM generation")
         if input_ids is None:
-            input_ids = self.prompt(encoder_hidden_states.shape[0])
+            input_ids = self.prompt(memory.shape[0])
             attention_mask = torch.ones_like(input_ids)
         kwargs.pop("token_type_ids", None)  # re-derived from the ids at every step
         if not self.config.vad_encoder_causal and kwargs.get("use_cache", True):
             logger.warning_once("The bidirectional VAD encoder changes past positions at every step: generating without a KV cache.")
             kwargs["use_cache"] = False
-        return super().generate(
-            input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=encoder_hidden_states, **kwargs
-        )
+        return super().generate(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, **kwargs)
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
         # Segments and VAD features come from the whole sequence so far: a cached step only sees its new token.
@@ -618,39 +737,32 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)
         if self.config.use_vad_embedding:
             new_tokens = model_inputs["input_ids"].shape[1]
-            model_inputs["vad_features"] = self.vad_features(input_ids, attention_mask)[:, -new_tokens:]
+            # Contiguous, as `prepare_inputs_for_generation` makes its own slices: a compiled step sees fixed strides.
+            features = self.vad_features(input_ids, attention_mask)[:, -new_tokens:]
+            model_inputs["vad_features"] = features.contiguous()
         return model_inputs
 
     @torch.no_grad()
     def emotion_scores(self, pixel_values=None, encoder_hidden_states=None):
         """Probability of every class in `config.emotions`, per image: `[images, classes]`, rows sum to 1.
 
-        Each class is scored by the model's log-likelihood of `{emotion} because` after the prompt (all tokens
+        Each class is scored by the model's log-likelihood of `{emotion} {connector}` after the prompt (all tokens
         of multi-token names such as "something else", and the connector that ends the name).
         """
-        if encoder_hidden_states is None:
-            if pixel_values is None:
-                raise ValueError("emotion_scores needs `pixel_values` (or `encoder_hidden_states`).")
-            encoder_hidden_states = self.get_image_features(pixel_values)
-        images = encoder_hidden_states.shape[0]
-        prompt = self.prompt(1)[0].tolist()
-        connector = self.config.connector_token_ids
-        rows = [prompt + list(ids) + connector for ids in self.config.emotion_token_ids]
-        classes, width = len(rows), max(map(len, rows))
-        pad = self.config.text_config.pad_token_id
-        device = encoder_hidden_states.device
-        input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=device)
-        attention_mask = (torch.arange(width, device=device) < torch.tensor([len(r) for r in rows], device=device)[:, None]).long()
-        image_index = torch.arange(images, device=device).repeat_interleave(classes)
+        memory = self._image_memory(pixel_values, encoder_hidden_states, "emotion_scores")
+        images = memory.shape[0]
+        sequences = self.sequence_format
+        classes = len(sequences.emotions)
+        rows = sequences.batch([sequences.prompt(index) for index in range(classes)], padding_side="right")
+        input_ids = rows["input_ids"].to(memory.device).repeat(images, 1)
+        attention_mask = rows["attention_mask"].to(memory.device).repeat(images, 1)
+        image_index = torch.arange(images, device=memory.device).repeat_interleave(classes)
         logits = self(
-            input_ids=input_ids.repeat(images, 1),
-            attention_mask=attention_mask.repeat(images, 1),
-            encoder_hidden_states=encoder_hidden_states,
-            image_index=image_index,
+            input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, image_index=image_index
         ).logits.float()
-        log_probs = logits[:, :-1].log_softmax(-1).gather(-1, input_ids.repeat(images, 1)[:, 1:, None]).squeeze(-1)
-        scored = attention_mask.repeat(images, 1)[:, 1:].bool()
-        scored[:, : len(prompt) - 1] = False  # the prompt is given, not scored
+        log_probs = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        scored = attention_mask[:, 1:].bool()
+        scored[:, : len(sequences.prompt()) - 1] = False  # the prompt is given, not scored
         totals = (log_probs * scored).sum(-1).view(images, classes)
         return totals.softmax(-1)
 
@@ -660,16 +772,13 @@ def _masked_mean(hidden, mask):
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
-def _long_tensor(values):
-    return torch.tensor(list(values) if values is not None else [], dtype=torch.long)
-
-
 SevlmForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
 
 __all__ = [
     "SevlmForConditionalGeneration",
     "SevlmOutput",
     "SevlmPreTrainedModel",
+    "VadLexicon",
     "build_vad_table",
     "load_vad_lexicon",
     "lookup_vad",

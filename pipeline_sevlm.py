@@ -1,4 +1,5 @@
-"""The `art-emotion` pipeline: a painting in, its emotion, the score of every emotion and an explanation out.
+"""The `art-emotion` pipeline and `predict_batch`, the one prediction path of SEVLM: a painting in, its emotion, the
+score of every emotion and an explanation out.
 
     from transformers import pipeline
 
@@ -7,7 +8,12 @@
     # {"emotion": "awe", "score": 0.71, "scores": {"amusement": 0.01, "awe": 0.71, ...}, "explanation": "..."}
     pipe(["a.jpg", "b.png"], batch_size=8)            # one dict per image
     pipe("painting.jpg", emotion="sadness")           # explain a given emotion instead of the predicted one
+    pipe("painting.jpg", emotion_source="generation") # the emotion the model writes freely (the paper's protocol)
+    pipe("painting.jpg", return_attention_map=True)   # + "attention_map": where the explanation looked
     pipe("painting.jpg", num_beams=3, max_new_tokens=20)  # any generate() option
+
+    from pipeline_sevlm import predict_batch          # the same, as a batched function
+    predict_batch(model, processor, ["a.jpg", "b.png"], return_image_embeds=True)
 
 This file travels with every saved SEVLM folder (as remote code, next to `modeling_sevlm.py`): it imports only
 transformers and torch, and `add_pipeline_to_folder` registers it in a folder's `config.json`.
@@ -24,6 +30,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 TASK = "art-emotion"
 PIPELINE_FILE = "pipeline_sevlm.py"
+EMOTION_SOURCES = ("scores", "generation")
 # `generate()` arguments that are not GenerationConfig fields.
 GENERATE_ARGUMENTS = {
     "generation_config",
@@ -39,6 +46,141 @@ GENERATE_ARGUMENTS = {
     "custom_generate",
     "tokenizer",
 }
+
+
+def predict_batch(
+    model,
+    processor,
+    images=None,
+    *,
+    pixel_values=None,
+    emotions=None,
+    emotion_source="scores",
+    return_image_embeds=False,
+    return_attention_map=False,
+    generate_kwargs=None,
+):
+    """Emotion, scores and explanation for a batch of images: the prediction path of the pipeline, evaluation,
+    training-time evaluation, `sevlm-predict` and the search index.
+
+    Args:
+        model: a `SevlmForConditionalGeneration`; its train/eval mode is left as it is (call `model.eval()` first
+            for deterministic predictions).
+        processor: its `SevlmProcessor` (checked against `model.config`).
+        images: a list of anything `load_image` reads (paths, PIL images, arrays, tensors, bytes), or
+        pixel_values (`torch.FloatTensor` `(N, 3, H, W)`): already preprocessed images, instead of `images`.
+        emotions: None, or one entry per image: a class name to explain for that image, or None.
+        emotion_source: `"scores"` (default): the emotion is the best class of `model.emotion_scores` and the
+            explanation is generated after `<bos> the emotion is {emotion} because`. `"generation"`: free generation
+            from `<bos> the emotion is`, the paper's protocol: the emotion is the text before the connector (it may be
+            outside the classes) and the explanation the text after it. Scores are computed in both modes.
+        return_image_embeds: add `"image_embeds"`, the image's pooled vector (`get_image_features(...).pooler_output`,
+            1-D float32 on the CPU).
+        return_attention_map: add `"attention_map"`, rows x cols floats in [0, 1] over the vision tower's patch
+            grid (row-major, as the painting is seen after resizing): the cross-attention of the decoder positions
+            that wrote the explanation (each explanation token and the closing `<eos>` is written at the position
+            before it), averaged over layers, heads and those positions, then divided by its maximum (the
+            most-looked-at patch is 1; all zeros when nothing was written after the connector).
+        generate_kwargs: `generate()` options (`max_new_tokens`, `num_beams`, `do_sample`, ...).
+
+    Returns:
+        One dict per image: `{"emotion": str, "score": float | None, "scores": {name: probability}, "explanation": str}`
+        (+ `"image_embeds"`, `"attention_map"` when asked). `scores` follows `model.config.emotions`; `score` is
+        `scores[emotion]`, None when a freely generated emotion is not one of the classes.
+
+    The images are encoded once: the features feed the scores, the generation and the attention map. Runs under
+    `torch.no_grad()` with the inputs on the model's device and dtype.
+    """
+    if emotion_source not in EMOTION_SOURCES:
+        raise ValueError(f"emotion_source must be one of {EMOTION_SOURCES}, got {emotion_source!r}.")
+    processor.check_config(model.config)
+    if (images is None) == (pixel_values is None):
+        raise ValueError("predict_batch needs either `images` or `pixel_values`.")
+    if pixel_values is None:
+        pixel_values = processor.preprocess_images(list(images))
+    count = pixel_values.shape[0]
+    emotions = [None] * count if emotions is None else list(emotions)
+    if len(emotions) != count:
+        raise ValueError(f"Got {count} images but {len(emotions)} emotions.")
+    names = list(model.config.emotions)
+    asked = [None if emotion is None else processor.emotion_index(emotion, row) for row, emotion in enumerate(emotions)]
+    generate_kwargs = dict(generate_kwargs or {})
+    if generate_kwargs.get("num_return_sequences", 1) != 1:
+        raise ValueError("predict_batch returns one explanation per image: drop `num_return_sequences`.")
+
+    with torch.no_grad():
+        features = model.get_image_features(pixel_values, return_dict=True)
+        memory = features.last_hidden_state
+        scores = model.emotion_scores(encoder_hidden_states=memory).float().cpu()
+        if emotion_source == "scores":
+            asked = [int(scores[row].argmax()) if index is None else index for row, index in enumerate(asked)]
+        prompt = processor.encode_prompt(count, [None if index is None else names[index] for index in asked])
+        sequences = model.generate(
+            input_ids=prompt["input_ids"].to(memory.device),
+            attention_mask=prompt["attention_mask"].to(memory.device),
+            encoder_hidden_states=memory,
+            **generate_kwargs,
+        )
+        if not isinstance(sequences, torch.Tensor):  # return_dict_in_generate=True
+            sequences = sequences.sequences
+        maps = _attention_maps(model, sequences, memory) if return_attention_map else None
+
+    lookup = {_normalised(name): name for name in names}
+    results = []
+    for row, decoded in enumerate(processor.post_process_generation(sequences)):
+        emotion = names[asked[row]] if asked[row] is not None else lookup.get(_normalised(decoded["emotion"]), decoded["emotion"])
+        row_scores = dict(zip(names, scores[row].tolist()))
+        result = {
+            "emotion": emotion,
+            "score": row_scores.get(emotion),
+            "scores": row_scores,
+            "explanation": decoded["explanation"],
+        }
+        if return_image_embeds:
+            result["image_embeds"] = features.pooler_output[row].detach().float().cpu()
+        if maps is not None:
+            result["attention_map"] = maps[row]
+        results.append(result)
+    return results
+
+
+def _attention_maps(model, sequences, memory):
+    """Per row, the patch grid's cross-attention of the positions that wrote the explanation (see `predict_batch`)."""
+    sequence_format = model.sequence_format
+    # The real tokens of each row: from the first non-padding token (the prompt's <bos>) through the first <eos>.
+    attention_mask = torch.zeros_like(sequences)
+    for row, ids in enumerate(sequences.tolist()):
+        start = next((i for i, token in enumerate(ids) if token != sequence_format.pad_token_id), len(ids))
+        end = len(ids)
+        if sequence_format.eos_token_id in ids[start + 1 :]:
+            end = ids.index(sequence_format.eos_token_id, start + 1) + 1
+        attention_mask[row, start:end] = 1
+    # A token is written at the position before it: the writers of the explanation (and of its <eos>) are the
+    # explanation-segment positions whose next token is real.
+    in_explanation = sequence_format.segment_ids(sequences) == sequence_format.explanation_token_id
+    writers = torch.zeros_like(in_explanation)
+    writers[:, :-1] = in_explanation[:, :-1] & attention_mask[:, 1:].bool()
+    cross = model(
+        input_ids=sequences,
+        attention_mask=attention_mask,
+        position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),  # as generate() numbers left-padded rows
+        encoder_hidden_states=memory,
+        output_attentions=True,
+    ).cross_attentions
+    weights = torch.stack(cross).float().mean(dim=(0, 2))  # (batch, seq, patches): mean over layers and heads
+    side = model.config.vision_config.image_size // model.config.vision_config.patch_size
+    maps = []
+    for row in range(sequences.shape[0]):
+        positions = writers[row].nonzero().flatten()
+        grid = weights[row, positions].mean(0) if positions.numel() else torch.zeros_like(weights[row, 0])
+        peak = grid.max()
+        grid = grid / peak if peak > 0 else grid
+        maps.append(grid.view(side, side).cpu().tolist())
+    return maps
+
+
+def _normalised(name):
+    return " ".join(str(name).casefold().split())
 
 
 class SevlmArtEmotionPipeline(Pipeline):
@@ -64,16 +206,22 @@ class SevlmArtEmotionPipeline(Pipeline):
     and `explanation` agree and `emotion` is always a valid class. With greedy decoding the emotion the model
     writes freely (what `model.generate(pixel_values=...)` and eval_sevlm.py's accuracy use) is almost always
     the same class; it can differ when two classes score close, because free generation picks the first token
-    greedily while the scores weigh the whole name and "because".
+    greedily while the scores weigh the whole name and "because". `emotion_source="generation"` gives the freely
+    written emotion instead (then `score` is None when it is not one of the classes).
 
     Parameters (at creation, `pipeline(..., emotion=..., max_new_tokens=...)`, or per call):
         emotion (`str`, *optional*): explain this emotion (one of `model.config.emotions`) for every image.
+        emotion_source (`str`, *optional*, defaults to `"scores"`): `"scores"` or `"generation"` (see above).
+        return_attention_map (`bool`, *optional*, defaults to `False`): add `"attention_map"`, a rows x cols list of
+            floats in [0, 1] over the vision tower's patch grid: where the explanation's cross-attention looked
+            (averaged over layers, heads and the positions that wrote the explanation, divided by its maximum).
         batch_size (`int`, *optional*, defaults to 1): images encoded and generated together.
         generate_kwargs (`dict`, *optional*) or keyword arguments: `generate()` options (`max_new_tokens`,
             `num_beams`, `do_sample`, `temperature`, `top_p`, ...). Defaults: the model's generation config
             (greedy, 25 new tokens).
 
-    Each image is read once and encoded once: the image features feed both the scores and the generation.
+    Each image is read once and encoded once: the image features feed both the scores and the generation. The work
+    is `predict_batch` (this file), which evaluation and the command line call too.
     """
 
     _load_processor = True
@@ -88,12 +236,7 @@ class SevlmArtEmotionPipeline(Pipeline):
                 "The art-emotion pipeline needs the model's SevlmProcessor: pass "
                 "processor=AutoProcessor.from_pretrained(MODEL_DIR, trust_remote_code=True)."
             )
-        emotions = list(getattr(model.config, "emotions", []) or [])
-        if list(processor.emotions) != emotions:
-            raise ValueError(
-                f"The processor's emotions {list(processor.emotions)} differ from the model's {emotions}: "
-                "load both from the same folder."
-            )
+        processor.check_config(model.config)
         super().__init__(model=model, processor=processor, **kwargs)
 
     @property
@@ -107,6 +250,8 @@ class SevlmArtEmotionPipeline(Pipeline):
             images: a PIL image, numpy array, torch tensor, file path, `{"image": ..., "emotion": ...}`, or a list
                 of them.
             emotion (`str`, *optional*): explain this emotion instead of the predicted one.
+            emotion_source (`str`, *optional*): `"scores"` (default) or `"generation"`.
+            return_attention_map (`bool`, *optional*): add the explanation's attention map over the painting.
             batch_size (`int`, *optional*): images per forward pass.
             kwargs: `generate()` options (`max_new_tokens`, `num_beams`, `do_sample`, ...).
         """
@@ -116,7 +261,7 @@ class SevlmArtEmotionPipeline(Pipeline):
             return []
         return super().__call__(images, **kwargs)
 
-    def _sanitize_parameters(self, emotion=None, generate_kwargs=None, **kwargs):
+    def _sanitize_parameters(self, emotion=None, emotion_source=None, return_attention_map=None, generate_kwargs=None, **kwargs):
         preprocess_params = {}
         if emotion is not None:
             self.processor.emotion_index(emotion)  # fail now, with the list of classes, not inside a batch
@@ -125,16 +270,25 @@ class SevlmArtEmotionPipeline(Pipeline):
         unknown = sorted(key for key in kwargs if key not in known)
         if unknown:
             raise TypeError(
-                f"Unknown argument(s) {unknown} for the art-emotion pipeline. It takes `emotion=`, `batch_size=` and "
-                "generate() options such as max_new_tokens, num_beams, do_sample, temperature, top_p."
+                f"Unknown argument(s) {unknown} for the art-emotion pipeline. It takes `emotion=`, `emotion_source=`, "
+                "`return_attention_map=`, `batch_size=` and generate() options such as max_new_tokens, num_beams, "
+                "do_sample, temperature, top_p."
             )
+        if emotion_source is not None and emotion_source not in EMOTION_SOURCES:
+            raise ValueError(f"emotion_source must be one of {EMOTION_SOURCES}, got {emotion_source!r}.")
         # Options given at creation stay in force unless a call overrides them.
-        merged = dict(getattr(self, "_forward_params", {}).get("generate_kwargs", {}))
+        forward_params = dict(getattr(self, "_forward_params", {}))
+        merged = dict(forward_params.get("generate_kwargs", {}))
         merged.update(generate_kwargs or {})
         merged.update(kwargs)
         if merged.get("num_return_sequences", 1) != 1:
             raise ValueError("The art-emotion pipeline returns one explanation per image: drop `num_return_sequences`.")
-        return preprocess_params, {"generate_kwargs": merged}, {}
+        forward_params["generate_kwargs"] = merged
+        if emotion_source is not None:
+            forward_params["emotion_source"] = emotion_source
+        if return_attention_map is not None:
+            forward_params["return_attention_map"] = bool(return_attention_map)
+        return preprocess_params, forward_params, {}
 
     def preprocess(self, image, emotion=None):
         if isinstance(image, dict):
@@ -148,34 +302,23 @@ class SevlmArtEmotionPipeline(Pipeline):
             "emotion_index": torch.tensor([index], dtype=torch.long),
         }
 
-    def _forward(self, model_inputs, generate_kwargs=None):
-        model = self.model
-        features = model.get_image_features(model_inputs["pixel_values"])
-        scores = model.emotion_scores(encoder_hidden_states=features)
-        asked = model_inputs["emotion_index"].to(scores.device)
-        index = torch.where(asked >= 0, asked, scores.argmax(-1))
-        names = [self.emotions[i] for i in index.tolist()]
-        prompt = self.processor.encode_prompt(len(names), names)
-        sequences = model.generate(
-            input_ids=prompt["input_ids"].to(features.device),
-            attention_mask=prompt["attention_mask"].to(features.device),
-            encoder_hidden_states=features,
-            **(generate_kwargs or {}),
+    def _forward(self, model_inputs, generate_kwargs=None, emotion_source="scores", return_attention_map=False):
+        emotions = [None if index < 0 else self.emotions[index] for index in model_inputs["emotion_index"].tolist()]
+        results = predict_batch(
+            self.model,
+            self.processor,
+            pixel_values=model_inputs["pixel_values"],
+            emotions=emotions,
+            emotion_source=emotion_source,
+            return_attention_map=return_attention_map,
+            generate_kwargs=generate_kwargs,
         )
-        if not isinstance(sequences, torch.Tensor):  # return_dict_in_generate=True
-            sequences = sequences.sequences
-        return {"scores": scores.float(), "emotion_index": index, "sequences": sequences}
+        return {"results": results}
 
     def postprocess(self, model_outputs):
-        scores = model_outputs["scores"][0].tolist()
-        index = int(model_outputs["emotion_index"][0])
-        decoded = self.processor.post_process_generation(model_outputs["sequences"])[0]
-        return {
-            "emotion": self.emotions[index],
-            "score": scores[index],
-            "scores": dict(zip(self.emotions, scores)),
-            "explanation": decoded["explanation"],
-        }
+        # One image's dict when the pipeline unbatched the outputs, a one-item list otherwise.
+        result = model_outputs["results"]
+        return result[0] if isinstance(result, list) else result
 
     def save_pretrained(self, save_directory, **kwargs):
         """Save a complete SEVLM folder: model, processor, and this pipeline (see `add_pipeline_to_folder`)."""
@@ -218,4 +361,4 @@ if TASK in PIPELINE_REGISTRY.supported_tasks:
 else:
     PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SevlmArtEmotionPipeline, pt_model=AutoModel, type="multimodal")
 
-__all__ = ["SevlmArtEmotionPipeline", "add_pipeline_to_folder", "pipeline_config_entry"]
+__all__ = ["SevlmArtEmotionPipeline", "add_pipeline_to_folder", "pipeline_config_entry", "predict_batch"]

@@ -1,60 +1,121 @@
-"""SEVLM processor: CLIP image preprocessing + GPT-2 style tokenisation of `<bos> the emotion is {emotion} because {explanation} <eos>`."""
+"""SEVLM processor: CLIP image preprocessing + GPT-2 style tokenisation of `<bos> the emotion is {emotion} because {explanation} <eos>`,
+and `load_image`, the one image loader of training data preparation and inference."""
 
+import io
 import os
+import unicodedata
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedTokenizerBase, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 
 try:
-    from .configuration_sevlm import ARTEMIS_EMOTIONS
+    from .configuration_sevlm import ARTEMIS_EMOTIONS, IGNORE_INDEX, SevlmConfig, SevlmSequenceFormat
 except ImportError:
-    from configuration_sevlm import ARTEMIS_EMOTIONS
+    from configuration_sevlm import ARTEMIS_EMOTIONS, IGNORE_INDEX, SevlmConfig, SevlmSequenceFormat
 
 PAD_TOKEN = "<pad>"
 EMOTION_TOKEN = "<emotion>"
 EXPLANATION_TOKEN = "<explanation>"
 BOS_EOS_TOKEN = "<|endoftext|>"
-IGNORE_INDEX = -100
 # CLIP's normalisation constants (openai/clip-vit-*), used when no pretrained image processor is given.
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+# What `SevlmProcessor.save_pretrained` writes: the processor's settings (image preprocessing, emotions, prompt,
+# connector, max_length) and the tokenizer (GPT-2 style: `tokenizer.json`, or the older `vocab.json` + `merges.txt`).
+PROCESSOR_CONFIG_FILE = "processor_config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+EXIF_ORIENTATION = 0x0112
+
+
+# ------------------------------------------------------------------------------------------------ images
+def load_image(source, index=0, draft_size=None):
+    """Return `source` as an upright RGB PIL image: the one image loader of data preparation, training and inference.
+
+    Args:
+        source: a file path, raw file bytes or a binary file object, a PIL image, a numpy array (HxW, HxWx3, HxWx4,
+            or channels first) or a torch tensor.
+        index: the image's position in its batch, used in error messages.
+        draft_size (`(width, height)`, *optional*): let a JPEG decoder run at a reduced scale (1/2, 1/4 or 1/8) that
+            still gives at least this size; much faster when the image is resized down afterwards.
+
+    The EXIF orientation is applied (a camera photo of a painting comes out upright); 16-bit images are scaled to 8 bits
+    (65535 -> 255); transparency is composited on white; palette, CMYK, grayscale and 1-bit images are converted.
+    An unreadable file, or one larger than PIL's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`), raises a
+    `ValueError` that names it.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _read_image(source, f"Image {index} ({printable_path(source)})", draft_size)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _read_image(io.BytesIO(bytes(source)), f"Image {index} (bytes)", draft_size)
+    if hasattr(source, "read"):
+        return _read_image(source, f"Image {index} ({printable_path(getattr(source, 'name', 'file object'))})", draft_size)
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+    if isinstance(source, np.ndarray):
+        return _to_rgb(_array_to_pil(source, index), f"Image {index}")
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source), f"Image {index}")
+    raise TypeError(
+        f"Image {index} has type {type(source).__name__}; pass a PIL image, a numpy array (HxW, HxWx3 or HxWx4), "
+        "a torch tensor, a file path or the file's bytes."
+    )
 
 
 def to_rgb_image(image, index=0):
-    """Return `image` (PIL image, numpy array, torch tensor or file path) as an RGB PIL image.
+    """`load_image` under its earlier name."""
+    return load_image(image, index)
 
-    Transparent images are composited on white (paintings scanned with alpha would otherwise turn black);
-    grayscale, palette, CMYK and 16-bit images are converted.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        try:
-            with Image.open(image) as opened:
-                opened.load()
-                image = opened.copy()
-        except (OSError, ValueError) as error:
-            raise ValueError(f"Image {index} ({image}) cannot be read: {error}") from error
-    elif isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-    if isinstance(image, np.ndarray):
-        image = _array_to_pil(image, index)
-    if not isinstance(image, Image.Image):
-        raise TypeError(
-            f"Image {index} has type {type(image).__name__}; pass a PIL image, a numpy array (HxW, HxWx3 or HxWx4), "
-            "a torch tensor or a file path."
-        )
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        peak = array.max() if array.size and array.max() > 0 else 1.0
-        image = Image.fromarray((array / peak * 255).clip(0, 255).astype(np.uint8))
-    if image.mode == "P" and "transparency" in image.info:
+
+def printable_path(path):
+    """A file name that can always be printed and written as UTF-8 (undecodable bytes become `\\udcXX` escapes)."""
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _read_image(file, name, draft_size):
+    try:
+        with Image.open(file) as opened:
+            if draft_size is not None and opened.format == "JPEG":
+                width, height = draft_size
+                if opened.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: the draft is too
+                    width, height = height, width
+                opened.draft(opened.mode, (width, height))
+            opened.load()
+            return _to_rgb(ImageOps.exif_transpose(opened), name)
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{name} is too large to decode safely ({error}). If the file is trusted, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS before loading it."
+        ) from error
+    except ValueError as error:
+        if str(error).startswith(name):
+            raise
+        raise ValueError(f"{name} cannot be read: {error}") from error
+    except Exception as error:  # PIL raises OSError, SyntaxError, struct.error, EOFError ... for broken files
+        raise ValueError(f"{name} cannot be read: {error}") from error
+
+
+def _to_rgb(image, name):
+    """Any PIL mode -> RGB: 16-bit and float scaled to 8 bits, transparency on white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255):
+            array = array / 257.0  # 16-bit: 65535 -> 255
+        elif image.mode == "F" and array.max(initial=0) <= 1.0:
+            array = array * 255.0  # floats in [0, 1]
+        image = Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8))
+    if image.mode in ("P", "L", "RGB") and "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    try:
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")
+    except ValueError as error:
+        raise ValueError(f"{name}: colour mode {image.mode} cannot be converted to RGB ({error}).") from error
 
 
 def _array_to_pil(array, index):
@@ -64,13 +125,18 @@ def _array_to_pil(array, index):
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise ValueError(f"Image {index}: array of shape {array.shape} is not HxW, HxWx3 or HxWx4.")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        array = np.round(array / 257.0)  # 16-bit: 65535 -> 255
+    elif np.issubdtype(array.dtype, np.floating) and array.max(initial=0) <= 1.0:
+        array = array * 255.0  # floats in [0, 1]
     if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.max(initial=0) <= 1.0:
-            array = array * 255.0  # floats in [0, 1]
         array = np.clip(array, 0, 255).astype(np.uint8)
-    return Image.fromarray(array)
+    return Image.fromarray(np.ascontiguousarray(array))
 
 
+# --------------------------------------------------------------------------------------------- tokenizer
 def train_tokenizer(texts, vocab_size=2000, min_frequency=2):
     """Train a small byte-level BPE tokenizer (GPT-2 style) on `texts`, offline.
 
@@ -100,6 +166,46 @@ def train_tokenizer(texts, vocab_size=2000, min_frequency=2):
     )
 
 
+# ------------------------------------------------------------------------------------------ saved folders
+def missing_processor_files(folder):
+    """The files a saved SEVLM processor needs that `folder` lacks (empty when complete, or not a local folder)."""
+    if not os.path.isdir(folder):
+        return []
+    present = set(os.listdir(folder))
+    missing = [name for name in (PROCESSOR_CONFIG_FILE, TOKENIZER_CONFIG_FILE) if name not in present]
+    if not any(all(name in present for name in group) for group in TOKENIZER_FILES):
+        missing.append(" or ".join(" + ".join(group) for group in TOKENIZER_FILES))
+    return missing
+
+
+def check_processor_files(folder):
+    """Raise a `FileNotFoundError` that says which processor files `folder` lacks and how to add them."""
+    missing = missing_processor_files(folder)
+    if missing:
+        raise FileNotFoundError(
+            f"{printable_path(folder)} has no complete SEVLM processor: missing {', '.join(missing)}. Save the "
+            f"processor the model was trained with into it: `processor.save_pretrained({printable_path(folder)!r})` "
+            "(e.g. the processor of the training output folder, or SevlmProcessor.from_vision_text(...) with the "
+            "same tokenizer, emotions, prompt and connector)."
+        )
+
+
+def _sevlm_config_beside(folder):
+    """The SEVLM model config saved in the same local folder, if there is one."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        return None
+    try:
+        config = SevlmConfig.from_pretrained(folder)
+    except (OSError, ValueError):
+        return None
+    return config if getattr(config, "model_type", None) == SevlmConfig.model_type else None
+
+
+def _normalise_name(name):
+    return " ".join(unicodedata.normalize("NFC", str(name)).casefold().split())
+
+
+# ---------------------------------------------------------------------------------------------- processor
 class SevlmProcessor(ProcessorMixin):
     r"""
     Builds SEVLM inputs from paintings and (optionally) emotions and explanations.
@@ -113,14 +219,17 @@ class SevlmProcessor(ProcessorMixin):
     - `processor(images=..., emotions=...)`: the prompt `<bos> the emotion is {emotion} because`, to explain a
       given emotion (left-padded for generation).
 
-    Images keep the whole painting: they are resized to a square (no centre crop) by the image processor.
+    The sequences follow `SevlmSequenceFormat` (in configuration_sevlm.py), the same code the model uses; the
+    model's config is the source of truth, and `check_config(config)` says where a processor differs from it.
+    Images are read by `load_image` and keep the whole painting: they are resized to a square (no centre crop).
 
     Args:
         image_processor: a CLIP image processor.
         tokenizer: a GPT-2 style tokenizer; `<pad>`, `<emotion>` and `<explanation>` are added when missing.
-        emotions (`list[str]`, *optional*): class names in index order (default: the 9 ArtEmis classes).
+        emotions (`list[str]`, *optional*): class names in index order (default: the 9 ArtEmis classes). Any names:
+            several words, several tokens, any script.
         prompt_text (`str`, defaults to `" the emotion is"`), connector_text (`str`, defaults to `" because"`).
-        max_length (`int`, defaults to 30): longest training sequence, in tokens.
+        max_length (`int`, defaults to 30): longest training sequence, in tokens; at least `min_max_length`.
     """
 
     def __init__(
@@ -134,11 +243,21 @@ class SevlmProcessor(ProcessorMixin):
         **kwargs,
     ):
         super().__init__(image_processor, tokenizer, **kwargs)
-        self.emotions = list(emotions) if emotions is not None else list(ARTEMIS_EMOTIONS)
         self.prompt_text = prompt_text
         self.connector_text = connector_text
-        self.max_length = max_length
         self._add_special_tokens()
+        self.sequence_format = SevlmSequenceFormat(
+            emotions=list(emotions) if emotions is not None else list(ARTEMIS_EMOTIONS),
+            bos_token_id=self.tokenizer.bos_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            emotion_token_id=self.tokenizer.convert_tokens_to_ids(EMOTION_TOKEN),
+            explanation_token_id=self.tokenizer.convert_tokens_to_ids(EXPLANATION_TOKEN),
+            prompt_token_ids=self._encode(prompt_text),
+            connector_token_ids=self._encode(connector_text),
+            emotion_token_ids=[self._encode(" " + name.strip()) for name in (emotions or ARTEMIS_EMOTIONS)],
+        )
+        self.max_length = max_length
 
     # ----------------------------------------------------------------------------------------------- setup
     @classmethod
@@ -168,6 +287,27 @@ class SevlmProcessor(ProcessorMixin):
         tokenizer = text if isinstance(text, PreTrainedTokenizerBase) else AutoTokenizer.from_pretrained(text)
         return cls(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a saved processor. A local folder must hold the processor and tokenizer files (the error says which
+        are missing); when it also holds the model's config.json, the processor must agree with it."""
+        check_processor_files(pretrained_model_name_or_path)
+        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        config = _sevlm_config_beside(pretrained_model_name_or_path)
+        if config is not None and config.has_token_ids:
+            processor.check_config(config, where=f" in {printable_path(pretrained_model_name_or_path)}")
+        return processor
+
+    @classmethod
+    def _load_tokenizer_from_pretrained(cls, sub_processor_type, pretrained_model_name_or_path, subfolder="", **kwargs):
+        # Give AutoTokenizer the config itself: otherwise it reads config.json through AutoConfig, which asks whether to
+        # run this very file as remote code and warns about the `sevlm` model type.
+        if "config" not in kwargs:
+            kwargs["config"] = _sevlm_config_beside(pretrained_model_name_or_path) or SevlmConfig()
+        return super()._load_tokenizer_from_pretrained(
+            sub_processor_type, pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+        )
+
     def _add_special_tokens(self):
         tokenizer = self.tokenizer
         if tokenizer.bos_token is None or tokenizer.eos_token is None:
@@ -177,31 +317,85 @@ class SevlmProcessor(ProcessorMixin):
         missing = [token for token in (EMOTION_TOKEN, EXPLANATION_TOKEN) if token not in tokenizer.get_vocab()]
         if missing:
             tokenizer.add_tokens(missing, special_tokens=True)
-        self.emotion_token_id = tokenizer.convert_tokens_to_ids(EMOTION_TOKEN)
-        self.explanation_token_id = tokenizer.convert_tokens_to_ids(EXPLANATION_TOKEN)
-        self.prompt_token_ids = self._encode(self.prompt_text)
-        self.connector_token_ids = self._encode(self.connector_text)
-        self.emotion_token_ids = [self._encode(" " + name) for name in self.emotions]
 
     def _encode(self, text):
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def to_dict(self):
+        output = super().to_dict()
+        output.update(emotions=self.emotions, max_length=self.max_length)
+        output.pop("sequence_format", None)
+        return output
+
+    # ------------------------------------------------------------------------------------- the format
+    @property
+    def emotions(self):
+        """Class names, in index order."""
+        return list(self.sequence_format.emotions)
+
+    @property
+    def max_length(self):
+        """Longest training sequence, in tokens."""
+        return self._max_length
+
+    @max_length.setter
+    def max_length(self, value):
+        self._max_length = self._checked_max_length(value)
+
+    @property
+    def min_max_length(self):
+        """The smallest `max_length` that fits `<bos>`, the prompt, the longest emotion, the connector, one
+        explanation token and `<eos>`."""
+        return self.sequence_format.min_max_length
+
+    def _checked_max_length(self, value):
+        if not isinstance(value, int) or isinstance(value, bool) or value < self.min_max_length:
+            raise ValueError(self.sequence_format.max_length_error(value))
+        return value
+
+    @property
+    def emotion_token_id(self):
+        return self.sequence_format.emotion_token_id
+
+    @property
+    def explanation_token_id(self):
+        return self.sequence_format.explanation_token_id
+
+    @property
+    def prompt_token_ids(self):
+        return list(self.sequence_format.prompt_token_ids)
+
+    @property
+    def connector_token_ids(self):
+        return list(self.sequence_format.connector_token_ids)
+
+    @property
+    def emotion_token_ids(self):
+        return [list(ids) for ids in self.sequence_format.emotion_token_ids]
+
     def token_id_config(self):
-        """The tokenizer-dependent fields of `SevlmConfig` for this processor."""
-        tokenizer = self.tokenizer
-        return {
-            "emotions": list(self.emotions),
-            "prompt_text": self.prompt_text,
-            "connector_text": self.connector_text,
-            "emotion_token_id": self.emotion_token_id,
-            "explanation_token_id": self.explanation_token_id,
-            "prompt_token_ids": list(self.prompt_token_ids),
-            "connector_token_ids": list(self.connector_token_ids),
-            "emotion_token_ids": [list(ids) for ids in self.emotion_token_ids],
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
+        """The tokenizer-dependent fields of `SevlmConfig` for this processor (what `from_vision_text` writes)."""
+        fields = self.sequence_format.to_dict()
+        return {**fields, "prompt_text": self.prompt_text, "connector_text": self.connector_text}
+
+    def check_config(self, config, where=""):
+        """Raise a `ValueError` naming the fields in which this processor's sequences differ from the model's config."""
+        differences = self.sequence_format.differences(config.sequence_format)
+        if differences:
+            raise ValueError(
+                f"The processor{where} does not match the model's config: they differ in {', '.join(differences)}. "
+                "Load the processor from the model's own folder (AutoProcessor.from_pretrained(model_folder)), or "
+                "save the training processor there with processor.save_pretrained(model_folder)."
+            )
+
+    def emotion_index(self, emotion, row=None):
+        """Index of an emotion name in `self.emotions` (case, Unicode normal form and extra spaces ignored)."""
+        key = _normalise_name(emotion)
+        for index, name in enumerate(self.emotions):
+            if _normalise_name(name) == key:
+                return index
+        where = f" (row {row})" if row is not None else ""
+        raise ValueError(f"Unknown emotion {emotion!r}{where}; expected one of {self.emotions}.")
 
     # ------------------------------------------------------------------------------------------- encoding
     def __call__(self, images=None, emotions=None, explanations=None, return_tensors="pt", **kwargs):
@@ -228,102 +422,49 @@ class SevlmProcessor(ProcessorMixin):
         return BatchFeature({**text, "pixel_values": self.preprocess_images(images, **kwargs)})
 
     def preprocess_images(self, images, **kwargs):
-        """Images (PIL, arrays, tensors or paths, any mode) -> `pixel_values` [N, 3, H, W]."""
+        """Images (anything `load_image` reads) -> `pixel_values` [N, 3, H, W]."""
         images = images if isinstance(images, (list, tuple)) else [images]
-        rgb = [to_rgb_image(image, index) for index, image in enumerate(images)]
+        rgb = [load_image(image, index) for index, image in enumerate(images)]
         return self.image_processor(rgb, return_tensors="pt", **kwargs)["pixel_values"]
-
-    def emotion_index(self, emotion, row=None):
-        """Index of an emotion name in `self.emotions` (case and surrounding spaces ignored)."""
-        key = str(emotion).strip().lower()
-        for index, name in enumerate(self.emotions):
-            if name.lower() == key:
-                return index
-        where = f" (row {row})" if row is not None else ""
-        raise ValueError(f"Unknown emotion {emotion!r}{where}; expected one of {self.emotions}.")
 
     def encode_text(self, emotions, explanations, max_length=None):
         """Training sequences for (emotion, explanation) pairs: ids, attention mask, token types, labels."""
         if len(emotions) != len(explanations):
             raise ValueError(f"Got {len(emotions)} emotions but {len(explanations)} explanations.")
-        max_length = max_length or self.max_length
+        max_length = self.max_length if max_length is None else self._checked_max_length(max_length)
         for row, explanation in enumerate(explanations):
             if not isinstance(explanation, str) or not explanation.strip():
                 raise ValueError(f"Explanation {row} is empty; every training sequence needs an explanation.")
         indices = [self.emotion_index(emotion, row) for row, emotion in enumerate(emotions)]
         bodies = self.tokenizer([" " + text.strip() for text in explanations], add_special_tokens=False)["input_ids"]
-        tokenizer = self.tokenizer
-        rows = []
-        for index, body in zip(indices, bodies):
-            head = [tokenizer.bos_token_id, *self.prompt_token_ids, *self.emotion_token_ids[index]]
-            tail = [*self.connector_token_ids, *body]
-            room = max_length - len(head) - 1  # keep one slot for <eos>
-            if room <= len(self.connector_token_ids):
-                raise ValueError(f"max_length={max_length} leaves no room for an explanation.")
-            rows.append((head, tail[:room] + [tokenizer.eos_token_id]))
-        return self._pad(rows, pad_left=False, with_labels=True)
+        rows = [self.sequence_format.training_ids(index, body, max_length) for index, body in zip(indices, bodies)]
+        return self.sequence_format.batch(rows, padding_side="right", with_labels=True)
 
     def encode_prompt(self, count, emotions=None):
-        """Generation prompts: `<bos> the emotion is` or, given emotions, `<bos> the emotion is {emotion} because`."""
-        tokenizer = self.tokenizer
-        head = [tokenizer.bos_token_id, *self.prompt_token_ids]
+        """Generation prompts, left-padded: `<bos> the emotion is`, or `<bos> the emotion is {emotion} because` for
+        rows with an emotion (`emotions`: one name or None per row)."""
         if emotions is None:
-            return self._pad([(head, [])] * count, pad_left=True, with_labels=False)
+            emotions = [None] * count
+        if len(emotions) != count:
+            raise ValueError(f"Got {count} prompts but {len(emotions)} emotions.")
         rows = [
-            (head + self.emotion_token_ids[self.emotion_index(emotion, row)], list(self.connector_token_ids))
+            self.sequence_format.prompt(None if emotion is None else self.emotion_index(emotion, row))
             for row, emotion in enumerate(emotions)
         ]
-        return self._pad(rows, pad_left=True, with_labels=False)
-
-    def _pad(self, rows, pad_left, with_labels):
-        """rows: (emotion-segment ids, explanation-segment ids). The explanation segment starts at the token
-        that completes the connector, so a multi-token connector's first pieces stay in the emotion segment."""
-        pad_id = self.tokenizer.pad_token_id
-        width = max(len(head) + len(tail) for head, tail in rows)
-        joined = {"input_ids": [], "attention_mask": [], "token_type_ids": [], "labels": []}
-        split = len(self.connector_token_ids) - 1  # connector pieces before its last token
-        for head, tail in rows:
-            ids = head + tail
-            cut = len(head) + split if tail else len(ids)
-            types = [self.emotion_token_id] * cut + [self.explanation_token_id] * (len(ids) - cut)
-            labels = [IGNORE_INDEX] + ids[1:]
-            missing = width - len(ids)
-            if pad_left:
-                joined["input_ids"].append([pad_id] * missing + ids)
-                joined["attention_mask"].append([0] * missing + [1] * len(ids))
-                joined["token_type_ids"].append([self.emotion_token_id] * missing + types)
-                joined["labels"].append([IGNORE_INDEX] * missing + labels)
-            else:
-                joined["input_ids"].append(ids + [pad_id] * missing)
-                joined["attention_mask"].append([1] * len(ids) + [0] * missing)
-                joined["token_type_ids"].append(types + [self.explanation_token_id] * missing)
-                joined["labels"].append(labels + [IGNORE_INDEX] * missing)
-        if not with_labels:
-            del joined["labels"]
-        return {key: torch.tensor(value, dtype=torch.long) for key, value in joined.items()}
+        return self.sequence_format.batch(rows, padding_side="left")
 
     # -------------------------------------------------------------------------------------------- decoding
     def post_process_generation(self, sequences):
         """Generated ids (with or without the prompt) -> `[{"emotion": str, "explanation": str}, ...]`."""
         if isinstance(sequences, torch.Tensor):
             sequences = sequences.tolist()
-        tokenizer = self.tokenizer
-        skip = {tokenizer.pad_token_id, tokenizer.bos_token_id, self.emotion_token_id, self.explanation_token_id}
         results = []
         for row in sequences:
-            ids = list(row)
-            while ids and ids[0] in skip:
-                ids.pop(0)
-            if ids[: len(self.prompt_token_ids)] == self.prompt_token_ids:
-                ids = ids[len(self.prompt_token_ids) :]
-            if tokenizer.eos_token_id in ids:
-                ids = ids[: ids.index(tokenizer.eos_token_id)]
-            cut = _find(ids, self.connector_token_ids)
-            emotion_ids, explanation_ids = (ids, []) if cut < 0 else (ids[:cut], ids[cut + len(self.connector_token_ids) :])
+            emotion_ids, explanation_ids = self.sequence_format.split_generated(row)
             results.append(
                 {
-                    "emotion": tokenizer.decode(emotion_ids, skip_special_tokens=True).strip(),
-                    "explanation": tokenizer.decode(explanation_ids, skip_special_tokens=True).strip(),
+                    "emotion": self.tokenizer.decode(emotion_ids, skip_special_tokens=True).strip(),
+                    "explanation": self.tokenizer.decode(explanation_ids, skip_special_tokens=True).strip(),
                 }
             )
         return results
@@ -340,21 +481,21 @@ class SevlmProcessor(ProcessorMixin):
 
 
 def _as_list(values, count, name):
-    values = [values] if isinstance(values, str) else list(values)
+    values = [values] if isinstance(values, str) or values is None else list(values)
     if len(values) != count:
         raise ValueError(f"Got {count} images but {len(values)} {name}.")
     return values
 
 
-def _find(ids, pattern):
-    """First index where `pattern` starts in `ids`, or -1."""
-    width = len(pattern)
-    for start in range(len(ids) - width + 1):
-        if ids[start : start + width] == pattern:
-            return start
-    return -1
-
-
 SevlmProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["SevlmProcessor", "to_rgb_image", "train_tokenizer"]
+__all__ = [
+    "IGNORE_INDEX",
+    "SevlmProcessor",
+    "check_processor_files",
+    "load_image",
+    "missing_processor_files",
+    "printable_path",
+    "to_rgb_image",
+    "train_tokenizer",
+]

@@ -220,7 +220,7 @@ def test_image_reaches_every_generation_step(trained_tiny):
     """Cross-attention memory must reach cached steps: different images give different continuations."""
     model, processor, images = trained_tiny
     pixel_values = processor(images=images)["pixel_values"]
-    features = model.get_image_features(pixel_values)
+    features = model.get_image_features(pixel_values).last_hidden_state
     prompt = model.prompt(1)
     steps = []
     for index in (0, 1):
