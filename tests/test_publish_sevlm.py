@@ -18,19 +18,8 @@ from configuration_sevlm import SevlmConfig
 from modeling_sevlm import SevlmForConditionalGeneration
 from pipeline_sevlm import TASK, SevlmArtEmotionPipeline
 from processing_sevlm import SevlmProcessor, train_tokenizer
-from publish_sevlm import (
-    _card_metrics,
-    build_parser,
-    check_folder,
-    find_metrics,
-    is_credential,
-    main,
-    publish,
-    training_card_fields,
-    verify_environment,
-    verify_folder,
-    write_model_card,
-)
+from model_card_sevlm import _card_metrics, check_folder, find_metrics, training_card_fields, write_model_card
+from publish_sevlm import build_parser, is_credential, main, publish, verify_environment, verify_folder
 
 EVAL_METRICS = {
     "emotion_accuracy": 0.625,
@@ -193,6 +182,10 @@ def test_demo_card_facts_carry_over_to_the_hub_folder(trained_tiny, trained_fold
 def test_metrics_found_from_train_results(trained_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert find_metrics(trained_folder) == [trained_folder / "train_results.json"]
+    # What trainer.save_metrics writes wins over an older train_results.json.
+    (trained_folder / "all_results.json").write_text(json.dumps({"eval_emotion_accuracy": 0.5}))
+    assert find_metrics(trained_folder) == [trained_folder / "all_results.json"]
+    (trained_folder / "all_results.json").unlink()
     evaluated = tmp_path / "outputs" / "eval" / trained_folder.name / "test"
     evaluated.mkdir(parents=True)
     (evaluated / "metrics.json").write_text(json.dumps(EVAL_METRICS))

@@ -1,0 +1,496 @@
+"""Model cards and Hub folders of SEVLM models: what `publish_sevlm.py` and `train_sevlm.py` both write.
+
+- `write_model_card(folder, metrics=..., ...)`: README.md with huggingface_hub's `ModelCard` / `ModelCardData` /
+  `EvalResult`, every number labelled with the protocol that produced it (`eval_sevlm.py`, or the training-time
+  approximation), emotions, task and dataset read from the folder.
+- `training_card_fields(model, dataset)`: what a training run knows for the card.
+- `check_folder(folder)`, `push_folder(folder, repo_id)`: a complete Hub folder, and its upload.
+"""
+
+import json
+import math
+import re
+from pathlib import Path
+
+from configuration_sevlm import ARTEMIS_EMOTIONS
+from pipeline_sevlm import TASK
+from utils_sevlm import display_path, write_text_atomic
+
+CODE_FILES = ("configuration_sevlm.py", "modeling_sevlm.py", "processing_sevlm.py", "pipeline_sevlm.py")
+REQUIRED_FILES = (
+    "config.json",
+    "generation_config.json",
+    *CODE_FILES,
+    "processor_config.json",
+    "tokenizer_config.json",
+    "README.md",
+)
+# Files of a training run that do not belong in a Hub folder.
+RUN_FILES = {"training_args.bin", "trainer_state.json", "train_results.json", "all_results.json", "eval_results.json", "test_results.json"}
+HUB_SUFFIXES = {".json", ".safetensors", ".py", ".txt", ".model", ".jinja", ".png"}
+UPLOAD_IGNORE = ["checkpoint-*", "checkpoint-*/*", "runs/*", ".*", "*.incomplete/*", "*.bin", "*.tmp"]
+ARTEMIS = "ArtEmis"
+DEMO_DATASET = "SEVLM demo corpus"
+DATASET_NAMES = {"artemis": ARTEMIS, "sevlm-demo-corpus": DEMO_DATASET}  # card dataset ids -> names
+MODEL_NAME = "SEVLM"
+HUB_TASK = "image-to-text"
+
+# The protocols a number can come from. "eval": eval_sevlm.py's metrics.json; "training": the periodic
+# evaluation of train_sevlm.py (train_results.json and friends).
+EVAL, TRAINING = "eval", "training"
+PROTOCOLS = {
+    EVAL: (
+        "eval_sevlm.py",
+        "`eval_sevlm.py` on the whole split (decoding as its eval_args.json records it; the paper's: greedy, at most 25 "
+        "new tokens): the reference emotion of an image is its annotators' majority (images without one are left out of accuracy and emotional alignment), captions "
+        "scored against all reference explanations of the image with the COCO caption toolkit (pycocoevalcap: PTB "
+        "tokenizer, BLEU, METEOR 1.5, ROUGE-L, CIDEr).",
+    ),
+    TRAINING: (
+        "training-time approximation",
+        "`train_sevlm.py` during training (its periodic evaluation, greedy generation): emotion accuracy against the "
+        "majority emotion and BLEU-4 with a light tokenisation (`bleu_4_fast`). A quick signal for choosing "
+        "checkpoints, not comparable with eval_sevlm.py's numbers or published ones.",
+    ),
+}
+# key: (name on the card, model-index metric type, what it measures)
+METRICS = {
+    "emotion_accuracy": ("Emotion accuracy", "accuracy", "share of images whose freely generated emotion (the text before the connector) is the majority emotion of its annotators (the SEVLM paper's ACC)"),
+    "emotion_accuracy_scores": ("Emotion accuracy (scores)", "accuracy", "the same with the emotion of highest score (`model.emotion_scores`), the emotion the `art-emotion` pipeline shows"),
+    "bleu_1": ("BLEU-1", "bleu", "unigram BLEU of the explanation against all reference explanations"),
+    "bleu_2": ("BLEU-2", "bleu", "BLEU up to bigrams"),
+    "bleu_3": ("BLEU-3", "bleu", "BLEU up to trigrams"),
+    "bleu_4": ("BLEU-4", "bleu", "BLEU up to 4-grams"),
+    "bleu_4_fast": ("BLEU-4 (light tokenisation)", "bleu", "corpus BLEU-4 on lower-cased word tokens instead of the PTB tokenizer, computed during training; it tracks the COCO protocol's BLEU-4 closely but is not it"),
+    "meteor": ("METEOR", "meteor", "METEOR 1.5 of the explanation against the references"),
+    "rouge_l": ("ROUGE-L", "rouge", "ROUGE-L F-measure against the references"),
+    "cider": ("CIDEr", "cider", "CIDEr-D against the references"),
+    "emotional_alignment": ("Emotional alignment", "emotional_alignment", "share of images with a majority emotion whose generated explanation a text-emotion classifier labels as that majority emotion (the papers' EA; comparable only between models judged by the same classifier)"),
+    "emotion_explanation_consistency": ("Emotion-explanation consistency", "emotion_explanation_consistency", "share of explanations that the text-emotion classifier labels as the model's own predicted emotion"),
+    "unique": ("Unique", "unique", "distinct generated explanations / all generated explanations"),
+    "emotion_classifier_accuracy": ("EA classifier accuracy", "accuracy", "held-out accuracy of the text-emotion classifier that judges emotional alignment (near chance, its EA means little)"),
+}
+# Keys a training run wrote under other names before they were given their own.
+TRAINING_RENAMED = {"bleu_4": "bleu_4_fast"}
+NRC_VAD = (
+    "the NRC Valence, Arousal, and Dominance Lexicon v1 (Saif M. Mohammad, \"Obtaining Reliable Human Ratings of "
+    "Valence, Arousal, and Dominance for 20,000 English Words\", ACL 2018, https://saifmohammad.com/WebPages/nrc-vad.html). "
+    "The lexicon is free for research use; commercial use needs a licence from its authors, and the `vad_table` "
+    "weights hold values derived from it: read the lexicon's terms on its page before using this model outside research."
+)
+DEMO_VAD = (
+    "the illustrative demo lexicon of the built-in demo corpus (`demo_vad_lexicon.txt`, written by "
+    "`dataset_scripts/make_demo_corpus.py`). Its values were chosen by hand for the demo vocabulary; they are not "
+    "NRC-VAD values."
+)
+ARTEMIS_TERMS = (
+    "ArtEmis annotations and WikiArt images are for non-commercial research use under their own terms "
+    "(https://www.artemisdataset.org/, https://www.wikiart.org/en/terms-of-use)."
+)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def load_metrics(source, protocol=None):
+    """One metrics source for the card: a dict, a metrics.json written by eval_sevlm.py, or a training run's
+    train_results.json (or all_results.json / eval_results.json).
+
+    Returns a dict: `values`, `protocol` (`"eval"` or `"training"`: the argument, else a metrics.json or a file with
+    eval_args.json beside it is eval_sevlm.py's, anything else, dicts included, training-time), `split`,
+    `dataset_path` and `decoding` (from eval_args.json; None when unknown) and `path` (None for a dict).
+    """
+    if isinstance(source, dict):
+        return {"values": source, "protocol": protocol or TRAINING, "split": None, "dataset_path": None, "decoding": None, "path": None}
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Metrics file {display_path(path)} not found; run eval_sevlm.py first (it writes OUT/metrics.json)."
+        )
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"Metrics file {display_path(path)} is not valid JSON: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"Metrics file {display_path(path)} holds a {type(values).__name__}, not a JSON object of metrics.")
+    eval_args = path.with_name("eval_args.json")
+    args = (_read_json(eval_args) if eval_args.is_file() else None) or {}
+    if protocol is None:
+        protocol = EVAL if eval_args.is_file() or path.name == "metrics.json" else TRAINING
+    return {
+        "values": values,
+        "protocol": protocol,
+        "split": args.get("split"),
+        "dataset_path": args.get("dataset_path"),
+        "decoding": decoding(args) if args else None,
+        "path": path,
+    }
+
+
+def decoding(eval_args):
+    """How eval_sevlm.py made the explanations, from its eval_args.json: `greedy, at most 25 new tokens`, ..."""
+    if eval_args.get("predictions_file"):
+        return f"scored from the predictions file {eval_args['predictions_file']}"
+    if eval_args.get("do_sample"):
+        how = f"sampling (temperature {eval_args.get('temperature')}, top_p {eval_args.get('top_p')}, top_k {eval_args.get('top_k')})"
+    elif (eval_args.get("num_beams") or 1) > 1:
+        how = f"beam search with {eval_args['num_beams']} beams"
+    else:
+        how = "greedy"
+    tokens = eval_args.get("max_new_tokens")
+    return f"{how}, at most {tokens} new tokens" if tokens else how
+
+
+def find_metrics(folder):
+    """The metrics of a folder, eval_sevlm.py's first: its default output (outputs/eval/<name>/test/metrics.json, from
+    the working directory) and the training run's results (all_results.json as `trainer.save_metrics` writes it, else
+    eval_results.json, else an older train_results.json). A list of paths, empty when there is none."""
+    folder = Path(folder)
+    found = []
+    evaluated = Path("outputs") / "eval" / folder.resolve().name / "test" / "metrics.json"
+    if evaluated.is_file():
+        found.append(evaluated)
+    for name in ("all_results.json", "eval_results.json", "train_results.json"):
+        if (folder / name).is_file():
+            found.append(folder / name)
+            break
+    return found
+
+
+def _card_metrics(metrics, default_split="test", protocol=TRAINING):
+    """`{"test_emotion_accuracy": .., "eval_bleu_4_fast": ..}` or plain keys -> rows (split, key, value, protocol):
+    the metrics of `METRICS` that are finite numbers."""
+    rows = []
+    for key, value in (metrics or {}).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            continue
+        prefix, _, rest = key.partition("_")
+        split, name = ("validation" if prefix == "eval" else prefix, rest) if prefix in ("eval", "test") else (default_split, key)
+        if protocol == TRAINING:
+            name = TRAINING_RENAMED.get(name, name)
+        if name in METRICS:
+            rows.append((split, name, float(value), protocol))
+    return rows
+
+
+def metric_rows(metrics, metrics_split=None, protocol=None):
+    """Rows (split, key, value, protocol) of every source in `metrics` (a source or a list of them, see
+    `load_metrics`), and the dataset folders they were evaluated on."""
+    sources = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    rows, evaluated_on = [], []
+    for source in sources:
+        if source is None:
+            continue
+        loaded = load_metrics(source, protocol)
+        rows += _card_metrics(loaded["values"], metrics_split or loaded["split"] or "test", loaded["protocol"])
+        if loaded["dataset_path"]:
+            how = f" ({loaded['decoding']})" if loaded["decoding"] else ""
+            evaluated_on.append(f"`{loaded['dataset_path']}`{how}")
+    return rows, evaluated_on
+
+
+# --------------------------------------------------------------------------------------------- model card
+def vad_description(folder, config, vad_lexicon=None):
+    """Where the VAD table came from, for the card: from `vad_lexicon` (a path or name) or the weights themselves."""
+    if not (config.get("use_vad_embedding", True) or config.get("use_vad_loss", True)):
+        return "This model was trained without VAD features (`use_vad_embedding` and `use_vad_loss` are off)."
+    if vad_lexicon is not None:
+        name = Path(str(vad_lexicon)).name
+        if "nrc" in name.lower():
+            return f"The VAD table inside the weights (`vad_table`, one (valence, arousal, dominance) triple per token) was filled from {NRC_VAD}"
+        if "demo" in name.lower():
+            return f"The VAD table inside the weights (`vad_table`) was filled from {DEMO_VAD}"
+        return f"The VAD table inside the weights (`vad_table`, one (valence, arousal, dominance) triple per token) was filled from the lexicon `{name}`."
+    if _vad_table_is_empty(folder):
+        return "The VAD table inside the weights is all zeros: the model was trained without a VAD lexicon."
+    return (
+        "The VAD table inside the weights (`vad_table`, one (valence, arousal, dominance) triple per token) was filled "
+        "from a VAD lexicon in the NRC-VAD format; which file was not recorded (publish with `--vad_lexicon FILE` to "
+        f"name it). If it was NRC-VAD, note its terms: {NRC_VAD}"
+    )
+
+
+def _vad_table_is_empty(folder):
+    """True when the saved `vad_table` is all zeros; False when it holds values or cannot be read."""
+    try:
+        from safetensors import safe_open
+
+        index = Path(folder) / "model.safetensors.index.json"
+        name = json.loads(index.read_text())["weight_map"]["vad_table"] if index.is_file() else "model.safetensors"
+        with safe_open(str(Path(folder) / name), framework="pt") as weights:
+            return not bool(weights.get_tensor("vad_table").abs().sum())
+    except Exception:
+        return False
+
+
+def training_card_fields(model, hf_dataset=None, vad_lexicon=None):
+    """The card fields a training run knows, for `write_model_card(folder, metrics=..., **fields)`:
+
+    - `base_models`: the pretrained parts the model started from (the sub-configs' `name_or_path`; none when built
+      from configs);
+    - `dataset`: the corpus's name (`dataset_name` of its `DatasetInfo`; the demo corpus (demo_params.json); ArtEmis
+      for a corpus prepared by prepare_artemis.py; else the corpus folder's name), when `hf_dataset` (a `Dataset` or
+      `DatasetDict` loaded from disk) is given;
+    - `vad_lexicon`: the lexicon file the VAD table was filled from (`vad_lexicon`; the demo lexicon for the demo).
+    """
+    names = (model.config.vision_config.name_or_path, model.config.text_config.name_or_path)
+    fields = {"base_models": tuple(name for name in names if name)}
+    dataset, corpus = dataset_facts(hf_dataset)
+    if dataset:
+        fields["dataset"] = dataset
+    if vad_lexicon:
+        fields["vad_lexicon"] = str(vad_lexicon)
+    elif corpus is not None and (corpus / "demo_params.json").is_file():
+        fields["vad_lexicon"] = str(corpus / "demo_vad_lexicon.txt")
+    return fields
+
+
+def dataset_facts(hf_dataset):
+    """(name, corpus folder) of a corpus loaded from disk; (None, None) when they cannot be told."""
+    if hf_dataset is None:
+        return None, None
+    split = next(iter(hf_dataset.values()), None) if hasattr(hf_dataset, "values") and not hasattr(hf_dataset, "features") else hf_dataset
+    if split is None:
+        return None, None
+    info_name = getattr(getattr(split, "info", None), "dataset_name", None)
+    files = getattr(split, "cache_files", None) or []
+    corpus = Path(files[0]["filename"]).parent.parent if files else None
+    if info_name:
+        return info_name, corpus
+    if corpus is None:
+        return None, None
+    params = _read_json(corpus / "demo_params.json")
+    if params is not None:
+        taxonomy = params.get("taxonomy") if isinstance(params, dict) else None
+        return (DEMO_DATASET if taxonomy in (None, "artemis") else f"{DEMO_DATASET} ({taxonomy})"), corpus
+    report = _read_json(corpus / "prepare_report.json")
+    if isinstance(report, dict) and "artemis_csv" in (report.get("inputs") or {}):
+        return ARTEMIS, corpus
+    return corpus.name, corpus
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_card_fields(path):
+    """`dataset` and `base_models` from the metadata of an existing model card (those it has)."""
+    from huggingface_hub import ModelCard
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True).data
+    except Exception:  # no or broken metadata: nothing to carry over
+        return {}
+    fields = {}
+    results = data.eval_results or []
+    datasets = data.datasets if isinstance(data.datasets, list) else [data.datasets] if data.datasets else []
+    if results and results[0].dataset_name:
+        fields["dataset"] = results[0].dataset_name
+    elif datasets:
+        fields["dataset"] = DATASET_NAMES.get(datasets[0], datasets[0])
+    base = data.base_model
+    fields["base_models"] = tuple(base if isinstance(base, list) else [base] if base else [])
+    return fields
+
+
+def dataset_id(name):
+    """The card's dataset id for a dataset name: `ArtEmis` -> `artemis`, `SEVLM demo corpus` -> `sevlm-demo-corpus`."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "dataset"
+
+
+def is_artemis(dataset):
+    return bool(dataset) and dataset_id(dataset).startswith("artemis")
+
+
+def write_model_card(
+    folder,
+    metrics=None,
+    dataset=None,
+    base_models=None,
+    vad_lexicon=None,
+    metrics_split=None,
+    repo_id=None,
+    metrics_protocol=None,
+):
+    """Write `README.md` (a Hub model card, `huggingface_hub.ModelCard`) into a saved SEVLM folder; returns its path.
+
+    The emotions, prompt, connector and pipeline task come from the folder's config.json; nothing about a dataset is
+    assumed: ArtEmis's terms appear only for ArtEmis.
+
+    Args:
+        metrics: a source or a list of sources (see `load_metrics`): a dict (`train_sevlm` metrics with eval_/test_
+            prefixes, counted as training-time numbers unless `metrics_protocol` says otherwise), or the path of a
+            metrics.json written by eval_sevlm.py or of a run's train_results.json. Every number on the card says
+            which protocol produced it.
+        dataset: the training dataset's name (default: the folder's current card, else unrecorded).
+        base_models: the pretrained vision tower and decoder the model started from; empty for none (default: the
+            folder's current card, else none).
+        vad_lexicon: the lexicon file (or its name) the VAD table was built from; the card states its source and
+            terms. Default: the demo lexicon for the demo corpus, else a note (or that no lexicon was used, read from
+            the weights).
+        metrics_split: split of plain metric keys (default: the one in eval_args.json beside metrics.json, else test).
+        repo_id: the Hub id used in the usage examples (default: a placeholder).
+        metrics_protocol: `"eval"` or `"training"` for every source (default: told from each source).
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    previous = read_card_fields(folder / "README.md")
+    dataset = dataset or previous.get("dataset")
+    base_models = tuple(base_models if base_models is not None else previous.get("base_models", ()))
+    if vad_lexicon is None and dataset and dataset.startswith(DEMO_DATASET):
+        vad_lexicon = "demo_vad_lexicon.txt"
+    emotions = list(config.get("emotions") or ARTEMIS_EMOTIONS)
+    task = next(iter(config.get("custom_pipelines") or {TASK: None}))
+    rows, evaluated_on = metric_rows(metrics, metrics_split, metrics_protocol)
+    task_name = f"Emotion ({len(emotions)} classes) and explanation"
+    results = [
+        EvalResult(
+            task_type=HUB_TASK,
+            task_name=task_name,
+            dataset_type=dataset_id(dataset),
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=METRICS[key][1],
+            metric_value=round(100 * value, 2),
+            metric_name=f"{METRICS[key][0]} ({PROTOCOLS[protocol][0]}, %)",
+            metric_config=protocol,
+        )
+        for split, key, value, protocol in rows
+    ] if dataset else []  # a model-index entry needs its dataset
+    art = emotions == list(ARTEMIS_EMOTIONS)
+    data = ModelCardData(
+        model_name=MODEL_NAME,
+        library_name="transformers",
+        pipeline_tag=HUB_TASK,
+        tags=["custom_code", "emotion", "vision-language", "sevlm", task] + (["art"] if art else []),
+        datasets=[dataset_id(dataset)] if dataset else None,
+        base_model=list(base_models) or None,
+        eval_results=results or None,
+    )
+    body = _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo_id, vad_lexicon, art)
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    return write_text_atomic(folder / "README.md", str(card))
+
+
+def _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo_id, vad_lexicon, art):
+    where = repo_id or "REPO_ID_OR_FOLDER"
+    prompt = config.get("prompt_text", " the emotion is").strip()
+    connector = config.get("connector_text", " because")
+    subject = "a painting" if art else "an image"
+    table = "\n".join(
+        f"| {split} | {METRICS[key][0]} | {100 * value:.1f} | {PROTOCOLS[protocol][0]} |" for split, key, value, protocol in rows
+    )
+    protocols = "".join(f"- **{PROTOCOLS[p][0]}**: {PROTOCOLS[p][1]}\n" for p in PROTOCOLS if any(row[3] == p for row in rows))
+    measured = "".join(f"- **{METRICS[key][0]}** (`{key}`): {METRICS[key][2]}.\n" for key in METRICS if any(row[1] == key for row in rows))
+    source = f" eval_sevlm.py evaluated it on {', '.join(evaluated_on)}." if evaluated_on else ""
+    comparable = (
+        "\nOnly eval_sevlm.py numbers on ArtEmis's official test split can be set beside the SEVLM paper's table; "
+        "emotional alignment needs the same text-emotion classifier as well.\n"
+        if is_artemis(dataset) and any(row[3] == EVAL for row in rows)
+        else ""
+    )
+    if rows:
+        metrics_text = (
+            f"Scores in percent; the protocol column says how each was computed.{source}\n\n"
+            f"| split | metric | value | protocol |\n| --- | --- | --- | --- |\n{table}\n\n"
+            f"Protocols:\n\n{protocols}\nMetrics:\n\n{measured}{comparable}"
+        )
+    else:
+        metrics_text = "Not evaluated yet: `eval_sevlm.py` writes the metrics, `publish_sevlm.py --metrics` puts them here.\n"
+    example = {name: round(1 / len(emotions), 2) for name in emotions[:2]}
+    shown = ", ".join(f'"{name}": {value}' for name, value in example.items())
+    if dataset:
+        trained = f"Trained on {dataset}." + (f" {ARTEMIS_TERMS}" if is_artemis(dataset) else "")
+    else:
+        trained = "The training data was not recorded with this folder (publish with `--dataset NAME` to name it)."
+    return f"""
+# SEVLM: small emotional vision-language model
+
+Given {subject}, this model names the emotion it evokes, one of {len(emotions)} classes ({", ".join(emotions)}), and
+explains why in one sentence. It is a SEVLM (Zhang, Zheng, Wang, Guo, "Training A Small Emotional Vision Language
+Model for Visual Art Comprehension", ECCV 2024): a CLIP vision tower encodes the image; a GPT-2 decoder with
+cross-attention writes `{prompt} {{emotion}}{connector} {{explanation}}`, with VAD (valence, arousal, dominance)
+features fused into the explanation tokens.
+
+The code is custom (`configuration_sevlm.py`, `modeling_sevlm.py`, `processing_sevlm.py`, `pipeline_sevlm.py`):
+load it with `trust_remote_code=True` after reading it.
+
+## Metrics
+
+{metrics_text}
+## Usage
+
+The `{task}` pipeline:
+
+```python
+from transformers import pipeline
+
+pipe = pipeline("{task}", model="{where}", trust_remote_code=True)
+pipe("image.jpg")
+# {{"emotion": "{emotions[0]}", "score": ..., "scores": {{{shown}, ...}}, "explanation": "..."}}
+pipe(["a.jpg", "b.png"], batch_size=8)     # a list of results
+pipe("image.jpg", emotion="{emotions[-1]}")    # explain a given emotion
+```
+
+`emotion` is the class with the highest score, `scores` holds every class's probability, and the explanation is
+generated for the emotion shown. With the model and processor:
+
+```python
+from transformers import AutoModel, AutoProcessor
+
+model = AutoModel.from_pretrained("{where}", trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained("{where}", trust_remote_code=True)
+inputs = processor(images="image.jpg")
+ids = model.generate(pixel_values=inputs["pixel_values"])
+print(processor.post_process_generation(ids))           # [{{"emotion": ..., "explanation": ...}}]
+print(model.emotion_scores(inputs["pixel_values"]))     # one probability per emotion, in config.emotions order
+```
+
+## VAD lexicon
+
+{vad_description(folder, config, vad_lexicon)}
+
+## Training data
+
+{trained}
+"""
+
+
+# ------------------------------------------------------------------------------------------------- folders
+def check_folder(folder):
+    """Raise if a folder lacks a file the Hub copy needs to load with trust_remote_code."""
+    folder = Path(folder)
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if not (folder / "model.safetensors").is_file() and not (folder / "model.safetensors.index.json").is_file():
+        missing.append("model.safetensors")
+    if missing:
+        raise FileNotFoundError(
+            f"{display_path(folder)} is not a complete SEVLM Hub folder: missing {missing}. Save the model with train_sevlm.py "
+            "(or model.save_pretrained + processor.save_pretrained) and run publish_sevlm.py on it."
+        )
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if TASK not in (config.get("custom_pipelines") or {}):
+        raise ValueError(f"{display_path(folder)}/config.json has no {TASK!r} custom pipeline: run publish_sevlm.py (or add_pipeline_to_folder) on it.")
+    if list(folder.glob("*.bin")):
+        raise ValueError(f"{display_path(folder)} holds pickled *.bin files: Hub folders carry safetensors only; remove them.")
+
+
+# ---------------------------------------------------------------------------------------------------- hub
+def push_folder(folder, repo_id, private=False, token=None):
+    """Upload a complete SEVLM folder to the Hub (checkpoints, run logs and pickles are left out)."""
+    from huggingface_hub import HfApi
+
+    if not repo_id:
+        raise ValueError("Pushing needs --hub_model_id (e.g. your-name/sevlm-artemis).")
+    check_folder(folder)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=bool(private), exist_ok=True)
+    return api.upload_folder(folder_path=str(folder), repo_id=repo_id, ignore_patterns=UPLOAD_IGNORE)
+
+
