@@ -162,6 +162,8 @@ def parse_repetition(text):
     non-integral, negative or infinite value (`inf`, `1e400`)."""
     if text is None:
         return None
+    if text.isdigit():  # the common case, fast
+        return int(text)
     try:
         value = float(text)
     except ValueError:
@@ -190,38 +192,38 @@ class ArtemisTables:
     def add_raw_csv(self, path, source, required):
         """Read artemis_dataset_release_v0.csv (source "v1") or Contrastive.csv ("contrastive")."""
         name = display_path(Path(path).name)
-        report, read = self.report, 0
+        report, read, items, units, match = self.report, 0, self.items, self.units, VOCABULARY.match
         for line, (raw_style, raw_painting, raw_emotion, utterance, repetition_text) in read_csv_records(
             path, V1_COLUMNS, required
         ):
             ordinal = read
             read += 1
-            where = f"{name} line {line}"
             art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
             # v1.0 needs a repetition; Contrastive.csv may leave it out or empty (it is not used for its rows).
             if source != "v1" and not (repetition_text or "").strip():
                 repetition_text = None
             repetition = parse_repetition(repetition_text)
             if not art_style or not painting or repetition is BAD_REPETITION:
-                report.drop_annotation(MALFORMED_ROW, f"{where}: art_style={raw_style!r} painting={raw_painting!r} "
-                                                      f"repetition={repetition_text!r}")
+                report.drop_annotation(MALFORMED_ROW, f"{name} line {line}: art_style={raw_style!r} "
+                                                      f"painting={raw_painting!r} repetition={repetition_text!r}")
                 continue
             painting_id = f"{art_style}/{painting}"
-            entry = self.entry(painting_id, art_style, painting)
+            entry = items.get(painting_id) or self.entry(painting_id, art_style, painting)
             # Recorded before the other checks: a painting is over the repetition limit whatever its rows hold.
-            entry["repetition"] = max(entry["repetition"], repetition or 0)
+            if repetition and repetition > entry["repetition"]:
+                entry["repetition"] = repetition
             if source == "v1" and repetition <= MAX_REPETITION:
                 unit = raw_style + raw_painting  # the official split unit: raw strings, no separator
-                if unit not in self.units:
-                    self.units[unit] = painting_id
+                if unit not in units:
+                    units[unit] = painting_id
                     entry["units"].append(unit)
-            emotion = VOCABULARY.match(raw_emotion)
+            emotion = match(raw_emotion)
             if emotion is None:
-                report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {raw_emotion!r} ({painting_id})")
+                report.drop_annotation(UNKNOWN_EMOTION, f"{name} line {line}: emotion {raw_emotion!r} ({painting_id})")
                 continue
             text = utterance.strip()
             if not text:
-                report.drop_annotation(EMPTY_UTTERANCE, f"{where}: empty utterance ({painting_id})")
+                report.drop_annotation(EMPTY_UTTERANCE, f"{name} line {line}: empty utterance ({painting_id})")
                 continue
             entry["emotions"].append(emotion)
             entry["explanations"].append(text)
@@ -340,6 +342,7 @@ def apply_v2_sample(tables, report):
         "seed": V2_SAMPLE_SEED,
         "note": "v1.0 rows outside the sample are dropped from the train split only; validation and test keep all rows",
     }
+    emptied = []
     for painting_id, entry in tables.items.items():
         if entry["split"] != "train":
             continue
@@ -351,8 +354,11 @@ def apply_v2_sample(tables, report):
             report.drop_annotation(OUTSIDE_V2_SAMPLE, f"{painting_id}: {dropped} v1.0 rows", count=dropped)
         else:
             report.drop_item(OUTSIDE_V2_SAMPLE, dropped, painting_id)
+            emptied.append(painting_id)
         for column in ("emotions", "explanations", "source", "rows"):
             entry[column] = [entry[column][i] for i in keep]
+    for painting_id in emptied:
+        del tables.items[painting_id]
 
 
 def filter_paintings(items, max_repetition, contrastive_only, report):

@@ -23,10 +23,12 @@ export. `prepare_artemis.py` (ArtEmis) and `make_demo_corpus.py` (the demo corpo
 
 import argparse
 import csv
+import functools
 import hashlib
 import io
 import json
 import math
+import operator
 import os
 import posixpath
 import re
@@ -44,11 +46,10 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features, Image, NamedSp
 from datasets.table import InMemoryTable, embed_table_storage
 from datasets.utils.logging import is_progress_bar_enabled
 from PIL import Image as PILImage
-from PIL import ImageOps
 from tqdm.auto import tqdm
 
 from dataset_scripts.schema import corpus_features
-from processing_sevlm import to_rgb_image
+from processing_sevlm import load_image
 from utils_sevlm import check_replaceable, display_path, staged_directory, write_json_atomic
 
 SPLITS = ("train", "validation", "test")
@@ -153,11 +154,16 @@ def parse_emotion_list(text):
 
 def emotion_histogram(emotions, names):
     """Share of each class of `names` among `emotions` (class names), in class order; sums to 1."""
-    index = {name: position for position, name in enumerate(names)}
+    index = class_index(tuple(names))
     counts = [0] * len(names)
     for emotion in emotions:
         counts[index[emotion]] += 1
     return [count / len(emotions) for count in counts]
+
+
+@functools.lru_cache(maxsize=16)
+def class_index(names):
+    return {name: position for position, name in enumerate(names)}
 
 
 def hash_split(item_id, seed=SPLIT_SEED):
@@ -305,16 +311,18 @@ def read_csv_records(path, columns, required):
             missing = [name for name in required if name not in header]
             if missing:
                 raise ValueError(f"{display_path(path)}: missing column(s) {missing}; found {header}.")
-            # A column the file lacks reads from a padding cell appended below, then becomes None.
-            positions = [header.index(name) if name in header else None for name in columns]
+            # A column the file lacks reads from a None cell appended to every record.
             width = len(header)
-            for fields in progress(reader, desc=f"Reading {display_path(path.name)}", unit=" rows"):
+            pick = operator.itemgetter(*[header.index(name) if name in header else width for name in columns])
+            rows = progress(reader, desc=f"Reading {display_path(path.name)}", unit=" rows") if is_progress_bar_enabled() else reader
+            for fields in rows:
                 if not fields:
                     continue  # a blank line
                 records += 1
-                if len(fields) < width:
-                    fields.extend([""] * (width - len(fields)))
-                yield reader.line_num, tuple(None if at is None else fields[at] for at in positions)
+                if len(fields) != width:
+                    fields = fields[:width] + [""] * (width - len(fields))
+                fields.append(None)
+                yield reader.line_num, pick(fields)
     except UnicodeDecodeError:
         raise ValueError(utf8_error(path)) from None
     except csv.Error as error:
@@ -514,17 +522,13 @@ class ImageSource:
 
 
 def decode_image(path, max_side, quality=JPEG_QUALITY):
-    """Read an image file and return it as JPEG bytes, RGB, long side at most `max_side` (aspect kept), decoded
-    the way the processor decodes at inference (EXIF orientation applied, 16-bit scaled, transparency on white).
+    """Read an image file and return it as JPEG bytes, RGB, long side at most `max_side` (aspect kept).
 
-    Raises OSError / ValueError / SyntaxError / DecompressionBombError for files PIL cannot read in full.
+    Decoded by the processor's own loader (`processing_sevlm.load_image`: EXIF orientation applied, 16-bit scaled,
+    transparency on white), so training sees what inference sees; a JPEG is decoded at a reduced scale that still
+    gives at least `max_side` (much faster for large scans). Raises ValueError for files that cannot be read in full.
     """
-    with PILImage.open(path) as image:
-        # For JPEGs, decode at a reduced scale (at least max_side): much faster for large scans.
-        image.draft("RGB", (max_side, max_side))
-        image = ImageOps.exif_transpose(image)  # a photo with an EXIF rotation would be stored on its side
-        image.load()  # decodes the whole file: truncated or corrupt data raise here
-        image = to_rgb_image(image)
+    image = load_image(path, draft_size=(max_side, max_side))
     image.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
@@ -691,7 +695,7 @@ def run_preparation(output_dir, report, text_stage, *, max_image_side=MAX_IMAGE_
 
     Checks the output folder first (a non-empty one needs `overwrite` and must hold an earlier result), then runs
     `text_stage()` -> (text DatasetDict, ImageSource), the image stage, and saves everything (the DatasetDict,
-    the report, with `parquet` also `hub/`) into a staging folder beside `output_dir` that replaces it only when
+    the report, with `parquet` also `hub/` with `card_text` (text or a function giving it)) into a staging folder beside `output_dir` that replaces it only when
     complete. A failed run leaves `output_dir` as it was and writes its report to
     `<output_dir>.prepare_report.failed.json` beside it. Returns the saved DatasetDict.
     """
@@ -718,7 +722,8 @@ def run_preparation(output_dir, report, text_stage, *, max_image_side=MAX_IMAGE_
                 shards = {split: 1 if len(dataset) == 0 else None for split, dataset in dataset_dict.items()}
                 dataset_dict.save_to_disk(str(staging), num_shards=shards)
             if parquet:
-                write_parquet(DatasetDict.load_from_disk(str(staging)), staging / "hub", card_text)
+                card = card_text() if callable(card_text) else card_text
+                write_parquet(DatasetDict.load_from_disk(str(staging)), staging / "hub", card)
             report.seconds["save"] = round(time.perf_counter() - saving_started, 2)
             report.seconds["total"] = round(time.perf_counter() - started, 2)
             report.status = "ok"
@@ -919,7 +924,7 @@ def prepare_corpus(
 
     return run_preparation(output_dir, report, text_stage, max_image_side=max_image_side, num_proc=num_proc,
                            skip_missing_images=skip_missing_images, parquet=parquet, overwrite=overwrite,
-                           card_text=generic_card(vocabulary.names))
+                           card_text=lambda: generic_card(vocabulary.names))
 
 
 def parse_args(argv=None):

@@ -371,6 +371,7 @@ def test_v2_combined_sample_size_and_seed(tmp_path):
         assert combined[split]["explanations"] == full[split]["explanations"]
     report = read_report(tmp_path / "combined")
     assert report["v2_train_set"]["sampled_v1_rows"] == 60 and report["v2_train_set"]["seed"] == 42
+    assert "no_valid_annotations" not in report["paintings"]["dropped"]  # each painting counted under one reason
     assert report["annotations"]["dropped"]["outside_v2_sample"] == len(texts(full["train"], "v1")) - len(expected_v1)
     assert_nothing_vanished(report)
     # Histograms describe each painting's annotations before the sample.
@@ -688,8 +689,8 @@ def test_readme_recipe_runs_on_artemis_shaped_data(tmp_path, monkeypatch):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = {"--artemis_csv": generated["raw_csv"], "--artemis_preprocessed_csv": generated["preprocessed_csv"]}
                 if flag == "--contrastive_csv":
-                    rows = [[style, name, "awe", "a contrastive text", 5, style, name]
-                            for style, name, _ in generated["paintings"][:5]]
+                    rows = [[style, name, emotion, f"a contrastive text about {emotion}", 5, style, name]
+                            for style, name, _ in generated["paintings"] for emotion in ("awe", "fear", "sadness")]
                     write_csv(target, CONTRASTIVE_HEADER, rows)
                 else:
                     target.write_bytes(source[flag].read_bytes())
