@@ -464,3 +464,104 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny):
     model(**batch).loss.backward()
     assert model.language_model.transformer.gradient_checkpointing
     torch.testing.assert_close(model.language_model.transformer.h[0].attn.c_attn.weight.grad, plain)
+
+
+# ------------------------------------------------------------------------------------- lexicons of any language
+FIXTURE_LEXICON_DE = FIXTURE_LEXICON.with_name("vad_fixture_de.txt")
+GERMAN_TEXTS = [
+    f" die emotion ist {e} weil {x}"
+    for e in ("freude", "angst", "ruhe")
+    for x in ("der himmel ist düster", "die farben sind dunkel", "voller hass und hasses", "Übermut und freude")
+] * 10
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_non_finite_lexicon_values_are_rejected_naming_file_and_line(tmp_path, bad):
+    path = tmp_path / "lexicon.txt"
+    path.write_text(f"Word\tValence\tArousal\tDominance\ncalm\t0.8\t0.1\t0.5\nsad\t0.1\t{bad}\t0.2\n")
+    with pytest.raises(ValueError, match=r"lexicon\.txt:3: non-finite"):
+        load_vad_lexicon(path)
+    with pytest.raises(ValueError, match=r"'sad' has a non-finite score"):
+        load_vad_lexicon({"calm": (0.8, 0.1, 0.5), "sad": (0.1, float(bad), 0.2)})
+
+
+def test_non_english_lexicon_looks_up_surface_forms_only():
+    german = load_vad_lexicon(FIXTURE_LEXICON_DE, vad_lexicon_language="de")
+    assert german.language == "de"
+    assert lookup_vad(german, "Düster") == german["düster"] and lookup_vad(german, "Übermut") == german["übermut"]
+    # English lemmatisation would map the German genitive "hasses" to "hass"; German lookups take surface forms.
+    assert lookup_vad(german, "hasses") is None and lookup_vad(german, "farben") is None
+    assert lookup_vad(german, "hasses", vad_lexicon_language="en") == german["hass"]
+    english = load_vad_lexicon(FIXTURE_LEXICON)
+    assert english.language == "en" and lookup_vad(english, "colors") == english["color"]
+
+    tokenizer = train_tokenizer(GERMAN_TEXTS, vocab_size=400)
+    table = build_vad_table(tokenizer, german)
+    token = lambda word: tokenizer(" " + word, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert len(token("düster")) == 1 and len(token("hasses")) == 1
+    torch.testing.assert_close(table[token("düster")[0]], torch.tensor(german["düster"]))
+    assert table[token("hasses")[0]].abs().sum() == 0
+    assert build_vad_table(tokenizer, german, vad_lexicon_language="en")[token("hasses")[0]].abs().sum() > 0
+
+
+def test_from_vision_text_takes_the_lexicon_language():
+    emotions = ["freude", "angst", "ruhe"]
+    tokenizer = train_tokenizer(GERMAN_TEXTS, vocab_size=400)
+    processor = SevlmProcessor.from_vision_text(
+        tiny_vision_config(), tokenizer, emotions=emotions, prompt_text=" die emotion ist", connector_text=" weil"
+    )
+    model = SevlmForConditionalGeneration.from_vision_text(
+        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON_DE, vad_lexicon_language="de"
+    )
+    hasses = processor.tokenizer(" hasses", add_special_tokens=False)["input_ids"][0]
+    duester = processor.tokenizer(" düster", add_special_tokens=False)["input_ids"][0]
+    assert model.vad_table[hasses].abs().sum() == 0 and model.vad_table[duester].abs().sum() > 0
+    assert model.set_vad_lexicon(FIXTURE_LEXICON_DE, processor.tokenizer, vad_lexicon_language="en") > model.set_vad_lexicon(
+        FIXTURE_LEXICON_DE, processor.tokenizer, vad_lexicon_language="de"
+    )
+
+
+def test_translated_nrc_vad_file_uses_the_word_of_its_language(tmp_path):
+    path = tmp_path / "German-NRC-VAD-Lexicon.txt"
+    path.write_text(
+        "English Word\tValence\tArousal\tDominance\tGerman Word\nsadness\t0.052\t0.288\t0.164\tTraurigkeit\n"
+        "calm\t0.790\t0.100\t0.500\truhig\n"
+    )
+    german = load_vad_lexicon(path, vad_lexicon_language="de")
+    assert set(german) == {"traurigkeit", "ruhig"} and german["ruhig"] == pytest.approx((0.58, -0.8, 0.0))
+    assert set(load_vad_lexicon(path)) == {"sadness", "calm"}
+
+
+def test_any_taxonomy_trains_scores_and_generates():
+    """Multi-word, multi-token and non-ASCII class names with another prompt and connector, end to end."""
+    from pipeline_sevlm import predict_batch
+
+    emotions = ["quiet longing", "Gemütlichkeit", "喜び"]
+    explanations = ["the sky is calm and far away", "the warm room is cozy", "the colors are bright and happy"]
+    texts = [f" the feeling is {e} since {x}" for e in emotions for x in explanations] * 10
+    tokenizer = train_tokenizer(texts, vocab_size=500)
+    processor = SevlmProcessor.from_vision_text(
+        tiny_vision_config(), tokenizer, emotions=emotions, prompt_text=" the feeling is", connector_text=" since"
+    )
+    torch.manual_seed(0)
+    model = SevlmForConditionalGeneration.from_vision_text(
+        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON, use_contrastive_loss=False
+    )
+    assert model.config.prompt_text == " the feeling is" and model.config.connector_text == " since"
+    images = random_images(3, seed=4)
+    batch = processor(images=images, emotions=emotions, explanations=explanations)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(120):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    pixel_values = processor(images=images)["pixel_values"]
+    assert model.emotion_scores(pixel_values).argmax(-1).tolist() == [0, 1, 2]
+    free = processor.post_process_generation(model.generate(pixel_values=pixel_values))
+    assert free == [{"emotion": e, "explanation": x} for e, x in zip(emotions, explanations)]
+    for source in ("scores", "generation"):
+        results = predict_batch(model, processor, images, emotion_source=source)
+        assert [r["emotion"] for r in results] == emotions
+        assert [r["explanation"] for r in results] == explanations
+        assert all(r["score"] == r["scores"][r["emotion"]] for r in results)
