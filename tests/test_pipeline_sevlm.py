@@ -13,7 +13,7 @@ import torch
 from transformers import Pipeline, pipeline
 
 from conftest import REPO_ROOT, random_images
-from pipeline_sevlm import TASK, SevlmArtEmotionPipeline, add_pipeline_to_folder, pipeline_config_entry
+from pipeline_sevlm import TASK, SevlmArtEmotionPipeline, add_pipeline_to_folder, pipeline_config_entry, predict_batch
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +193,156 @@ def test_pipeline_loads_in_fresh_process(pipe, trained_tiny, tmp_path):
     for got, want in zip(loaded["batch"], expected["batch"], strict=True):
         assert_same(got, want)
     assert_same(loaded["conditional"], expected["conditional"])
+
+
+# --------------------------------------------------------------------------------------------- predict_batch
+def test_predict_batch_is_what_the_pipeline_returns(pipe, trained_tiny):
+    model, processor, images = trained_tiny
+    results = predict_batch(model, processor, images)
+    assert [set(r) for r in results] == [{"emotion", "score", "scores", "explanation"}] * 4
+    for image, result in zip(images, results):
+        assert_same(result, pipe(image))
+    from_pixels = predict_batch(model, processor, pixel_values=processor.preprocess_images(images))
+    for got, want in zip(from_pixels, results):
+        assert_same(got, want)
+    with pytest.raises(ValueError, match="either `images` or `pixel_values`"):
+        predict_batch(model, processor)
+    with pytest.raises(ValueError, match="emotion_source"):
+        predict_batch(model, processor, images, emotion_source="votes")
+
+
+def test_generation_source_is_free_generation(trained_tiny):
+    """`emotion_source="generation"`: the paper's protocol, the emotion the model writes before the connector."""
+    model, processor, images = trained_tiny
+    pixel_values = processor(images=images)["pixel_values"]
+    free = processor.post_process_generation(model.generate(pixel_values=pixel_values))
+    results = predict_batch(model, processor, images, emotion_source="generation")
+    assert [(r["emotion"], r["explanation"]) for r in results] == [(f["emotion"], f["explanation"]) for f in free]
+    scores = model.emotion_scores(pixel_values)
+    for row, result in enumerate(results):
+        assert list(result["scores"].values()) == pytest.approx(scores[row].tolist(), abs=1e-6)
+        assert result["score"] == result["scores"][result["emotion"]]
+    # Cut short, "something else" is written as "something": not a class, so no score.
+    short = predict_batch(model, processor, images[2:3], emotion_source="generation", generate_kwargs={"max_new_tokens": 1})
+    assert short[0]["emotion"] == "something" and short[0]["score"] is None and short[0]["explanation"] == ""
+
+
+def test_given_emotions_per_image_in_both_modes(trained_tiny):
+    model, processor, images = trained_tiny
+    for source in ("scores", "generation"):
+        results = predict_batch(model, processor, images, emotions=[None, "Fear", None, "awe"], emotion_source=source)
+        assert [r["emotion"] for r in results] == ["sadness", "fear", "something else", "awe"]
+        single = predict_batch(model, processor, images[1:2], emotions=["fear"])[0]
+        assert results[1]["explanation"] == single["explanation"]
+    with pytest.raises(ValueError, match="4 images but 2 emotions"):
+        predict_batch(model, processor, images, emotions=["awe", None])
+    with pytest.raises(ValueError, match="Unknown emotion 'joy'"):
+        predict_batch(model, processor, images[:1], emotions=["joy"])
+
+
+def test_image_embeds_are_the_pooled_image_vector(trained_tiny):
+    model, processor, images = trained_tiny
+    results = predict_batch(model, processor, images, return_image_embeds=True)
+    pooled = model.get_image_features(processor(images=images)["pixel_values"]).pooler_output
+    for row, result in enumerate(results):
+        embeds = result["image_embeds"]
+        assert embeds.dtype == torch.float32 and embeds.device.type == "cpu" and embeds.shape == (32,)
+        assert not embeds.requires_grad
+        torch.testing.assert_close(embeds, pooled[row])
+
+
+def _cross_attention_while_generating(model, processor, image, emotion):
+    """The attention map computed independently: hooks on the cross-attention layers during a greedy generate."""
+    captured = []
+    hooks = [
+        block.crossattention.register_forward_hook(lambda module, args, output: captured.append(output[1]))
+        for block in model.language_model.transformer.h
+    ]
+    config = model.language_model.config
+    previous = config._attn_implementation
+    config._attn_implementation_internal = "eager"  # SDPA returns no weights
+    try:
+        ids = model.generate(**processor(images=[image], emotions=[emotion]))
+    finally:
+        config._attn_implementation_internal = previous
+        for hook in hooks:
+            hook.remove()
+    layers = len(hooks)
+    steps = [torch.stack(captured[i : i + layers]).mean(dim=(0, 2))[0, -1] for i in range(0, len(captured), layers)]
+    # Step k wrote token k after the prompt: keep the steps up to the one that wrote <eos>.
+    written = ids[0, -len(steps) :].tolist()
+    end = written.index(processor.tokenizer.eos_token_id) + 1 if processor.tokenizer.eos_token_id in written else len(steps)
+    grid = torch.stack(steps[:end]).mean(0)
+    return (grid / grid.max()).view(4, 4)
+
+
+def test_attention_map_is_where_the_explanation_looked(trained_tiny):
+    model, processor, images = trained_tiny
+    results = predict_batch(model, processor, images, return_attention_map=True)
+    for image, result in zip(images[:2], results[:2]):
+        grid = torch.tensor(result["attention_map"])
+        assert grid.shape == (4, 4) and grid.min() >= 0 and grid.max() == 1.0
+        torch.testing.assert_close(grid, _cross_attention_while_generating(model, processor, image, result["emotion"]))
+    assert results[0]["attention_map"] != results[1]["attention_map"]
+    assert model.language_model.config._attn_implementation == "sdpa"
+
+
+def test_predict_batch_keeps_the_training_mode(trained_tiny):
+    model, processor, images = trained_tiny
+    model.train()
+    try:
+        with torch.enable_grad():
+            results = predict_batch(model, processor, images[:1], return_image_embeds=True)
+        assert model.training and not results[0]["image_embeds"].requires_grad
+    finally:
+        model.eval()
+    assert not model.training
+
+
+def test_pipeline_options_emotion_source_and_attention_map(pipe, trained_tiny):
+    _, _, images = trained_tiny
+    default = pipe(images[2])
+    assert set(default) == {"emotion", "score", "scores", "explanation"}
+    free = pipe(images[2], emotion_source="generation", max_new_tokens=1)
+    assert free["emotion"] == "something" and free["score"] is None
+    mapped = pipe(images[:2], return_attention_map=True, batch_size=2)
+    assert all(len(r["attention_map"]) == 4 and len(r["attention_map"][0]) == 4 for r in mapped)
+    assert_same(mapped[0], pipe(images[0]))
+    with pytest.raises(ValueError, match="emotion_source"):
+        pipe(images[0], emotion_source="majority")
+
+
+def test_pipeline_refuses_a_processor_of_another_format(trained_tiny):
+    import copy
+
+    from processing_sevlm import SevlmProcessor
+
+    model, processor, images = trained_tiny
+    other = SevlmProcessor.from_vision_text(
+        model.config.vision_config, copy.deepcopy(processor.tokenizer), connector_text=" because of"
+    )
+    with pytest.raises(ValueError, match="differ in connector_token_ids"):
+        SevlmArtEmotionPipeline(model=model, processor=other, device="cpu")
+    with pytest.raises(ValueError, match="differ in connector_token_ids"):
+        predict_batch(model, other, images[:1])
+
+
+def test_pipeline_errors_name_the_file(pipe, tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.new("RGB", (100, 100)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"bomb\.png.*too large"):
+        pipe(str(tmp_path / "bomb.png"))
+
+
+def test_pipeline_sees_photos_upright(pipe, trained_tiny, tmp_path):
+    from PIL import Image
+
+    _, _, images = trained_tiny
+    upright = images[0]
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # stored on its side ...
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # ... with the tag that turns it back
+    sideways.save(tmp_path / "photo.png", exif=exif.tobytes())
+    assert_same(pipe(str(tmp_path / "photo.png")), pipe(upright))
