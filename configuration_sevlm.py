@@ -145,10 +145,11 @@ class SevlmSequenceFormat:
 
     def max_length_error(self, max_length):
         longest = max(range(len(self.emotions)), key=lambda i: len(self.emotion_token_ids[i]))
+        tokens = lambda count: f"{count} token" + ("s" if count != 1 else "")  # noqa: E731
         return (
-            f"max_length={max_length} is too short: <bos>, the prompt ({len(self.prompt_token_ids)} tokens), the longest "
-            f"emotion ({self.emotions[longest]!r}, {len(self.emotion_token_ids[longest])} tokens), the connector "
-            f"({len(self.connector_token_ids)} tokens), one explanation token and <eos> need at least "
+            f"max_length={max_length} is too short: <bos>, the prompt ({tokens(len(self.prompt_token_ids))}), the longest "
+            f"emotion ({self.emotions[longest]!r}, {tokens(len(self.emotion_token_ids[longest]))}), the connector "
+            f"({tokens(len(self.connector_token_ids))}), one explanation token and <eos> need at least "
             f"{self.min_max_length}."
         )
 
