@@ -4,11 +4,12 @@
     python eval_sevlm.py --model_name_or_path DIR --dataset_path PREPARED --split test --output_dir OUT
     python eval_sevlm.py --predictions_file OUT/predictions.jsonl --dataset_path PREPARED --output_dir OUT2
 
-Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and OUT/confusion_matrix.png. The metrics
-themselves live in metrics/sevlm/sevlm.py (also an `evaluate` module); this script produces their inputs.
+Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md, OUT/confusion_matrix.png and OUT/eval_args.json.
+The metrics live in metrics/sevlm/sevlm.py (also an `evaluate` module); predictions come from the one prediction
+function of the project (`pipeline_sevlm.predict_batch`, the paper's free generation); this script feeds one to the
+other. Any emotion taxonomy works: the classes are the dataset's (and must be the model's).
 """
 
-import importlib.util
 import json
 import logging
 import math
@@ -18,14 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.views import evaluation_view
+from utils_sevlm import json_safe, load_metric_module, pick_device, replace_file, staged_directory, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger("eval_sevlm")
 
-REPO_ROOT = Path(__file__).resolve().parent
-METRIC_FILE = REPO_ROOT / "metrics" / "sevlm" / "sevlm.py"
 DEMO_MODEL = "outputs/sevlm-demo"
 DEMO_DATASET = "data/demo"
+OUTPUT_FILES = ("metrics.json", "predictions.jsonl", "report.md", "confusion_matrix.png", "eval_args.json")
 
 # Published ArtEmis v1.0 test results (SEVLM paper, Table 1), in percent: ACC, B1, B2, B3, B4, METEOR, ROUGE-L.
 PUBLISHED_ROWS = {
@@ -57,7 +57,11 @@ class EvalArguments:
     dataset_path: str = field(default=DEMO_DATASET, metadata={"help": "Prepared dataset (DatasetDict saved with save_to_disk)."})
     split: str = field(default="test", metadata={"help": "Split to evaluate."})
     output_dir: str | None = field(
-        default=None, metadata={"help": "Where the four outputs go. Default: outputs/eval/<model or predictions folder name>/<split>."}
+        default=None, metadata={"help": "Where the outputs go. Default: outputs/eval/<model or predictions folder name>/<split>."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the results of an earlier evaluation in --output_dir (only once the new ones are complete)."},
     )
     predictions_file: str | None = field(
         default=None,
@@ -69,7 +73,7 @@ class EvalArguments:
         metadata={"help": "Text-emotion classifier for emotional alignment (EA). Default: <dataset_path>/emotion_classifier. "
                           "When the folder holds no classifier, one is trained on the dataset's train split and saved there first."},
     )
-    batch_size: int = field(default=16, metadata={"help": "Paintings per generation batch."})
+    batch_size: int = field(default=16, metadata={"help": "Paintings per generation batch (at least 1)."})
     num_beams: int = field(default=1, metadata={"help": "Beam width (1 = greedy, the paper's decoding)."})
     max_new_tokens: int = field(default=25, metadata={"help": "Most tokens generated after the prompt (the paper: 25)."})
     do_sample: bool = field(default=False, metadata={"help": "Sample instead of greedy/beam decoding."})
@@ -77,26 +81,35 @@ class EvalArguments:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (with --do_sample)."})
     top_k: int = field(default=50, metadata={"help": "Top-k sampling cut-off (with --do_sample)."})
     seed: int = field(default=42, metadata={"help": "Random seed (matters with --do_sample)."})
-    max_samples: int | None = field(default=None, metadata={"help": "Evaluate only the first N paintings (quick checks)."})
-    device: str | None = field(default=None, metadata={"help": "cuda, mps or cpu. Default: the best one available."})
+    max_samples: int | None = field(default=None, metadata={"help": "Evaluate only the first N paintings (quick checks; at least 1)."})
+    device: str | None = field(default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: accelerate's choice (CUDA, then MPS, then CPU)."})
+
+
+def check_arguments(args):
+    """Impossible values are argument errors before anything is loaded."""
+    problems = []
+    if args.batch_size < 1:
+        problems.append(f"--batch_size must be at least 1, got {args.batch_size}")
+    if args.max_samples is not None and args.max_samples < 1:
+        problems.append(f"--max_samples must be at least 1 (leave it out to evaluate every painting), got {args.max_samples}")
+    if args.num_beams < 1:
+        problems.append(f"--num_beams must be at least 1, got {args.num_beams}")
+    if args.max_new_tokens < 1:
+        problems.append(f"--max_new_tokens must be at least 1, got {args.max_new_tokens}")
+    if args.do_sample and (args.temperature <= 0 or not 0 < args.top_p <= 1 or args.top_k < 0):
+        problems.append("with --do_sample, --temperature must be > 0, --top_p in (0, 1] and --top_k >= 0")
+    if problems:
+        raise ValueError("; ".join(problems) + ".")
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def load_metric_module():
-    """metrics/sevlm/sevlm.py as a module (it is not a package: it doubles as an `evaluate` metric script)."""
-    name = "sevlm_metric"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, METRIC_FILE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def load_split(args):
-    """The evaluated split as dataset_scripts.views' evaluation view: one row per painting with `painting_id`,
-    `image`, `references`, `majority_emotion`, `emotion_histogram`."""
+    """The evaluated split as (evaluation view, emotion list): one row per painting with `painting_id`, `image`,
+    `references`, `emotion_histogram` (in the list's order)."""
     from datasets import load_from_disk
+
+    from dataset_scripts.schema import corpus_emotions
+    from dataset_scripts.views import evaluation_view
 
     if not os.path.isdir(args.dataset_path):
         hint = " Build the demo corpus first: python -m dataset_scripts.make_demo_corpus" if args.dataset_path == DEMO_DATASET else ""
@@ -107,30 +120,21 @@ def load_split(args):
     split = dataset[args.split]
     if args.max_samples is not None:
         split = split.select(range(min(args.max_samples, len(split))))
-    return evaluation_view(split, ARTEMIS_EMOTIONS)
+    return evaluation_view(split), corpus_emotions(split)
 
 
-def painting_table(view):
+def painting_table(view, emotions):
     """{painting_id: references, histogram, majority emotion} from the evaluation view, without decoding images."""
-    columns = view.select_columns(["painting_id", "references", "emotion_histogram", "majority_emotion"]).to_dict()
+    metric = load_metric_module()
+    columns = view.select_columns(["painting_id", "references", "emotion_histogram"]).to_dict()
     table = {}
-    for painting_id, references, histogram, majority in zip(
-        columns["painting_id"], columns["references"], columns["emotion_histogram"], columns["majority_emotion"]
-    ):
-        table[painting_id] = {"references": list(references), "histogram": list(histogram), "majority_emotion": majority}
+    for painting_id, references, histogram in zip(columns["painting_id"], columns["references"], columns["emotion_histogram"]):
+        table[painting_id] = {
+            "references": list(references),
+            "histogram": list(histogram),
+            "majority_emotion": metric.majority_emotion(histogram, emotions),
+        }
     return table
-
-
-def pick_device(requested):
-    import torch
-
-    if requested:
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def load_model(path, device):
@@ -145,6 +149,15 @@ def load_model(path, device):
     return model, processor
 
 
+def check_same_emotions(model_emotions, dataset_emotions, model_name):
+    """The model must know exactly the dataset's classes (the order may differ: scores are re-ordered by name)."""
+    if {name.lower() for name in model_emotions} != {name.lower() for name in dataset_emotions}:
+        raise ValueError(
+            f"The model {model_name} predicts {list(model_emotions)} but the dataset's emotions are {list(dataset_emotions)}: "
+            "evaluate a model on a corpus of its own taxonomy."
+        )
+
+
 # --------------------------------------------------------------------------------------------- generation
 def generation_kwargs(args):
     kwargs = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "do_sample": args.do_sample}
@@ -153,49 +166,42 @@ def generation_kwargs(args):
     return kwargs
 
 
-def generate_predictions(model, processor, view, args, device):
-    """Generate `{emotion} because {explanation}` for every painting, plus the model's emotion scores."""
-    import torch
+def generate_predictions(model, processor, view, emotions, args):
+    """Free generation (the paper's protocol: the emotion is the text before "because") and the emotion scores,
+    for every painting, through the project's one prediction function."""
     from tqdm.auto import tqdm
 
-    order = _score_order(model.config.emotions)
-    kwargs = generation_kwargs(args)
+    from pipeline_sevlm import predict_batch
+
     painting_ids = view.select_columns(["painting_id"]).to_dict()["painting_id"]
     images = view.select_columns(["image"])
     rows = []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(view), args.batch_size), desc="Generating", unit="batch"):
-            batch_images = images[start : start + args.batch_size]["image"]
-            pixel_values = processor(images=batch_images)["pixel_values"].to(device, model.dtype)
-            # Encode each image once for both generation and emotion scoring.
-            image_features = model.get_image_features(pixel_values)
-            sequences = model.generate(encoder_hidden_states=image_features, **kwargs)
-            scores = model.emotion_scores(encoder_hidden_states=image_features).float().cpu()
-            for offset, parsed in enumerate(processor.post_process_generation(sequences)):
-                probabilities = scores[offset, order].tolist()
-                rows.append(
-                    {
-                        "painting_id": painting_ids[start + offset],
-                        "emotion": parsed["emotion"],
-                        "emotion_scores": dict(zip(ARTEMIS_EMOTIONS, probabilities)),
-                        "explanation": parsed["explanation"],
-                    }
-                )
+    for start in tqdm(range(0, len(view), args.batch_size), desc="Generating", unit="batch"):
+        results = predict_batch(
+            model, processor, images[start : start + args.batch_size]["image"],
+            emotion_source="generation", generate_kwargs=generation_kwargs(args),
+        )
+        for offset, result in enumerate(results):
+            rows.append(
+                {
+                    "painting_id": painting_ids[start + offset],
+                    "emotion": result["emotion"],
+                    "emotion_scores": _in_order(result["scores"], emotions),
+                    "explanation": result["explanation"],
+                }
+            )
     return rows
 
 
-def _score_order(model_emotions):
-    """Column of each ArtEmis emotion in the model's `emotion_scores` (the model may list its classes differently)."""
-    names = [name.lower() for name in model_emotions]
-    missing = [name for name in ARTEMIS_EMOTIONS if name not in names]
-    if missing:
-        raise ValueError(f"The model's emotions {list(model_emotions)} lack {missing}: it cannot be scored on ArtEmis histograms.")
-    return [names.index(name) for name in ARTEMIS_EMOTIONS]
+def _in_order(scores, emotions):
+    """{name: p} with the dataset's names in the dataset's order (matched without regard to case)."""
+    lowered = {name.lower(): value for name, value in scores.items()}
+    return {name: float(lowered[name.lower()]) for name in emotions}
 
 
 # -------------------------------------------------------------------------------------- predictions file
-def read_predictions_file(path, paintings):
-    """Rows of a predictions.jsonl, checked against the dataset split; errors name the line."""
+def read_predictions_file(path, paintings, emotions):
+    """Rows of a predictions.jsonl, checked against the dataset split while reading; errors name the line."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Predictions file {path} does not exist.")
     rows, seen, empty = [], {}, []
@@ -221,7 +227,7 @@ def read_predictions_file(path, paintings):
             seen[painting_id] = number
             if not row["explanation"].strip():
                 empty.append(number)
-            row["emotion_scores"] = _scores_from_row(row.get("emotion_scores"), where)
+            row["emotion_scores"] = scores_from_row(row.get("emotion_scores"), where, emotions)
             rows.append({key: row[key] for key in ("painting_id", "emotion", "emotion_scores", "explanation")})
     if not rows:
         raise ValueError(f"{path} holds no predictions.")
@@ -232,33 +238,75 @@ def read_predictions_file(path, paintings):
     return rows
 
 
-def _scores_from_row(scores, where):
-    """Emotion scores as a dict in ArtEmis order, from a dict (name -> p) or a list (ArtEmis order); None if absent."""
+def scores_from_row(scores, where, emotions):
+    """Emotion scores as {name: p} in the dataset's order, from a dict (name -> p) or a list (dataset order); None if
+    absent. Every value must be a finite, non-negative number, and they must not all be 0."""
     if scores is None:
         return None
     if isinstance(scores, dict):
         lowered = {str(name).strip().lower(): value for name, value in scores.items()}
-        missing = [name for name in ARTEMIS_EMOTIONS if name not in lowered]
+        missing = [name for name in emotions if name.lower() not in lowered]
         if missing:
             raise ValueError(f"{where}: emotion_scores lacks {missing}.")
-        scores = [lowered[name] for name in ARTEMIS_EMOTIONS]
-    if not isinstance(scores, list) or len(scores) != len(ARTEMIS_EMOTIONS) or not all(isinstance(x, (int, float)) for x in scores):
-        raise ValueError(f"{where}: emotion_scores must map the 9 emotions to numbers (or list 9 numbers in ArtEmis order).")
-    return dict(zip(ARTEMIS_EMOTIONS, scores))
+        values = [lowered[name.lower()] for name in emotions]
+    elif isinstance(scores, list):
+        values = scores
+        if len(values) != len(emotions):
+            raise ValueError(
+                f"{where}: emotion_scores must map the {len(emotions)} emotions to numbers (or list {len(emotions)} numbers "
+                f"in the dataset's order {list(emotions)}); got {len(values)} values."
+            )
+    else:
+        raise ValueError(f"{where}: emotion_scores must be an object (emotion -> probability) or a list, got {type(scores).__name__}.")
+    for name, value in zip(emotions, values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: emotion_scores[{name!r}] is {value!r}, not a number.")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{where}: emotion_scores[{name!r}] is {value!r}; scores must be finite and non-negative.")
+    if not sum(values) > 0:
+        raise ValueError(f"{where}: emotion_scores are all 0; they must have a positive sum.")
+    return dict(zip(emotions, (float(value) for value in values)))
 
 
 # ------------------------------------------------------------------------------------------------ scoring
-def load_or_train_classifier(args):
-    from emotion_classifier_sevlm import CONFIG_NAME, TextEmotionClassifier, train_from_dataset
+def load_or_train_classifier(args, emotions):
+    """(classifier, its folder, its saved training results). Trained on the dataset first when missing."""
+    from emotion_classifier_sevlm import CONFIG_NAME, TextEmotionClassifier, read_results, train_from_dataset
 
     directory = args.emotion_classifier or os.path.join(args.dataset_path, "emotion_classifier")
     if os.path.isfile(os.path.join(directory, CONFIG_NAME)):
-        return TextEmotionClassifier.load(directory), directory
-    # EA depends on the classifier: say loudly that a new one is being made.
-    logger.warning("No emotion classifier at %s: training one on %s (train split) first.", directory, args.dataset_path)
-    classifier, results = train_from_dataset(args.dataset_path, directory)
-    logger.warning("Emotion classifier trained: validation accuracy %s.", results.get("validation_accuracy"))
-    return classifier, directory
+        classifier, results = TextEmotionClassifier.load(directory), read_results(directory)
+    else:
+        # EA depends on the classifier: say loudly that a new one is being made.
+        logger.warning("No emotion classifier at %s: training one on %s (train split) first.", directory, args.dataset_path)
+        classifier, results = train_from_dataset(args.dataset_path, directory)
+        logger.warning("Emotion classifier trained: validation accuracy %s.", results.get("validation_accuracy"))
+    if [name.lower() for name in classifier.labels] != [name.lower() for name in emotions]:
+        raise ValueError(
+            f"The emotion classifier in {directory} labels {classifier.labels}, but the dataset's emotions are "
+            f"{list(emotions)}: train one for this dataset (python emotion_classifier_sevlm.py --dataset_path "
+            f"{args.dataset_path} --output_dir NEW_DIR) and pass --emotion_classifier NEW_DIR."
+        )
+    return classifier, directory, results
+
+
+def classifier_metrics(results):
+    """The classifier's held-out accuracy and chance rate for metrics.json; warns when it is near chance."""
+    from emotion_classifier_sevlm import is_near_chance
+
+    accuracy = results.get("validation_accuracy")
+    chance = results.get("validation_chance_accuracy")
+    if accuracy is None:
+        logger.warning("The emotion classifier has no held-out accuracy on record: EA cannot be judged.")
+    elif is_near_chance(results):
+        logger.warning(
+            "The emotion classifier's held-out accuracy %.3f is near chance (%.3f): emotional alignment judged by it "
+            "says little about the explanations.", accuracy, chance,
+        )
+    return {
+        "emotion_classifier_accuracy": accuracy if accuracy is not None else math.nan,
+        "emotion_classifier_chance_accuracy": chance if chance is not None else math.nan,
+    }
 
 
 def vad_profiles(explanations, references, tokenizer, vad_table, metric):
@@ -275,7 +323,7 @@ def vad_profiles(explanations, references, tokenizer, vad_table, metric):
     return predicted, referenced
 
 
-def score(rows, paintings, classifier, metric, model=None, processor=None):
+def score(rows, paintings, emotions, classifier, metric, model=None, processor=None):
     """All metrics for `rows` (predictions), with the references and histograms of `paintings`."""
     explanations = [row["explanation"] for row in rows]
     references = [paintings[row["painting_id"]]["references"] for row in rows]
@@ -284,13 +332,13 @@ def score(rows, paintings, classifier, metric, model=None, processor=None):
         "explanations": explanations,
         "references": references,
         "emotion_histograms": [paintings[row["painting_id"]]["histogram"] for row in rows],
-        "emotions": ARTEMIS_EMOTIONS,
+        "emotions": tuple(emotions),
         "explanation_emotions": classifier.predict(explanations),
     }
     if all(row["emotion_scores"] is not None for row in rows):
-        inputs["emotion_scores"] = [[row["emotion_scores"][name] for name in ARTEMIS_EMOTIONS] for row in rows]
+        inputs["emotion_scores"] = [[row["emotion_scores"][name] for name in emotions] for row in rows]
     else:
-        logger.warning("Some predictions have no emotion_scores: emotion_distribution_kl is not computed.")
+        logger.warning("Some predictions have no emotion_scores: emotion_accuracy_scores and emotion_distribution_kl are not computed.")
     if model is not None and getattr(model, "vad_table", None) is not None:
         inputs["prediction_vad"], inputs["reference_vad"] = vad_profiles(
             explanations, references, processor.tokenizer, model.vad_table, metric
@@ -301,21 +349,8 @@ def score(rows, paintings, classifier, metric, model=None, processor=None):
 
 
 # ------------------------------------------------------------------------------------------------ outputs
-def json_safe(value):
-    """NaN -> null, numpy scalars -> Python numbers: metrics.json stays strict JSON."""
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_predictions(path, rows, paintings, explanation_emotions):
-    with open(path, "w", encoding="utf-8") as handle:
+    with replace_file(path) as handle:
         for row, explanation_emotion in zip(rows, explanation_emotions):
             painting = paintings[row["painting_id"]]
             record = {
@@ -330,10 +365,10 @@ def write_predictions(path, rows, paintings, explanation_emotions):
             handle.write(json.dumps(json_safe(record), ensure_ascii=False) + "\n")
 
 
-def confusion_counts(rows, paintings):
-    """9x9 counts (rows: majority emotion, columns: predicted emotion) and how many predictions fell outside."""
-    index = {name: i for i, name in enumerate(ARTEMIS_EMOTIONS)}
-    counts = [[0] * len(ARTEMIS_EMOTIONS) for _ in ARTEMIS_EMOTIONS]
+def confusion_counts(rows, paintings, emotions):
+    """KxK counts (rows: majority emotion, columns: predicted emotion) and how many predictions fell outside."""
+    index = {name.lower(): i for i, name in enumerate(emotions)}
+    counts = [[0] * len(emotions) for _ in emotions]
     outside = 0
     for row in rows:
         majority = paintings[row["painting_id"]]["majority_emotion"]
@@ -343,18 +378,19 @@ def confusion_counts(rows, paintings):
         if predicted is None:
             outside += 1
         else:
-            counts[index[majority]][predicted] += 1
+            counts[index[majority.lower()]][predicted] += 1
     return counts, outside
 
 
-def plot_confusion_matrix(counts, outside, path):
+def plot_confusion_matrix(counts, outside, emotions, path):
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    labels = list(ARTEMIS_EMOTIONS)
-    figure, axes = plt.subplots(figsize=(8.5, 7.5))
+    labels = list(emotions)
+    side = max(5.0, 0.75 * len(labels) + 2.5)
+    figure, axes = plt.subplots(figsize=(side + 1, side))
     peak = max(max(row) for row in counts) or 1
     image = axes.imshow(counts, cmap="Blues", vmin=0, vmax=peak)
     for i, row in enumerate(counts):
@@ -367,11 +403,12 @@ def plot_confusion_matrix(counts, outside, path):
     axes.set_ylabel("majority emotion (annotators)")
     title = f"Paintings with a majority emotion: {sum(map(sum, counts)) + outside}"
     if outside:
-        title += f"\n({outside} predictions outside the 9 classes not shown)"
+        title += f"\n({outside} predictions outside the {len(labels)} classes not shown)"
     axes.set_title(title)
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with replace_file(path, "wb") as handle:
+        figure.savefig(handle, dpi=120, format="png")
     plt.close(figure)
 
 
@@ -379,47 +416,78 @@ def _percent(value):
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
-def metrics_table(metrics, name):
-    """Markdown table in the paper's column order; our scores in percent like the published rows."""
+def is_artemis_shaped(emotions):
+    """True for the 9 ArtEmis classes: only then are the paper's published rows a meaningful reference."""
+    return [name.lower() for name in emotions] == list(ARTEMIS_EMOTIONS)
+
+
+def metrics_table(metrics, name, emotions=ARTEMIS_EMOTIONS):
+    """Markdown table in the paper's column order; our scores in percent like the published rows (which appear only
+    for ArtEmis-shaped data)."""
     lines = [
         "| Model | " + " | ".join(label for label, _ in TABLE_COLUMNS) + " |",
         "|---|" + "---:|" * len(TABLE_COLUMNS),
     ]
-    for label, values in PUBLISHED_ROWS.items():
-        cells = [f"{value:.1f}" for value in values] + ["–"] * (len(TABLE_COLUMNS) - len(values))
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append(f"| **{name}** | " + " | ".join(_percent(metrics[key]) for _, key in TABLE_COLUMNS) + " |")
+    if is_artemis_shaped(emotions):
+        for label, values in PUBLISHED_ROWS.items():
+            cells = [f"{value:.1f}" for value in values] + ["–"] * (len(TABLE_COLUMNS) - len(values))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append(f"| **{name}** | " + " | ".join(_percent(metrics.get(key)) for _, key in TABLE_COLUMNS) + " |")
     return "\n".join(lines)
 
 
-def write_report(path, metrics, args, name, classifier_dir, settings):
+def write_report(path, metrics, args, name, emotions, classifier_dir, settings):
     per_emotion = "\n".join(
         f"| {emotion} | {_percent(accuracy)} |" for emotion, accuracy in metrics["per_emotion_accuracy"].items()
     )
     kl, vad = metrics["emotion_distribution_kl"], metrics["vad_distance"]
+    classifier_accuracy = metrics["emotion_classifier_accuracy"]
+    classifier_chance = metrics["emotion_classifier_chance_accuracy"]
+    from emotion_classifier_sevlm import NEAR_CHANCE_MARGIN
+
+    near_chance = (
+        isinstance(classifier_accuracy, float) and isinstance(classifier_chance, float)
+        and classifier_accuracy < classifier_chance + NEAR_CHANCE_MARGIN
+    )
+    warning = (
+        f"\n> **Warning:** the EA classifier's held-out accuracy ({_percent(classifier_accuracy)}) is near chance "
+        f"({_percent(classifier_chance)}): EA and consistency judged by it say little.\n"
+        if near_chance else ""
+    )
+    comparison = (
+        "The published rows are from the SEVLM paper on the real ArtEmis v1.0 test split (official split, preprocessed "
+        "text); scores on another corpus or split (such as the demo corpus) are not comparable with them. "
+        if is_artemis_shaped(emotions)
+        else f"This corpus has its own taxonomy ({', '.join(emotions)}): no published numbers apply to it. "
+    )
     text = f"""# SEVLM evaluation
 
 - Model: `{name}`
 - Dataset: `{args.dataset_path}`, split `{args.split}`: {metrics['num_paintings']} paintings, \
-{metrics['num_paintings_with_majority']} with a majority emotion (accuracy is over those)
+{metrics['num_paintings_with_majority']} with a majority emotion (accuracy and EA are over those)
+- Emotions: {", ".join(emotions)}
 - {settings}
-- Emotional alignment judged by the text-emotion classifier in `{classifier_dir}`
+- Emotional alignment judged by the text-emotion classifier in `{classifier_dir}` (held-out accuracy \
+{_percent(classifier_accuracy)}, chance {_percent(classifier_chance)})
+{warning}
+All scores in percent. {comparison}EA is only comparable between models judged by the same classifier. Caption
+metrics: COCO caption toolkit (PTB tokenizer, BLEU, METEOR 1.5, ROUGE-L, CIDEr-D). ACC: the freely generated emotion
+against the annotators' majority; EA: the classifier's label of the generated explanation against that majority.
 
-All scores in percent. The published rows are from the SEVLM paper on the real ArtEmis v1.0 test split; scores on
-another corpus (such as the demo corpus) are not comparable with them. EA is only comparable between models judged
-by the same classifier. Caption metrics: COCO caption toolkit (PTB tokenizer, BLEU, METEOR 1.5, ROUGE-L, CIDEr-D).
-
-{metrics_table(metrics, name)}
+{metrics_table(metrics, name, emotions)}
 
 ## Beyond the paper
 
 | Metric | Value |
 |---|---:|
+| Accuracy of the emotion scores' argmax (what the `art-emotion` pipeline shows) | {_percent(metrics['emotion_accuracy_scores'])} |
+| Explanation-emotion consistency (classifier label = the model's own emotion) | {_percent(metrics['emotion_explanation_consistency'])} |
+| EA classifier held-out accuracy / chance | {_percent(classifier_accuracy)} / {_percent(classifier_chance)} |
 | Emotion-distribution KL (annotators ‖ model, nats) | {"–" if kl is None or math.isnan(kl) else f"{kl:.4f}"} |
 | VAD distance (explanation vs. references) | {"–" if vad is None or math.isnan(vad) else f"{vad:.4f}"} |
 | Pairs left out of the VAD distance (no VAD-bearing token) | {metrics['num_vad_excluded']} |
 | Empty explanations | {metrics['num_empty_explanations']} |
-| Predicted emotions outside the 9 classes | {metrics['num_invalid_emotions']} |
+| Predicted emotions outside the {len(emotions)} classes | {metrics['num_invalid_emotions']} |
 
 ## Accuracy per majority emotion
 
@@ -429,7 +497,11 @@ by the same classifier. Caption metrics: COCO caption toolkit (PTB tokenizer, BL
 
 ![confusion matrix](confusion_matrix.png)
 """
-    Path(path).write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)
+
+
+def _holds_evaluation(directory):
+    return any((Path(directory) / name).is_file() for name in OUTPUT_FILES)
 
 
 # --------------------------------------------------------------------------------------------------- main
@@ -443,47 +515,65 @@ def resolve_defaults(args):
     return args
 
 
-def main(argv=None):
-    from transformers import HfArgumentParser, set_seed
+def parse_arguments(argv=None):
+    from transformers import HfArgumentParser
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = HfArgumentParser(EvalArguments, description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    args = resolve_defaults(args)
+    return resolve_defaults(args)
+
+
+def evaluate_model(args):
+    """The whole evaluation for parsed arguments; returns the metrics dict (also written to metrics.json)."""
+    from transformers import set_seed
+    from utils_sevlm import check_replaceable
+
+    check_arguments(args)
+    # An earlier evaluation is replaced only when asked, and only once the new one is complete.
+    check_replaceable(args.output_dir, args.overwrite_output_dir, _holds_evaluation, what="--output_dir")
     set_seed(args.seed)
     metric = load_metric_module()
     metric.require_java()  # fail before minutes of generation, not after
 
-    view = load_split(args)
-    paintings = painting_table(view)
+    view, emotions = load_split(args)
+    paintings = painting_table(view, emotions)
     # A predictions file is checked before any model is loaded: its errors should come at once.
-    rows = read_predictions_file(args.predictions_file, paintings) if args.predictions_file else None
-    device = pick_device(args.device)
+    rows = read_predictions_file(args.predictions_file, paintings, emotions) if args.predictions_file else None
     model = processor = None
     if args.model_name_or_path:
-        model, processor = load_model(args.model_name_or_path, device)
+        model, processor = load_model(args.model_name_or_path, pick_device(args.device))
+        check_same_emotions(model.config.emotions, emotions, args.model_name_or_path)
     if rows is not None:
         settings = f"Predictions read from `{args.predictions_file}`"
     else:
-        rows = generate_predictions(model, processor, view, args, device)
+        rows = generate_predictions(model, processor, view, emotions, args)
         settings = "Generation: " + ", ".join(f"{key}={value}" for key, value in generation_kwargs(args).items())
-    classifier, classifier_dir = load_or_train_classifier(args)
-    metrics, explanation_emotions = score(rows, paintings, classifier, metric, model, processor)
+    classifier, classifier_dir, classifier_results = load_or_train_classifier(args, emotions)
+    metrics, explanation_emotions = score(rows, paintings, emotions, classifier, metric, model, processor)
+    metrics.update(classifier_metrics(classifier_results))
 
-    os.makedirs(args.output_dir, exist_ok=True)
-    output = Path(args.output_dir)
-    with open(output / "metrics.json", "w", encoding="utf-8") as handle:
-        json.dump(json_safe(metrics), handle, indent=2)
-    write_predictions(output / "predictions.jsonl", rows, paintings, explanation_emotions)
-    plot_confusion_matrix(*confusion_counts(rows, paintings), output / "confusion_matrix.png")
     name = args.predictions_file or args.model_name_or_path
-    write_report(output / "report.md", metrics, args, name, classifier_dir, settings)
-    with open(output / "eval_args.json", "w", encoding="utf-8") as handle:
-        json.dump(asdict(args), handle, indent=2)
-    print(metrics_table(metrics, name))
-    print(f"\nWrote metrics.json, predictions.jsonl, report.md and confusion_matrix.png to {args.output_dir}")
+    with staged_directory(args.output_dir, overwrite=True, is_replaceable=_holds_evaluation, what="--output_dir") as staging:
+        write_json_atomic(staging / "metrics.json", metrics)
+        write_predictions(staging / "predictions.jsonl", rows, paintings, explanation_emotions)
+        plot_confusion_matrix(*confusion_counts(rows, paintings, emotions), emotions, staging / "confusion_matrix.png")
+        write_report(staging / "report.md", metrics, args, name, emotions, classifier_dir, settings)
+        write_json_atomic(staging / "eval_args.json", asdict(args))
+    print(metrics_table(metrics, name, emotions))
+    print(f"\nWrote {', '.join(OUTPUT_FILES)} to {args.output_dir}")
     return metrics
 
 
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_arguments(argv)
+    try:
+        evaluate_model(args)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,17 +1,19 @@
 """Train SEVLM with the Hugging Face Trainer (single process, `accelerate launch` or `torchrun`).
 
-    python train_sevlm.py                       # the demo: tiny model, built-in corpus, CPU, a few minutes
-    accelerate launch train_sevlm.py --fp16 \\
-        --vision_model_name_or_path openai/clip-vit-base-patch16 --text_model_name_or_path distilgpt2 \\
-        --dataset_path data/artemis-v1 --vad_lexicon NRC-VAD-Lexicon.txt --output_dir outputs/sevlm-artemis
+    python train_sevlm.py                                            # the demo: tiny model, built-in corpus, CPU
+    python train_sevlm.py --args_file configs/sevlm-artemis-v1.args  # the paper's recipe on ArtEmis v1.0
+    accelerate launch train_sevlm.py --args_file configs/sevlm-artemis-v1.args --output_dir outputs/mine
 
 With no arguments the flags in `configs/demo.args` are used; `--args_file FILE` reads flags from a file and the
-flags after it override them. Every `TrainingArguments` flag works (`--help` lists them all).
+flags after it override them. Every `TrainingArguments` flag works (`--help` lists them all). The emotion classes
+are the corpus's own (any taxonomy).
 """
 
+import copy
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +23,6 @@ import torch
 from datasets import load_from_disk
 from transformers import (
     CLIPVisionConfig,
-    EarlyStoppingCallback,
     GPT2Config,
     HfArgumentParser,
     Trainer,
@@ -29,13 +30,15 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from configuration_sevlm import ARTEMIS_EMOTIONS
+from dataset_scripts.schema import corpus_emotions
 from dataset_scripts.views import AnnotationDataset, PairedPaintingDataset, SevlmCollator, SevlmPairCollator, evaluation_view
 from modeling_sevlm import SevlmForConditionalGeneration
 from processing_sevlm import SevlmProcessor, train_tokenizer
+from utils_sevlm import display_path, json_safe, load_metric_module, swap_in
 
 logger = logging.get_logger("train_sevlm")
 
@@ -46,6 +49,11 @@ NRC_VAD_HELP = (
     "--vad_lexicon path/to/NRC-VAD-Lexicon.txt, or train the baseline without VAD with --no_vad."
 )
 LOSS_TERMS = ("lm_loss", "vad_loss", "contrastive_loss")
+# The generation metrics of every training-time evaluation (greedy, light BLEU tokenisation: see bleu_4_fast).
+GENERATION_METRICS = ("emotion_accuracy", "emotion_accuracy_scores", "bleu_4_fast")
+RENAMED_METRICS = {"bleu_4": "bleu_4_fast"}  # training-time names before the paper's protocol got its own names
+BEST_FOLDER_PREFIX = "best_"
+RUN_FILES = ("train_results.json", "eval_results.json", "test_results.json", "all_results.json", "trainer_state.json")
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -64,10 +72,16 @@ class ModelArguments:
     )
     tokenizer_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Tokenizer (default: the decoder's). When the decoder is a config file, a byte-level BPE is trained on the training explanations."},
+        metadata={"help": "Tokenizer (default: the decoder's). When the decoder is a config file, a byte-level BPE is trained on the training explanations, the emotion names, the prompt and the connector."},
     )
     tokenizer_vocab_size: int = field(default=2000, metadata={"help": "Vocabulary size of a tokenizer trained here."})
+    prompt_text: str = field(default=" the emotion is", metadata={"help": "Text after <bos> that the model continues with the emotion name (a new model only)."})
+    connector_text: str = field(default=" because", metadata={"help": "Text between the emotion and the explanation, e.g. ' since' (a new model only)."})
     vad_lexicon: str | None = field(default=None, metadata={"help": "NRC-VAD style lexicon file (word, V, A, D; 0..1 or -1..1)."})
+    vad_lexicon_language: str = field(
+        default="en",
+        metadata={"help": "Language of the lexicon's words. English words are also looked up by lemma; other languages by surface form only."},
+    )
     no_vad: bool = field(default=False, metadata={"help": "Baseline without VAD: no VAD fusion and no VAD loss (no lexicon needed)."})
     use_vad_embedding: bool = field(default=True, metadata={"help": "Fuse VAD features into the explanation embeddings."})
     use_vad_loss: bool = field(default=True, metadata={"help": "Train the VAD head (next-token VAD regression)."})
@@ -87,17 +101,32 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset_path: str | None = field(
-        default=None, metadata={"help": "A corpus prepared by dataset_scripts/prepare_artemis.py or make_demo_corpus.py (save_to_disk folder)."}
+        default=None,
+        metadata={"help": "A prepared corpus (save_to_disk folder from dataset_scripts/prepare_corpus.py, prepare_artemis.py or make_demo_corpus.py). Its emotion list is the model's."},
     )
-    make_demo_corpus: bool = field(default=False, metadata={"help": "Generate the demo corpus at --dataset_path when it is missing."})
+    make_demo_corpus: bool = field(default=False, metadata={"help": "Generate the ArtEmis-style demo corpus at --dataset_path when it is missing."})
+    demo_taxonomy: str = field(default="artemis", metadata={"help": "Which demo corpus --make_demo_corpus generates: artemis or product-reviews."})
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     eval_split: str = field(default="validation", metadata={"help": "Split for periodic evaluation (loss, emotion accuracy, BLEU-4)."})
     test_split: str | None = field(default="test", metadata={"help": "Split evaluated once after training (empty: skip)."})
-    max_eval_paintings: int | None = field(default=500, metadata={"help": "Paintings used by the periodic generation metrics (all when empty)."})
-    max_length: int = field(default=30, metadata={"help": "Longest training sequence in tokens."})
+    max_eval_paintings: int | None = field(
+        default=500, metadata={"help": "Paintings used by the periodic generation metrics (0 or empty: the whole split, as the paper)."}
+    )
+    max_length: int = field(default=30, metadata={"help": "Longest training sequence in tokens (at least prompt + longest emotion + connector + 2)."})
     generation_max_new_tokens: int = field(default=25, metadata={"help": "Tokens generated per painting during evaluation."})
     generation_num_beams: int = field(default=1, metadata={"help": "Beams during evaluation (1: greedy, the paper's setting)."})
-    early_stopping_patience: int = field(default=10, metadata={"help": "Evaluations without improvement before stopping (0: never)."})
+    early_stopping_patience: int = field(
+        default=10,
+        metadata={"help": "Stop after this many evaluations in which none of --early_stopping_metrics improved (0: never)."},
+    )
+    early_stopping_metrics: str = field(
+        default="emotion_accuracy,bleu_4_fast",
+        metadata={"help": "Comma-separated evaluation metrics watched by early stopping (the paper: emotion accuracy and BLEU-4)."},
+    )
+    best_model_metrics: str = field(
+        default="emotion_accuracy,bleu_4_fast",
+        metadata={"help": "For each of these evaluation metrics keep the best model as a complete folder <output_dir>/best_<metric> (empty: none)."},
+    )
 
 
 @dataclass
@@ -105,8 +134,14 @@ class SevlmTrainingArguments(TrainingArguments):
     """`TrainingArguments` with the paper's recipe as defaults (AdamW, wd 0, linear decay, no warm-up)."""
 
     output_dir: str | None = field(default="outputs/sevlm", metadata={"help": "Where checkpoints and the final model folder go."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into an --output_dir that holds an earlier run: its checkpoints are set aside (deleted at the end) and its model is replaced once the new one is saved."},
+    )
     learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of the decoder and the SEVLM heads."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (biases and norms are always exempt)."})
+    adam_epsilon: float = field(default=1e-6, metadata={"help": "AdamW epsilon (the reference code: 1e-6)."})
+    max_grad_norm: float = field(default=0.0, metadata={"help": "Gradient clipping norm (0: none, as the reference code)."})
     lr_scheduler_type: str = field(default="linear", metadata={"help": "Scheduler (linear decay in the paper)."})
     num_train_epochs: float = field(default=35.0, metadata={"help": "Epochs (the paper: up to 35)."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Paintings per device and step: 32 pairs = 64 sequences with the contrastive loss."})
@@ -116,8 +151,8 @@ class SevlmTrainingArguments(TrainingArguments):
     save_strategy: str = field(default="steps", metadata={"help": "When to save checkpoints (follows eval for best-model tracking)."})
     save_steps: float = field(default=2000, metadata={"help": "Save every N steps."})
     save_total_limit: int | None = field(default=3, metadata={"help": "Checkpoints kept (the best one is always kept)."})
-    load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint at the end."})
-    metric_for_best_model: str | None = field(default="emotion_accuracy", metadata={"help": "emotion_accuracy, bleu_4 or loss."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint (by --metric_for_best_model) at the end: the final folder."})
+    metric_for_best_model: str | None = field(default="emotion_accuracy", metadata={"help": "emotion_accuracy, emotion_accuracy_scores, bleu_4_fast or loss."})
     logging_steps: float = field(default=50, metadata={"help": "Log the loss terms every N steps."})
     logging_nan_inf_filter: bool = field(default=False, metadata={"help": "Never hide non-finite losses (training stops on them)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collators read raw columns."})
@@ -129,28 +164,129 @@ class SevlmTrainingArguments(TrainingArguments):
 
 
 def parse_arguments(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, SevlmTrainingArguments))
-    argv = sys.argv[1:] if argv is None else list(argv)
-    return parser.parse_args_into_dataclasses(
-        args=argv,
-        args_filename=None if argv else DEMO_ARGS,
-        args_file_flag="--args_file",
-        look_for_args_file=False,
+    """Flags from `--args_file FILE`s (in order; later flags win) and the command line; no arguments: the demo."""
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, SevlmTrainingArguments),
+        description=__doc__.split("\n\n")[0]
+        + " Flags may also come from files: --args_file FILE (several allowed; later flags override earlier ones).",
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = expand_args_files(argv) if argv else read_args_file(DEMO_ARGS)
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)
+    check_arguments(model_args, data_args, training_args)
+    return model_args, data_args, training_args
+
+
+def read_args_file(path):
+    """The flags in an args file: shell-style words (quotes keep spaces, e.g. --prompt_text " the feeling is"),
+    `#` comments. A missing file is an error (HfArgumentParser would silently ignore it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--args_file {path} does not exist.")
+    return shlex.split(path.read_text(encoding="utf-8"), comments=True)
+
+
+def expand_args_files(argv):
+    """`--args_file FILE` (or `--args_file=FILE`) replaced by the file's flags, where it stands."""
+    expanded, index = [], 0
+    while index < len(argv):
+        item = argv[index]
+        if item == "--args_file":
+            if index + 1 >= len(argv):
+                raise ValueError("--args_file needs a file name.")
+            expanded += read_args_file(argv[index + 1])
+            index += 2
+        elif item.startswith("--args_file="):
+            expanded += read_args_file(item.split("=", 1)[1])
+            index += 1
+        else:
+            expanded.append(item)
+            index += 1
+    return expanded
+
+
+def check_arguments(model_args, data_args, training_args):
+    """Argument errors that would otherwise surface minutes into a run, or never."""
+    if training_args.fp16 and not torch.cuda.is_available():
+        raise ValueError("--fp16 needs a CUDA device and none is available here; use --bf16 (it also works on CPU) or drop --fp16.")
+    name = training_args.metric_for_best_model
+    if name:
+        bare = name[len("eval_"):] if name.startswith("eval_") else name
+        if bare in RENAMED_METRICS:
+            logger.warning(f"--metric_for_best_model {name}: the training-time BLEU-4 is now called {RENAMED_METRICS[bare]}; using it.")
+            training_args.metric_for_best_model = RENAMED_METRICS[bare]
+    for flag in ("early_stopping_metrics", "best_model_metrics"):
+        names = metric_list(getattr(data_args, flag))
+        unknown = [metric for metric in names if metric not in GENERATION_METRICS + ("loss",)]
+        if unknown:
+            raise ValueError(f"--{flag}: unknown metric(s) {unknown}; choose from {list(GENERATION_METRICS) + ['loss']}.")
+    if data_args.max_length < 4:
+        raise ValueError(f"--max_length {data_args.max_length} is too short for any sequence.")
+
+
+def metric_list(text):
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    return [RENAMED_METRICS.get(name, name) for name in names]
+
+
+# --------------------------------------------------------------------------------------------- output dir
+def previous_run_contents(output_dir):
+    """What an earlier run left in `output_dir`: a finished model, checkpoints, best-model folders, results."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = []
+    if (output_dir / "model.safetensors").is_file() or (output_dir / "model.safetensors.index.json").is_file():
+        found.append("a trained model (model.safetensors)")
+    found += [f"{path.name}" for path in sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) if path.is_dir()]
+    found += [f"{path.name}/" for path in sorted(output_dir.glob(f"{BEST_FOLDER_PREFIX}*")) if path.is_dir()]
+    found += [name for name in RUN_FILES if (output_dir / name).is_file()]
+    return found
+
+
+def check_output_dir(training_args, resuming):
+    """Never train over an earlier run by accident (its model would be replaced and its checkpoints rotated away):
+    an --output_dir holding one is an error unless the run resumes it or --overwrite_output_dir is given."""
+    output_dir = Path(training_args.output_dir)
+    found = previous_run_contents(output_dir)
+    if not found or resuming or training_args.overwrite_output_dir:
+        return bool(found) and not resuming
+    listed = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+    raise FileExistsError(
+        f"--output_dir {display_path(output_dir)} holds an earlier run ({listed}). Pass --resume_from_checkpoint true to "
+        "continue it, --overwrite_output_dir true to train a new model in its place (the old model stays until the "
+        "new one is saved), or choose another --output_dir. (For the demo: python train_sevlm.py --args_file "
+        "configs/demo.args --overwrite_output_dir true.)"
+    )
+
+
+def set_aside_previous_run(training_args):
+    """With --overwrite_output_dir: the earlier run's checkpoints and best-model folders move into
+    `<output_dir>/.previous-run/` (so that they neither collide with the new ones nor get resumed), deleted once the
+    new model is saved; its model files stay in place until the new ones replace them."""
+    output_dir = Path(training_args.output_dir)
+    aside = output_dir / ".previous-run"
+    if training_args.process_index == 0:
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        for path in list(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) + list(output_dir.glob(f"{BEST_FOLDER_PREFIX}*")):
+            os.replace(path, aside / path.name)
+        logger.warning(f"--overwrite_output_dir: the earlier run's checkpoints are set aside in {aside} until the new model is saved.")
+    return aside
 
 
 # ------------------------------------------------------------------------------------------ data and model
 def load_corpus(data_args):
     if not data_args.dataset_path:
-        raise ValueError("Pass --dataset_path (a corpus from dataset_scripts/prepare_artemis.py), or run without arguments for the demo.")
+        raise ValueError("Pass --dataset_path (a corpus from dataset_scripts/prepare_corpus.py or prepare_artemis.py), or run without arguments for the demo.")
     path = Path(data_args.dataset_path)
     if not path.exists() and data_args.make_demo_corpus:
         from dataset_scripts.make_demo_corpus import make_demo_corpus
 
-        logger.warning(f"Generating the demo corpus in {path} ...")
-        make_demo_corpus(output_dir=str(path))
+        logger.warning(f"Generating the demo corpus ({data_args.demo_taxonomy}) in {path} ...")
+        make_demo_corpus(output_dir=str(path), taxonomy=data_args.demo_taxonomy)
     if not path.exists():
-        raise FileNotFoundError(f"--dataset_path {path} does not exist; prepare it with dataset_scripts/prepare_artemis.py.")
+        raise FileNotFoundError(f"--dataset_path {path} does not exist; prepare it with dataset_scripts/prepare_corpus.py or prepare_artemis.py.")
     corpus = load_from_disk(str(path))
     for split in (data_args.train_split, data_args.eval_split):
         if split and split not in corpus:
@@ -162,21 +298,39 @@ def _is_config_file(name):
     return name is not None and str(name).endswith(".json") and Path(name).is_file()
 
 
-def build_processor(model_args, data_args, corpus, vision_config):
-    if model_args.model_name_or_path:
-        processor = SevlmProcessor.from_pretrained(model_args.model_name_or_path)
-        processor.max_length = data_args.max_length
+def build_processor(model_args, data_args, corpus, vision_config, checkpoint=None):
+    """The processor: from the checkpoint being resumed (its tokenizer is what the weights were trained with), from
+    --model_name_or_path, or new, with the corpus's emotion list."""
+    emotions = corpus_emotions(corpus[data_args.train_split])
+    source = checkpoint or model_args.model_name_or_path
+    if source:
+        processor = SevlmProcessor.from_pretrained(source)
+        if [name.lower() for name in processor.emotions] != [name.lower() for name in emotions]:
+            what = "the checkpoint being resumed" if checkpoint else f"--model_name_or_path {source}"
+            raise ValueError(
+                f"The corpus's emotions {emotions} differ from those of {what} ({list(processor.emotions)}): a model "
+                "predicts the classes it was built with. Train a new model (--vision_model_name_or_path / "
+                "--text_model_name_or_path) for this taxonomy, or use a corpus of the model's."
+            )
+        processor.max_length = data_args.max_length  # the processor refuses a length its longest sequence cannot fit
         return processor
     tokenizer = model_args.tokenizer_name_or_path
     if tokenizer is None and _is_config_file(model_args.text_model_name_or_path):
         explanations = corpus[data_args.train_split].select_columns(["explanations"]).with_format(None)[:]["explanations"]
-        texts = [" ".join(ARTEMIS_EMOTIONS) + " the emotion is because"] + [text for row in explanations for text in row]
+        # The prompt, every class name and the connector are in the training text, so each is a few tokens at most.
+        texts = [f"{model_args.prompt_text} {name}{model_args.connector_text}" for name in emotions] * 10
+        texts += [text for row in explanations for text in row]
         tokenizer = train_tokenizer(texts, vocab_size=model_args.tokenizer_vocab_size)
     elif tokenizer is None:
         tokenizer = model_args.text_model_name_or_path
     vision = model_args.vision_model_name_or_path
     return SevlmProcessor.from_vision_text(
-        vision_config if _is_config_file(vision) else vision, tokenizer, max_length=data_args.max_length
+        vision_config if _is_config_file(vision) else vision,
+        tokenizer,
+        emotions=emotions,
+        prompt_text=model_args.prompt_text,
+        connector_text=model_args.connector_text,
+        max_length=data_args.max_length,
     )
 
 
@@ -201,6 +355,7 @@ def build_model(model_args, processor, vision_config):
         text,
         processor,
         vad_lexicon=model_args.vad_lexicon if uses_vad else None,
+        vad_lexicon_language=model_args.vad_lexicon_language,
         use_vad_embedding=model_args.use_vad_embedding and not model_args.no_vad,
         use_vad_loss=model_args.use_vad_loss and not model_args.no_vad,
         use_contrastive_loss=model_args.use_contrastive_loss,
@@ -244,10 +399,28 @@ def unwrap_sevlm(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def plain_model(model):
+    """A plain SEVLM with LoRA merged, leaving the training model untouched (a copy is merged when LoRA is on)."""
+    if hasattr(model, "merge_and_unload"):
+        return copy.deepcopy(model).merge_and_unload()
+    return unwrap_sevlm(model)
+
+
+def non_finite_parameters(model):
+    """Names of parameters holding NaN or infinity (at most 5)."""
+    bad = []
+    for name, parameter in model.named_parameters():
+        if not torch.isfinite(parameter.detach()).all():
+            bad.append(name)
+            if len(bad) == 5:
+                break
+    return bad
+
+
 # ------------------------------------------------------------------------------------------------ trainer
 class SevlmTrainer(Trainer):
-    """Trainer that logs each loss term, uses per-module learning rates, stops on non-finite losses and adds
-    generation metrics (emotion accuracy, BLEU-4) to every evaluation."""
+    """Trainer that logs each loss term, uses per-module learning rates, stops on non-finite losses, evaluation losses
+    or weights (so that no diverged checkpoint is ever saved), and adds generation metrics to every evaluation."""
 
     def __init__(
         self, *args, evaluation_paintings=None, test_dataset=None, generation_kwargs=None, learning_rates=None, **kwargs
@@ -262,19 +435,25 @@ class SevlmTrainer(Trainer):
         self._term_steps = 0
 
     def create_optimizer(self, model=None):
+        """AdamW groups by module (vision tower, VAD encoder, the rest: their own learning rates), each split into
+        parameters with and without weight decay (biases and norms never decay: `get_decay_parameter_names`)."""
         if self.optimizer is None:
-            lr = self.args.learning_rate
-            groups = {"default": [], "vad_encoder": [], "vision_model": []}
-            for name, parameter in (model or self.model).named_parameters():
+            model = model or self.model
+            decay = set(self.get_decay_parameter_names(model))
+            groups = {}
+            for name, parameter in model.named_parameters():
                 if parameter.requires_grad:
-                    key = next((key for key in ("vad_encoder", "vision_model") if f"{key}." in name), "default")
-                    groups[key].append(parameter)
+                    module = next((key for key in ("vad_encoder", "vision_model") if f"{key}." in name), "default")
+                    groups.setdefault((module, name in decay), []).append(parameter)
             param_groups = [
-                {"params": params, "lr": self.learning_rates.get(key, lr), "weight_decay": self.args.weight_decay}
-                for key, params in groups.items()
-                if params
+                {
+                    "params": params,
+                    "lr": self.learning_rates.get(module, self.args.learning_rate),
+                    "weight_decay": self.args.weight_decay if decays else 0.0,
+                }
+                for (module, decays), params in groups.items()
             ]
-            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model or self.model)
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
         return self.optimizer
 
@@ -309,18 +488,40 @@ class SevlmTrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        # Checked before the metrics reach any callback or checkpoint: a diverged model is never saved nor "best".
+        self.check_finite(output.metrics.get(f"{metric_key_prefix}_loss"), metric_key_prefix)
         paintings = self.evaluation_paintings.get(metric_key_prefix)
         if paintings is not None:
             output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self.generation_metrics(paintings).items()})
         return output
 
+    def check_finite(self, loss, prefix="eval"):
+        step = self.state.global_step
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(
+                f"Non-finite {prefix} loss ({loss}) at step {step}: training stopped; no checkpoint of this state is "
+                "kept. Lower the learning rate, use bf16 instead of fp16, or check the data."
+            )
+        bad = non_finite_parameters(self.model)
+        if bad:
+            raise FloatingPointError(
+                f"Non-finite weights at step {step} ({', '.join(bad)}): training stopped; no checkpoint of this state is kept."
+            )
+
+    def _save_checkpoint(self, model, trial):
+        self.check_finite(None)
+        return super()._save_checkpoint(model, trial)
+
     @torch.no_grad()
     def generation_metrics(self, paintings):
-        """Emotion accuracy (majority > 0.5) and BLEU-4 of greedy generations on an evaluation view."""
-        from pycocoevalcap.bleu.bleu import Bleu
+        """Emotion accuracy (generated emotion, and the scores' argmax) against the majority, and `bleu_4_fast`, from
+        greedy generations on an evaluation view, through the project's one prediction function."""
+        from pipeline_sevlm import predict_batch
 
+        metric = load_metric_module()
         model = unwrap_sevlm(self.accelerator.unwrap_model(self.model))
         processor = self.processing_class
+        emotions = list(model.config.emotions)
         was_training = model.training
         model.eval()
         indices = list(range(len(paintings)))
@@ -329,26 +530,28 @@ class SevlmTrainer(Trainer):
             batch_size = self.args.per_device_eval_batch_size
             for start in range(0, len(shard), batch_size):
                 rows = paintings.select(shard[start : start + batch_size])[:]
-                pixel_values = processor.preprocess_images(rows["image"]).to(self.args.device)
-                generated = model.generate(pixel_values=pixel_values, **self.generation_kwargs)
-                for result, majority, references in zip(
-                    processor.post_process_generation(generated), rows["majority_emotion"], rows["references"]
-                ):
-                    records.append((result["emotion"], result["explanation"], majority, references))
+                results = predict_batch(
+                    model, processor, rows["image"], emotion_source="generation", generate_kwargs=self.generation_kwargs
+                )
+                for result, histogram, references in zip(results, rows["emotion_histogram"], rows["references"]):
+                    scored = max(result["scores"], key=result["scores"].get)
+                    records.append((result["emotion"], scored, result["explanation"], histogram, references))
         if self.args.world_size > 1:
             from accelerate.utils import gather_object
 
             records = gather_object(records)
         model.train(was_training)
-        from eval_sevlm import load_metric_module
-
-        accuracy, _, _ = load_metric_module().emotion_accuracy([r[0] for r in records], [r[2] for r in records], processor.emotions)
-        # BLEU-4 for monitoring, with a light tokenisation (no Java): eval_sevlm.py computes the COCO protocol.
-        tokenize = lambda text: " ".join(_simple_tokens(text)) or "<empty>"  # noqa: E731
-        candidates = {i: [tokenize(explanation)] for i, (_, explanation, _, _) in enumerate(records)}
-        references = {i: [tokenize(ref) for ref in refs] for i, (_, _, _, refs) in enumerate(records)}
-        bleu, _ = Bleu(4).compute_score(references, candidates, verbose=0) if records else ([0.0] * 4, None)
-        return {"emotion_accuracy": accuracy if math.isfinite(accuracy) else 0.0, "bleu_4": float(bleu[3]), "paintings": len(records)}
+        majorities = [metric.majority_emotion(record[3], emotions) for record in records]
+        accuracy = metric.emotion_accuracy([r[0] for r in records], majorities, emotions)[0]
+        accuracy_scores = metric.emotion_accuracy([r[1] for r in records], majorities, emotions)[0]
+        bleu = metric.bleu_4_fast([r[2] for r in records], [r[4] for r in records]) if records else math.nan
+        finite = lambda value: value if math.isfinite(value) else 0.0  # noqa: E731 - no painting with a majority
+        return {
+            "emotion_accuracy": finite(accuracy),
+            "emotion_accuracy_scores": finite(accuracy_scores),
+            "bleu_4_fast": finite(bleu),
+            "paintings": len(records),
+        }
 
 
 class PairEpochCallback(TrainerCallback):
@@ -364,33 +567,85 @@ class PairEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
 
 
-def _simple_tokens(text):
-    word = []
-    tokens = []
-    for char in text.lower():
-        if char.isalnum() or char == "'":
-            word.append(char)
-        else:
-            if word:
-                tokens.append("".join(word))
-                word = []
-    if word:
-        tokens.append("".join(word))
-    return tokens
+class SevlmEarlyStoppingCallback(TrainerCallback, ExportableState):
+    """Stop after `patience` evaluations in which none of `metrics` improved (the reference: neither emotion accuracy
+    nor BLEU-4). Only the periodic evaluations count (`eval_*`), not the final test evaluation. Its state is saved in
+    checkpoints, so a resumed run keeps counting."""
+
+    def __init__(self, patience, metrics, best=None, stale=0):
+        self.patience = patience
+        self.metrics = list(metrics)
+        self.best = dict(best or {})
+        self.stale = stale
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        values = {name: (metrics or {}).get(f"eval_{name}") for name in self.metrics}
+        if any(value is None for value in values.values()):
+            return  # not a periodic evaluation (e.g. the test split after training)
+        improved = False
+        for name, value in values.items():
+            lower_is_better = name == "loss"
+            previous = self.best.get(name)
+            if previous is None or (value < previous if lower_is_better else value > previous):
+                self.best[name] = value
+                improved = True
+        self.stale = 0 if improved else self.stale + 1
+        if self.patience and self.stale >= self.patience:
+            logger.warning(f"Early stopping: {self.stale} evaluations without improvement of {', '.join(self.metrics)}.")
+            control.should_training_stop = True
+
+    def state(self):
+        return {"args": {"patience": self.patience, "metrics": self.metrics}, "attributes": {"best": self.best, "stale": self.stale}}
 
 
+class BestModelsCallback(TrainerCallback):
+    """Keep the best model by each of `metrics` as a complete, loadable folder `<output_dir>/best_<metric>` (weights,
+    code, processor, pipeline, model card), replaced through a staging folder when a better evaluation comes.
+
+    The best value so far is read back from the folder's `eval_results.json`, so a resumed run continues from it.
+    """
+
+    def __init__(self, metrics, save_folder):
+        self.metrics = list(metrics)
+        self.save_folder = save_folder  # callable(folder, metrics)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not args.should_save or not metrics:
+            return
+        for name in self.metrics:
+            value = metrics.get(f"eval_{name}")
+            if value is None:
+                continue
+            folder = Path(args.output_dir) / f"{BEST_FOLDER_PREFIX}{name}"
+            previous = self.recorded(folder, name)
+            lower_is_better = name == "loss"
+            if previous is None or (value < previous if lower_is_better else value > previous):
+                self.save_folder(folder, {**metrics, "step": state.global_step})
+
+    @staticmethod
+    def recorded(folder, name):
+        try:
+            return json.loads((folder / "eval_results.json").read_text())[f"eval_{name}"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
 def resolve_checkpoint(training_args):
-    """`--resume_from_checkpoint true` -> the newest COMPLETE checkpoint.
+    """`--resume_from_checkpoint true` -> the newest COMPLETE, finite checkpoint.
 
     The Trainer writes `trainer_state.json` after the weights, optimizer and RNG states: a checkpoint without a
-    readable one was cut off mid-write (e.g. a killed job) and is set aside as `*.incomplete`.
+    readable one was cut off mid-write (e.g. a killed job) and is set aside as `*.incomplete`. A checkpoint whose
+    weights hold NaN or infinity, or whose last evaluation loss is not finite, diverged: it is set aside as
+    `*.diverged`.
     """
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("false", "0", "no", ""):
         return None
     if str(value).lower() not in ("true", "1", "yes"):
-        if not is_complete_checkpoint(value):
-            raise ValueError(f"--resume_from_checkpoint {value} is not a complete checkpoint (no readable trainer_state.json).")
+        problem = checkpoint_problem(value)
+        if problem:
+            raise ValueError(f"--resume_from_checkpoint {value} cannot be resumed: {problem}.")
         return value
     output_dir = Path(training_args.output_dir)
     candidates = sorted(
@@ -398,54 +653,106 @@ def resolve_checkpoint(training_args):
         key=lambda path: int(path.name.split("-")[-1]),
     )
     for path in reversed(candidates):
-        if is_complete_checkpoint(path):
+        problem = checkpoint_problem(path)
+        if not problem:
             return str(path)
         if training_args.process_index == 0:
-            logger.warning(f"{path} is incomplete (interrupted while saving): moved to {path.name}.incomplete.")
-            shutil.rmtree(path.with_name(path.name + ".incomplete"), ignore_errors=True)
-            path.rename(path.with_name(path.name + ".incomplete"))
+            suffix = ".incomplete" if "trainer_state.json" in problem else ".diverged"
+            logger.warning(f"{path} {problem}: moved to {path.name}{suffix}.")
+            shutil.rmtree(path.with_name(path.name + suffix), ignore_errors=True)
+            path.rename(path.with_name(path.name + suffix))
     logger.warning(f"No complete checkpoint in {output_dir}: starting from scratch.")
     return None
 
 
 def is_complete_checkpoint(path):
+    return checkpoint_problem(path) is None
+
+
+def checkpoint_problem(path):
+    """Why a checkpoint cannot be resumed (None when it can)."""
     try:
-        json.loads((Path(path) / "trainer_state.json").read_text())
+        state = json.loads((Path(path) / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return False
-    return True
+        return "has no readable trainer_state.json (interrupted while saving)"
+    losses = [entry["eval_loss"] for entry in state.get("log_history", []) if "eval_loss" in entry]
+    if losses and (losses[-1] is None or not math.isfinite(losses[-1])):
+        return f"diverged (evaluation loss {losses[-1]})"
+    from safetensors import safe_open
+
+    for weights in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as tensors:
+                for key in tensors.keys():
+                    tensor = tensors.get_tensor(key)
+                    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                        return f"diverged (non-finite weights in {weights.name}: {key})"
+        except Exception as error:  # a truncated file
+            return f"has unreadable weights ({weights.name}: {error})"
+    return None
 
 
-def save_final_model(trainer, processor, output_dir, metrics):
-    """Plain SEVLM folder (LoRA merged, safetensors, code files, processor, `art-emotion` pipeline, model card),
-    written via a staging folder."""
+def restore_callback_states(trainer, checkpoint):
+    """Early stopping keeps counting across a resume: its state is read back from the checkpoint's trainer_state.json
+    (the Trainer only does this with --restore_callback_states_from_checkpoint)."""
+    try:
+        saved = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("stateful_callbacks", {})
+    except (OSError, ValueError):
+        return
+    for callback in trainer.callback_handler.callbacks:
+        state = saved.get(type(callback).__name__)
+        if isinstance(callback, SevlmEarlyStoppingCallback) and isinstance(state, dict):
+            for key, value in state.get("attributes", {}).items():
+                setattr(callback, key, value)
+
+
+# ---------------------------------------------------------------------------------------------- saving
+def save_model_folder(trainer, processor, folder, metrics, card_fields=None, results_file="eval_results.json"):
+    """A plain SEVLM folder (LoRA merged, safetensors, code files, processor, `art-emotion` pipeline, model card and,
+    when `results_file` is given, `metrics` in it), written beside `folder` and swapped in when complete.
+    `card_fields`: the training corpus and VAD lexicon, for the model card (`training_card_fields`)."""
+    from model_card_sevlm import training_card_fields, write_model_card
     from pipeline_sevlm import add_pipeline_to_folder
-    from publish_sevlm import training_card_fields, write_model_card
 
-    model = trainer.model
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model = unwrap_sevlm(model)
-    staging = Path(output_dir) / ".final-staging"
+    model = plain_model(trainer.model)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{folder.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     processor.save_pretrained(staging)
     add_pipeline_to_folder(staging)
-    write_model_card(staging, metrics=metrics, **training_card_fields(model, getattr(trainer.train_dataset, "dataset", None)))
-    for path in staging.iterdir():
-        os.replace(path, Path(output_dir) / path.name)
-    staging.rmdir()
+    write_model_card(staging, metrics=metrics, **training_card_fields(model, **(card_fields or {})))
+    if results_file:
+        (staging / results_file).write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
+    swap_in(staging, folder)
     return model
 
 
-def build_trainer(model_args, data_args, training_args):
+def save_final_model(trainer, processor, output_dir, metrics, card_fields=None):
+    """The final model into `output_dir` itself (which also holds checkpoints and run logs): files written into a
+    staging folder first, then moved over the old ones."""
+    staging = Path(output_dir) / ".final-staging"
+    save_model_folder(trainer, processor, staging, metrics, card_fields, results_file=None)
+    for path in staging.iterdir():
+        os.replace(path, Path(output_dir) / path.name)
+    staging.rmdir()
+
+
+# --------------------------------------------------------------------------------------------------- build
+def build_trainer(model_args, data_args, training_args, checkpoint=None):
     """Everything up to `trainer.train()`: corpus, processor, model (LoRA), views, collators, SevlmTrainer."""
     corpus = load_corpus(data_args)
     vision_config = None
     if _is_config_file(model_args.vision_model_name_or_path):
         vision_config = CLIPVisionConfig.from_json_file(model_args.vision_model_name_or_path)
-    processor = build_processor(model_args, data_args, corpus, vision_config)
+    processor = build_processor(model_args, data_args, corpus, vision_config, checkpoint)
     model = build_model(model_args, processor, vision_config)
+    if model_args.model_name_or_path and [n.lower() for n in model.config.emotions] != [n.lower() for n in processor.emotions]:
+        raise ValueError(
+            f"--model_name_or_path {model_args.model_name_or_path} predicts {model.config.emotions}, not the corpus's "
+            f"{processor.emotions}."
+        )
     freeze_switched_off_modules(model)
     if model_args.lora_r > 0:
         model = apply_lora(model, model_args)
@@ -460,16 +767,16 @@ def build_trainer(model_args, data_args, training_args):
     eval_dataset = training_view(data_args.eval_split)[0] if training_args.eval_strategy != "no" else None
     paintings = {}
     if eval_dataset is not None:
-        paintings["eval"] = evaluation_view(corpus[data_args.eval_split], config.emotions)
+        paintings["eval"] = evaluation_view(corpus[data_args.eval_split])
         if data_args.max_eval_paintings:
             paintings["eval"] = paintings["eval"].select(range(min(data_args.max_eval_paintings, len(paintings["eval"]))))
     test_dataset = None
     if data_args.test_split and data_args.test_split in corpus:
         test_dataset = training_view(data_args.test_split)[0]
-        paintings["test"] = evaluation_view(corpus[data_args.test_split], config.emotions)
+        paintings["test"] = evaluation_view(corpus[data_args.test_split])
     callbacks = [PairEpochCallback(train_dataset)] if hasattr(train_dataset, "set_epoch") else []
-    if eval_dataset is not None and training_args.load_best_model_at_end and data_args.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    if eval_dataset is not None and data_args.early_stopping_patience > 0:
+        callbacks.append(SevlmEarlyStoppingCallback(data_args.early_stopping_patience, metric_list(data_args.early_stopping_metrics)))
     trainer = SevlmTrainer(
         model=model,
         args=training_args,
@@ -483,10 +790,21 @@ def build_trainer(model_args, data_args, training_args):
         generation_kwargs={"max_new_tokens": data_args.generation_max_new_tokens, "num_beams": data_args.generation_num_beams},
         learning_rates={"vad_encoder": model_args.vad_learning_rate, "vision_model": model_args.vision_learning_rate},
     )
+    # What the model card says of the training data and the lexicon, for every folder this run saves.
+    trainer.card_fields = {"hf_dataset": corpus[data_args.train_split], "vad_lexicon": model_args.vad_lexicon}
+    best_metrics = metric_list(data_args.best_model_metrics)
+    if eval_dataset is not None and best_metrics:
+        trainer.add_callback(
+            BestModelsCallback(
+                best_metrics, lambda folder, metrics: save_model_folder(trainer, processor, folder, metrics, trainer.card_fields)
+            )
+        )
     return trainer, processor
 
 
-def main(argv=None):
+# ---------------------------------------------------------------------------------------------------- main
+def train(argv=None):
+    """Parse the arguments, train, evaluate, save; returns the final metrics (validation and test)."""
     model_args, data_args, training_args = parse_arguments(argv)
     logging.set_verbosity_info() if training_args.should_log else logging.set_verbosity_warning()
     logging.enable_default_handler()
@@ -494,26 +812,42 @@ def main(argv=None):
         torch.set_num_threads(training_args.torch_num_threads)
     set_seed(training_args.seed)
     push = training_args.push_to_hub
-    training_args.push_to_hub = False  # the final, merged folder is pushed once at the end (publish_sevlm)
-    trainer, processor = build_trainer(model_args, data_args, training_args)
-    trainer.train(resume_from_checkpoint=resolve_checkpoint(training_args))
+    training_args.push_to_hub = False  # the final, merged folder is pushed once at the end
+    checkpoint = resolve_checkpoint(training_args)
+    replaces_previous_run = check_output_dir(training_args, resuming=checkpoint is not None)
+    trainer, processor = build_trainer(model_args, data_args, training_args, checkpoint)
+    aside = set_aside_previous_run(training_args) if replaces_previous_run else None
+    if checkpoint is not None:
+        restore_callback_states(trainer, checkpoint)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
     if trainer.test_dataset is not None:
         metrics.update(trainer.evaluate(eval_dataset=trainer.test_dataset, metric_key_prefix="test"))
     if training_args.should_save:
-        save_final_model(trainer, processor, training_args.output_dir, metrics)
-        (Path(training_args.output_dir) / "train_results.json").write_text(json.dumps(_finite(metrics), indent=2))
+        save_final_model(trainer, processor, training_args.output_dir, metrics, trainer.card_fields)
+        trainer.save_metrics("train", train_output.metrics)
+        for prefix in ("eval", "test"):
+            split_metrics = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
+            if split_metrics:
+                trainer.save_metrics(prefix, json_safe(split_metrics))
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         if push:
-            from publish_sevlm import push_folder
+            from model_card_sevlm import push_folder
 
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo, token=training_args.hub_token)
     trainer.accelerator.wait_for_everyone()
     return metrics
 
 
-def _finite(metrics):
-    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}
+def main(argv=None):
+    try:
+        train(argv)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

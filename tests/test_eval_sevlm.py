@@ -1,4 +1,6 @@
-"""eval_sevlm.py end to end on a tiny saved model and a tiny prepared dataset, plus its input checks."""
+"""eval_sevlm.py end to end on a tiny saved model and a tiny prepared dataset, plus its input checks, the paper's
+EA beside the consistency measure, the classifier's held-out accuracy, other taxonomies, and output folders that are
+never replaced unasked."""
 
 import json
 import os
@@ -12,13 +14,24 @@ from datasets import Dataset, DatasetDict
 import eval_sevlm
 from conftest import EXPLANATIONS, REPO_ROOT, random_images
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.prepare_artemis import FEATURES, emotion_histogram
+from dataset_scripts.schema import corpus_features
 
+FEATURES = corpus_features(ARTEMIS_EMOTIONS)
 METRIC_KEYS = {
-    "emotion_accuracy", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider", "emotional_alignment",
-    "unique", "emotion_distribution_kl", "vad_distance", "num_vad_excluded", "per_emotion_accuracy", "num_paintings",
-    "num_paintings_with_majority", "num_empty_explanations", "num_invalid_emotions",
+    "emotion_accuracy", "emotion_accuracy_scores", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l",
+    "cider", "emotional_alignment", "emotion_explanation_consistency", "unique", "emotion_distribution_kl",
+    "vad_distance", "num_vad_excluded", "per_emotion_accuracy", "num_paintings", "num_paintings_with_majority",
+    "num_empty_explanations", "num_invalid_emotions", "emotion_classifier_accuracy", "emotion_classifier_chance_accuracy",
 }
+
+
+def emotion_histogram(emotions, names=ARTEMIS_EMOTIONS):
+    return [emotions.count(name) / len(emotions) for name in names]
+
+
+def evaluate(argv):
+    """The evaluation as the command runs it, with exceptions (main() turns them into exit status 1)."""
+    return eval_sevlm.evaluate_model(eval_sevlm.parse_arguments(argv))
 PREDICTION_KEYS = {
     "painting_id", "emotion", "emotion_scores", "explanation", "explanation_emotion", "majority_emotion", "references",
 }
@@ -139,7 +152,7 @@ def test_rescoring_a_predictions_file(workspace, tmp_path, caplog, monkeypatch):
     # The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run; stub them.
     metric = eval_sevlm.load_metric_module()
     monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
-    metrics = eval_sevlm.main(
+    metrics = evaluate(
         ["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out"),
          "--model_name_or_path", str(workspace / "model")]
     )
@@ -157,7 +170,7 @@ def test_rescoring_a_predictions_file(workspace, tmp_path, caplog, monkeypatch):
     for row in rows:
         row.pop("emotion_scores")
     write_jsonl(path, rows)
-    metrics = eval_sevlm.main(["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out2")])
+    metrics = evaluate(["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out2")])
     assert np.isnan(metrics["vad_distance"]) and np.isnan(metrics["emotion_distribution_kl"])
     assert json.loads((tmp_path / "out2" / "metrics.json").read_text())["vad_distance"] is None
 
@@ -174,24 +187,35 @@ GOOD = {"painting_id": "toy_style/test_0", "emotion": "awe", "explanation": "a v
         ([GOOD, "{not json"], r"line 2: not valid JSON"),
         ([{**GOOD, "emotion_scores": {"awe": 1.0}}], r"line 1: emotion_scores lacks"),
         ([{**GOOD, "emotion_scores": [0.5, 0.5]}], r"line 1: emotion_scores must"),
+        ([GOOD, {**GOOD, "painting_id": "toy_style/test_1", "emotion_scores": [0.1] * 8 + ["x"]}], r"line 2: .*'something else'.*not a number"),
+        ([GOOD, '{"painting_id": "toy_style/test_1", "emotion": "awe", "explanation": "a", "emotion_scores": [NaN, 1, 1, 1, 1, 1, 1, 1, 1]}'],
+         r"line 2: emotion_scores\['amusement'\] is nan; scores must be finite and non-negative"),
+        ([{**GOOD, "emotion_scores": {**dict.fromkeys(ARTEMIS_EMOTIONS, 0.1), "fear": -0.2}}], r"line 1: emotion_scores\['fear'\] is -0.2"),
+        ([{**GOOD, "emotion_scores": [0] * 9}], r"line 1: emotion_scores are all 0"),
+        ([{**GOOD, "emotion_scores": [True] + [0] * 8}], r"line 1: .*not a number"),
         ([], r"holds no predictions"),
     ],
 )
 def test_bad_predictions_files(workspace, tmp_path, rows, message):
     path = write_jsonl(tmp_path / "predictions.jsonl", rows)
     with pytest.raises(ValueError, match=message):
-        eval_sevlm.main(["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path)])
+        evaluate(["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out")])
 
 
 def test_bad_arguments(workspace, tmp_path):
     path = write_jsonl(tmp_path / "predictions.jsonl", [GOOD])
-    base = ["--predictions_file", str(path), "--output_dir", str(tmp_path)]
+    base = ["--predictions_file", str(path), "--output_dir", str(tmp_path / "out")]
     with pytest.raises(FileNotFoundError, match="No prepared dataset"):
-        eval_sevlm.main(base + ["--dataset_path", str(tmp_path / "missing")])
+        evaluate(base + ["--dataset_path", str(tmp_path / "missing")])
     with pytest.raises(ValueError, match="no split 'dev'"):
-        eval_sevlm.main(base + ["--dataset_path", str(workspace / "data"), "--split", "dev"])
+        evaluate(base + ["--dataset_path", str(workspace / "data"), "--split", "dev"])
     with pytest.raises(FileNotFoundError, match="Predictions file"):
-        eval_sevlm.main(["--predictions_file", str(tmp_path / "nope.jsonl"), "--dataset_path", str(workspace / "data")])
+        evaluate(["--predictions_file", str(tmp_path / "nope.jsonl"), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "o")])
+    for flag, value in (("--batch_size", "0"), ("--max_samples", "0"), ("--num_beams", "0"), ("--max_new_tokens", "0")):
+        with pytest.raises(ValueError, match=f"{flag} must be at least 1"):
+            evaluate(base + ["--dataset_path", str(workspace / "data"), flag, value])
+    # The command line reports them as errors with exit status 1, not tracebacks.
+    assert eval_sevlm.main(base + ["--dataset_path", str(workspace / "data"), "--batch_size", "0"]) == 1
 
 
 def test_defaults_evaluate_the_demo_model():
@@ -222,7 +246,136 @@ def test_sampling_flags_reach_generate():
 
 def test_missing_classifier_is_trained_where_asked(workspace, tmp_path, caplog):
     args = eval_sevlm.EvalArguments(dataset_path=str(workspace / "data"), emotion_classifier=str(tmp_path / "ea"))
-    classifier, directory = eval_sevlm.load_or_train_classifier(args)
+    classifier, directory, results = eval_sevlm.load_or_train_classifier(args, ARTEMIS_EMOTIONS)
     assert directory == str(tmp_path / "ea") and (tmp_path / "ea" / "training_results.json").is_file()
     assert "training one" in caplog.text
     assert classifier.predict([EXPLANATIONS[6]]) == ["fear"]
+    assert results["validation_accuracy"] > results["validation_chance_accuracy"]
+
+
+def stub_caption_metrics(monkeypatch):
+    """The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run."""
+    metric = eval_sevlm.load_metric_module()
+    monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
+
+
+def test_paper_ea_and_consistency_differ_on_a_hand_made_file(workspace, tmp_path, monkeypatch):
+    """EA compares the explanation's classified emotion with the annotators' majority; consistency compares it
+    with the model's own emotion. Explanations written for the majority but a wrong named emotion separate them."""
+    stub_caption_metrics(monkeypatch)
+    ids = [f"toy_style/test_{i}" for i in range(5)]
+    # Majorities: sadness, awe, None, fear, None. Explanations of the majority's vocabulary, emotions named wrong.
+    rows = [
+        {"painting_id": ids[0], "emotion": "anger", "explanation": EXPLANATIONS[5]},  # sadness words
+        {"painting_id": ids[1], "emotion": "awe", "explanation": EXPLANATIONS[1]},  # awe words
+        {"painting_id": ids[3], "emotion": "disgust", "explanation": EXPLANATIONS[6]},  # fear words
+    ]
+    path = write_jsonl(tmp_path / "predictions.jsonl", rows)
+    metrics = evaluate(["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out")])
+    assert metrics["emotional_alignment"] == pytest.approx(1.0)  # every explanation reads as its painting's majority
+    assert metrics["emotion_explanation_consistency"] == pytest.approx(1 / 3)  # only the awe row matches its own emotion
+    assert metrics["emotion_accuracy"] == pytest.approx(1 / 3)
+    assert 0 < metrics["emotion_classifier_accuracy"] <= 1
+
+
+def test_a_useless_classifier_is_reported(workspace, tmp_path, monkeypatch, caplog):
+    """A classifier trained on identical explanations is at chance: its accuracy is in metrics.json and report.md,
+    with a warning."""
+    import shutil
+
+    from datasets import load_from_disk
+
+    stub_caption_metrics(monkeypatch)
+    data = load_from_disk(str(workspace / "data"))
+    same = {split: dataset.map(lambda row: {"explanations": ["a painting"] * len(row["explanations"])}) for split, dataset in data.items()}
+    DatasetDict(same).save_to_disk(str(tmp_path / "same"))
+    path = write_jsonl(tmp_path / "predictions.jsonl", [GOOD])
+    metrics = evaluate(["--predictions_file", str(path), "--dataset_path", str(tmp_path / "same"), "--output_dir", str(tmp_path / "out")])
+    assert metrics["emotion_classifier_accuracy"] <= metrics["emotion_classifier_chance_accuracy"] + 1e-9
+    assert "near chance" in caplog.text
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Warning:** the EA classifier's held-out accuracy" in report
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert written["emotion_classifier_accuracy"] == metrics["emotion_classifier_accuracy"]
+    shutil.rmtree(tmp_path / "same")
+
+
+def test_an_earlier_evaluation_is_replaced_only_when_asked(workspace, tmp_path, monkeypatch):
+    stub_caption_metrics(monkeypatch)
+    path = write_jsonl(tmp_path / "predictions.jsonl", [GOOD])
+    argv = ["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out")]
+    evaluate(argv)
+    before = (tmp_path / "out" / "metrics.json").read_text()
+    write_jsonl(path, [{**GOOD, "emotion": "sadness"}])
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        evaluate(argv)
+    assert (tmp_path / "out" / "metrics.json").read_text() == before
+    evaluate(argv + ["--overwrite_output_dir"])
+    assert (tmp_path / "out" / "metrics.json").read_text() != before
+    # A folder that holds something else is never deleted, even when asked.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="does not hold an earlier result"):
+        evaluate(argv[:-1] + [str(tmp_path / "mine"), "--overwrite_output_dir"])
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_another_taxonomy_end_to_end(tmp_path, tokenizer):
+    """A 3-class model on a 3-class corpus: scores, confusion matrix and report use the corpus's classes, and the
+    published ArtEmis rows are not shown."""
+    import copy
+
+    from conftest import build_tiny, corpus_texts, overfit
+    from processing_sevlm import train_tokenizer
+
+    emotions = ["delighted", "so-so", "très déçu"]
+    model, processor = build_tiny(emotions=emotions, tokenizer=train_tokenizer(corpus_texts(emotions), vocab_size=600))
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    features = corpus_features(emotions)
+    rows = {key: [] for key in features}
+    for index, labels in enumerate([["delighted", "delighted", "so-so"], ["très déçu"], ["so-so", "delighted"]]):
+        rows["painting_id"].append(f"p/{index}")
+        rows["art_style"].append("p")
+        rows["painting"].append(str(index))
+        rows["image"].append(random_images(1, seed=index)[0])
+        rows["emotions"].append(labels)
+        rows["explanations"].append([f"it looks {label}" for label in labels])
+        rows["emotion_histogram"].append(emotion_histogram(labels, emotions))
+        rows["source"].append(["mine"] * len(labels))
+    split = Dataset.from_dict(rows, features=features)
+    DatasetDict(train=split, validation=split, test=split).save_to_disk(str(tmp_path / "data"))
+    metric = eval_sevlm.load_metric_module()
+    original = metric.caption_metrics
+    try:
+        metric.caption_metrics = lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5)
+        metrics = evaluate(["--model_name_or_path", str(tmp_path / "model"), "--dataset_path", str(tmp_path / "data"),
+                            "--output_dir", str(tmp_path / "out"), "--max_new_tokens", "4"])
+    finally:
+        metric.caption_metrics = original
+    assert set(metrics["per_emotion_accuracy"]) == set(emotions) and metrics["num_paintings_with_majority"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert list(rows[0]["emotion_scores"]) == emotions
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "NLX-GPT" not in report and "own taxonomy (delighted, so-so, très déçu)" in report
+    # A model of another taxonomy than the corpus is refused.
+    with pytest.raises(ValueError, match="evaluate a model on a corpus of its own taxonomy"):
+        evaluate(["--model_name_or_path", str(tmp_path / "model"), "--dataset_path", str(workspace_path(tmp_path)),
+                  "--output_dir", str(tmp_path / "out2")])
+
+
+def workspace_path(tmp_path):
+    """An ArtEmis-taxonomy corpus (9 classes) for the mismatch check."""
+    features = corpus_features(ARTEMIS_EMOTIONS)
+    rows = {key: [] for key in features}
+    rows["painting_id"].append("x/0")
+    rows["art_style"].append("x")
+    rows["painting"].append("0")
+    rows["image"].append(random_images(1)[0])
+    rows["emotions"].append(["awe"])
+    rows["explanations"].append(["huge"])
+    rows["emotion_histogram"].append(emotion_histogram(["awe"]))
+    rows["source"].append(["v1"])
+    split = Dataset.from_dict(rows, features=features)
+    DatasetDict(train=split, validation=split, test=split).save_to_disk(str(tmp_path / "artemis"))
+    return tmp_path / "artemis"

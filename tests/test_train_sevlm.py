@@ -1,4 +1,6 @@
-"""train_sevlm.py: the demo run, loss switches, LoRA, resume after SIGKILL, two processes, the NaN guard."""
+"""train_sevlm.py: the demo run, loss switches, LoRA, resume after SIGKILL, two processes, the NaN guards, the
+paper's recipe (early stopping on two metrics, both best models kept), output folders that are never lost, any
+taxonomy."""
 
 import json
 import os
@@ -14,7 +16,14 @@ from safetensors.torch import load_file
 
 from conftest import REPO_ROOT
 from dataset_scripts.make_demo_corpus import make_demo_corpus
-from train_sevlm import build_trainer, is_complete_checkpoint, main, parse_arguments, resolve_checkpoint
+from train_sevlm import (
+    SevlmEarlyStoppingCallback,
+    build_trainer,
+    is_complete_checkpoint,
+    parse_arguments,
+    resolve_checkpoint,
+    train,
+)
 
 FOLDER_FILES = (
     "config.json",
@@ -97,22 +106,61 @@ def test_demo_defaults_come_from_the_args_file():
     # Flags after --args_file win; without any file the paper's recipe is the default.
     _, _, overridden = parse_arguments(["--args_file", "configs/demo.args", "--num_train_epochs", "1"])
     assert overridden.num_train_epochs == 1
-    _, _, paper = parse_arguments(["--dataset_path", "x"])
+    _, paper_data, paper = parse_arguments(["--dataset_path", "x"])
     assert (paper.learning_rate, paper.num_train_epochs, paper.per_device_train_batch_size) == (2e-5, 35, 32)
     assert paper.weight_decay == 0 and paper.lr_scheduler_type == "linear" and paper.metric_for_best_model == "emotion_accuracy"
+    assert (paper.adam_epsilon, paper.max_grad_norm) == (1e-6, 0.0)  # the reference code: eps 1e-6, no clipping
+    assert paper_data.early_stopping_metrics == paper_data.best_model_metrics == "emotion_accuracy,bleu_4_fast"
+
+
+def test_recipe_files_hold_the_reference_choices():
+    model_args, data_args, args = parse_arguments(["--args_file", "configs/sevlm-artemis-v1.args", "--fp16", "false"])
+    assert (model_args.vision_model_name_or_path, model_args.text_model_name_or_path) == ("openai/clip-vit-base-patch16", "distilgpt2")
+    assert (args.learning_rate, model_args.vad_learning_rate, args.weight_decay, args.adam_epsilon, args.max_grad_norm) == (2e-5, 4e-5, 0, 1e-6, 0)
+    assert (args.per_device_train_batch_size, args.num_train_epochs, args.eval_steps, args.save_steps) == (32, 35, 2000, 2000)
+    assert data_args.max_eval_paintings == 0  # the whole validation split
+    assert data_args.early_stopping_patience == 10 and data_args.early_stopping_metrics == "emotion_accuracy,bleu_4_fast"
+    assert data_args.best_model_metrics == "emotion_accuracy,bleu_4_fast"
+    # Paths are overridable by later flags.
+    _, v2_data, v2 = parse_arguments(["--args_file", "configs/sevlm-artemis-v2.args", "--fp16", "false", "--output_dir", "elsewhere"])
+    assert v2_data.dataset_path == "data/artemis-v2-combined" and v2.output_dir == "elsewhere"
+
+
+def test_args_files_keep_quoted_values_and_must_exist(tmp_path):
+    args_file = tmp_path / "run.args"
+    args_file.write_text('# a comment\n--prompt_text " the feeling is"\n--connector_text " since"  # inline\n--dataset_path x\n')
+    model_args, _, _ = parse_arguments(["--args_file", str(args_file)])
+    assert (model_args.prompt_text, model_args.connector_text) == (" the feeling is", " since")
+    with pytest.raises(FileNotFoundError, match="missing.args"):
+        parse_arguments(["--args_file", str(tmp_path / "missing.args")])
+
+
+def test_impossible_flags_are_errors_before_training(small_corpus, tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--fp16 needs a CUDA device"):
+            parse_arguments(["--dataset_path", "x", "--fp16", "true"])
+    with pytest.raises(ValueError, match="unknown metric"):
+        parse_arguments(["--dataset_path", "x", "--early_stopping_metrics", "accuracy"])
+    _, _, renamed = parse_arguments(["--dataset_path", "x", "--metric_for_best_model", "bleu_4"])
+    assert renamed.metric_for_best_model == "bleu_4_fast"
+    with pytest.raises(ValueError, match=r"max_length=8 is too short: .*'something else'.* need at least \d+"):
+        build_trainer(*parse_arguments(demo_args(small_corpus, tmp_path / "short", "--max_length", "8")))
 
 
 def test_demo_run_leaves_a_complete_folder(small_corpus, tmp_path):
     output = tmp_path / "sevlm-demo"
-    metrics = main(demo_args(small_corpus, output, "--report_to", "tensorboard"))
+    metrics = train(demo_args(small_corpus, output, "--report_to", "tensorboard"))
     for name in FOLDER_FILES:
         assert (output / name).is_file(), name
     assert not list(output.glob("*.bin")) and not (output / ".final-staging").exists()
     config = json.loads((output / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_sevlm.SevlmForConditionalGeneration"
-    assert {"eval_emotion_accuracy", "eval_bleu_4", "test_emotion_accuracy", "eval_loss"} <= set(metrics)
-    results = json.loads((output / "train_results.json").read_text())
-    assert results["test_emotion_accuracy"] == metrics["test_emotion_accuracy"]
+    expected = {"eval_emotion_accuracy", "eval_emotion_accuracy_scores", "eval_bleu_4_fast", "test_emotion_accuracy", "eval_loss"}
+    assert expected <= set(metrics) and "eval_bleu_4" not in metrics  # the training-time BLEU has its own name
+    # Metrics files as the Trainer writes them (trainer.save_metrics).
+    assert json.loads((output / "test_results.json").read_text())["test_emotion_accuracy"] == metrics["test_emotion_accuracy"]
+    assert json.loads((output / "all_results.json").read_text())["eval_bleu_4_fast"] == metrics["eval_bleu_4_fast"]
+    assert "train_loss" in json.loads((output / "train_results.json").read_text())
     assert "Emotion accuracy" in (output / "README.md").read_text()
     # Each loss term is logged separately, to the log history and to TensorBoard.
     history = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
@@ -152,7 +200,7 @@ def test_loss_switches_train(small_corpus, tmp_path, flags, terms):
 
 def test_lora_run_saves_merged_plain_folder(small_corpus, tmp_path):
     output = tmp_path / "lora"
-    main(demo_args(small_corpus, output, "--lora_r", "4", "--max_steps", "4", "--save_steps", "2", "--eval_steps", "2"))
+    train(demo_args(small_corpus, output, "--lora_r", "4", "--max_steps", "4", "--save_steps", "2", "--eval_steps", "2"))
     assert (output / "model.safetensors").is_file() and not (output / "adapter_model.safetensors").exists()
     weights = load_file(output / "model.safetensors")
     assert not any("lora_" in key or "modules_to_save" in key or "base_layer" in key for key in weights)
@@ -253,3 +301,175 @@ def test_bf16_mixed_precision_and_gradient_accumulation(small_corpus, tmp_path):
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+# ------------------------------------------------------------------------------------------ the recipe's rules
+def test_early_stopping_waits_for_both_metrics():
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    callback = SevlmEarlyStoppingCallback(patience=3, metrics=["emotion_accuracy", "bleu_4_fast"])
+    control, args, state = TrainerControl(), TrainingArguments(output_dir="unused"), TrainerState()
+    evaluations = [(0.5, 0.1), (0.4, 0.2), (0.6, 0.1), (0.5, 0.15), (0.55, 0.19), (0.3, 0.0)]  # only BLEU, then ACC, improve
+    stopped_after = None
+    for number, (accuracy, bleu) in enumerate(evaluations, start=1):
+        callback.on_evaluate(args, state, control, metrics={"eval_emotion_accuracy": accuracy, "eval_bleu_4_fast": bleu})
+        callback.on_evaluate(args, state, control, metrics={"test_emotion_accuracy": 0.0})  # the test split does not count
+        if control.should_training_stop and stopped_after is None:
+            stopped_after = number
+    # Evaluation 2 improved BLEU, 3 accuracy; 4, 5, 6 improved neither: the third of those stops.
+    assert stopped_after == 6 and callback.best == {"emotion_accuracy": 0.6, "bleu_4_fast": 0.2}
+
+
+def test_recipe_keeps_both_best_models_as_loadable_folders(small_corpus, tmp_path):
+    output = tmp_path / "recipe"
+    args = demo_args(small_corpus, output, "--max_steps", "6", "--eval_steps", "2", "--save_steps", "2", "--test_split", "")
+    args += ["--early_stopping_patience", "10", "--max_eval_paintings", "0"]
+    metrics = train(args)
+    from datasets import load_from_disk
+
+    assert metrics["eval_paintings"] == len(load_from_disk(str(small_corpus))["validation"])  # 0: the whole split
+    for name in ("emotion_accuracy", "bleu_4_fast"):
+        folder = output / f"best_{name}"
+        for file_name in FOLDER_FILES:
+            assert (folder / file_name).is_file(), (folder, file_name)
+        recorded = json.loads((folder / "eval_results.json").read_text())
+        history = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
+        assert recorded[f"eval_{name}"] == max(entry[f"eval_{name}"] for entry in history if f"eval_{name}" in entry)
+        assert load_in_fresh_process(folder, tmp_path)["model"] == "SevlmForConditionalGeneration"
+
+
+# ------------------------------------------------------------------------------------------ nothing is lost
+def test_training_over_a_finished_model_is_an_error(small_corpus, tmp_path):
+    output = tmp_path / "finished"
+    base = demo_args(small_corpus, output, "--max_steps", "2", "--eval_strategy", "no", "--save_steps", "2")
+    base += ["--load_best_model_at_end", "false", "--test_split", ""]
+    train(base)
+    weights = (output / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match=r"holds an earlier run \(a trained model.*checkpoint-2.*--overwrite_output_dir"):
+        train(base)
+    assert (output / "model.safetensors").read_bytes() == weights and (output / "checkpoint-2").is_dir()
+    # The command line says the same, with exit status 1.
+    completed = run_script(["train_sevlm.py", *base])
+    assert completed.returncode == 1 and "--resume_from_checkpoint true" in completed.stderr
+    # Asked for: a new model replaces the old one, and the old checkpoints are gone only at the end.
+    train(base + ["--overwrite_output_dir", "true", "--seed", "7"])
+    assert (output / "model.safetensors").read_bytes() != weights
+    assert not (output / ".previous-run").exists() and (output / "checkpoint-2").is_dir()
+
+
+def test_resume_takes_the_checkpoint_tokenizer(tmp_path):
+    """A tokenizer trained here is the checkpoint's on resume, even when the corpus changed (ids stay put)."""
+    first, second = tmp_path / "c1", tmp_path / "c2"
+    make_demo_corpus(output_dir=str(first), num_paintings=72, seed=1)
+    make_demo_corpus(output_dir=str(second), num_paintings=72, seed=2)
+    output = tmp_path / "run"
+    base = demo_args(first, output, "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no", "--tokenizer_vocab_size", "300")
+    base += ["--load_best_model_at_end", "false", "--test_split", ""]
+    trainer, processor = build_trainer(*parse_arguments(base))
+    trainer.train()
+    vocab = processor.tokenizer.get_vocab()
+    resumed_args = [str(second) if item == str(first) else item for item in base] + ["--resume_from_checkpoint", "true"]
+    model_args, data_args, training_args = parse_arguments(resumed_args)
+    checkpoint = resolve_checkpoint(training_args)
+    assert checkpoint == str(output / "checkpoint-4")
+    _, resumed = build_trainer(model_args, data_args, training_args, checkpoint)
+    assert resumed.tokenizer.get_vocab() == vocab
+    # Without the checkpoint the second corpus would give another vocabulary: the test means something.
+    fresh_args = [str(second) if item == str(first) else item for item in base]
+    assert build_trainer(*parse_arguments(fresh_args))[1].tokenizer.get_vocab() != vocab
+
+
+def test_a_diverged_run_keeps_no_checkpoint(small_corpus, tmp_path):
+    output = tmp_path / "diverged"
+    args = demo_args(small_corpus, output, "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2", "--test_split", "")
+    trainer, _ = build_trainer(*parse_arguments(args))
+    original = trainer.evaluation_loop
+
+    def blown_up(*a, **k):  # what a learning rate that blows up leaves: huge weights, then NaN
+        with torch.no_grad():
+            trainer.model.vad_head.weight.fill_(float("nan"))
+        return original(*a, **k)
+
+    trainer.evaluation_loop = blown_up
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        trainer.train()
+    assert not list(output.glob("checkpoint-*")) and not list(output.glob("best_*"))
+
+
+def test_diverged_checkpoints_are_never_resumed(small_corpus, tmp_path):
+    output = tmp_path / "resume"
+    base = demo_args(small_corpus, output, "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no")
+    base += ["--load_best_model_at_end", "false", "--test_split", ""]
+    trainer, _ = build_trainer(*parse_arguments(base))
+    trainer.train()
+    from safetensors.torch import save_file
+
+    weights = load_file(output / "checkpoint-4" / "model.safetensors")
+    weights["vad_head.weight"] = torch.full_like(weights["vad_head.weight"], float("inf"))
+    save_file(weights, output / "checkpoint-4" / "model.safetensors")
+    _, _, training_args = parse_arguments(base + ["--resume_from_checkpoint", "true"])
+    assert resolve_checkpoint(training_args) == str(output / "checkpoint-2")
+    assert (output / "checkpoint-4.diverged").is_dir() and not is_complete_checkpoint(output / "checkpoint-4.diverged")
+
+
+def test_biases_and_norms_never_decay(small_corpus, tmp_path):
+    args = demo_args(small_corpus, tmp_path / "wd", "--weight_decay", "0.1", "--eval_strategy", "no", "--load_best_model_at_end", "false")
+    trainer, _ = build_trainer(*parse_arguments(args))
+    optimizer = trainer.create_optimizer()
+    names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            name = names[id(parameter)]
+            exempt = "bias" in name.rsplit(".", 1)[-1] or ".ln_" in name or "norm" in name
+            assert group["weight_decay"] == (0.0 if exempt else 0.1), name
+    assert {group["lr"] for group in optimizer.param_groups} == {2e-3}  # demo: every module at 2e-3
+
+
+# --------------------------------------------------------------------------------------------- any taxonomy
+def taxonomy_corpus(path, emotions, seed=0, paintings_per_class=6):
+    """A small corpus in another taxonomy (the prepared schema), images whose colour encodes the class."""
+    import numpy as np
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+
+    from dataset_scripts.schema import corpus_features
+
+    rng = np.random.default_rng(seed)
+    words = ["bright", "warm", "broken", "slow", "shiny", "late", "soft", "cold"]
+
+    def split(name, count):
+        rows = {key: [] for key in corpus_features(emotions)}
+        for index in range(count * len(emotions)):
+            intended = index % len(emotions)
+            labels = [intended, intended, (intended + 1) % len(emotions)]
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            rows["painting_id"].append(f"{name}/{index}")
+            rows["art_style"].append(name)
+            rows["painting"].append(str(index))
+            rows["image"].append(Image.new("RGB", (24, 24), color))
+            rows["emotions"].append(labels)
+            rows["explanations"].append([f"it is {words[label % len(words)]} and {emotions[label]}" for label in labels])
+            rows["emotion_histogram"].append([labels.count(k) / 3 for k in range(len(emotions))])
+            rows["source"].append(["toy"] * 3)
+        return Dataset.from_dict(rows, features=corpus_features(emotions))
+
+    DatasetDict(train=split("train", paintings_per_class), validation=split("validation", 1), test=split("test", 1)).save_to_disk(str(path))
+    return path
+
+
+def test_the_taxonomy_comes_from_the_corpus(tmp_path):
+    emotions = ["pleased", "très déçu", "fed up with it", "neutral"]  # non-ASCII, multi-word, multi-token names
+    corpus = taxonomy_corpus(tmp_path / "reviews", emotions)
+    output = tmp_path / "reviews-model"
+    args = demo_args(corpus, output, "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--no_vad")
+    args += ["--prompt_text", " the customer feels", "--connector_text", " since", "--tokenizer_vocab_size", "400"]
+    args.remove("--vad_lexicon")
+    args.remove(str(corpus / "demo_vad_lexicon.txt"))
+    metrics = train(args)
+    config = json.loads((output / "config.json").read_text())
+    assert config["emotions"] == emotions and config["prompt_text"] == " the customer feels" and config["connector_text"] == " since"
+    assert 0 <= metrics["test_emotion_accuracy"] <= 1
+    # A model of one taxonomy cannot be trained further on a corpus of another.
+    other = taxonomy_corpus(tmp_path / "other", ["good", "bad"])
+    with pytest.raises(ValueError, match=r"corpus's emotions \['good', 'bad'\] differ"):
+        build_trainer(*parse_arguments(demo_args(other, tmp_path / "x", "--model_name_or_path", str(output), "--no_vad")))
