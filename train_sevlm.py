@@ -345,7 +345,7 @@ def build_model(model_args, processor, vision_config):
     uses_vad = not model_args.no_vad and (model_args.use_vad_embedding or model_args.use_vad_loss)
     if uses_vad and not model_args.vad_lexicon:
         raise ValueError(f"This run uses VAD (fusion/loss) but no lexicon was given. {NRC_VAD_HELP}")
-    if model_args.vad_lexicon and not Path(model_args.vad_lexicon).is_file():
+    if uses_vad and not Path(model_args.vad_lexicon).is_file():
         raise FileNotFoundError(f"--vad_lexicon {model_args.vad_lexicon} not found. {NRC_VAD_HELP}")
     text = model_args.text_model_name_or_path
     text = GPT2Config.from_json_file(text) if _is_config_file(text) else text
