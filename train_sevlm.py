@@ -117,7 +117,7 @@ class DataArguments:
     generation_num_beams: int = field(default=1, metadata={"help": "Beams during evaluation (1: greedy, the paper's setting)."})
     early_stopping_patience: int = field(
         default=10,
-        metadata={"help": "Stop after this many evaluations in which none of --early_stopping_metrics improved (0: never)."},
+        metadata={"help": "Stop at the N-th evaluation in a row in which none of --early_stopping_metrics improved (0: never). The reference code stops when more than 10 did: its recipe files use 11."},
     )
     early_stopping_metrics: str = field(
         default="emotion_accuracy,bleu_4_fast",

@@ -119,7 +119,8 @@ def test_recipe_files_hold_the_reference_choices():
     assert (args.learning_rate, model_args.vad_learning_rate, args.weight_decay, args.adam_epsilon, args.max_grad_norm) == (2e-5, 4e-5, 0, 1e-6, 0)
     assert (args.per_device_train_batch_size, args.num_train_epochs, args.eval_steps, args.save_steps) == (32, 35, 2000, 2000)
     assert data_args.max_eval_paintings == 0  # the whole validation split
-    assert data_args.early_stopping_patience == 10 and data_args.early_stopping_metrics == "emotion_accuracy,bleu_4_fast"
+    # The reference stops when more than 10 evaluations in a row improved neither metric: at the 11th.
+    assert data_args.early_stopping_patience == 11 and data_args.early_stopping_metrics == "emotion_accuracy,bleu_4_fast"
     assert data_args.best_model_metrics == "emotion_accuracy,bleu_4_fast"
     # Paths are overridable by later flags.
     _, v2_data, v2 = parse_arguments(["--args_file", "configs/sevlm-artemis-v2.args", "--fp16", "false", "--output_dir", "elsewhere"])
