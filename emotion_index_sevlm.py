@@ -44,6 +44,7 @@ Data-parallel builds: under `torchrun` / `accelerate launch` each process predic
 `.pending/`, and the main process merges them when all are done.
 """
 
+import functools
 import hashlib
 import html
 import io
@@ -70,11 +71,11 @@ PENDING_DIR = ".pending"
 PENDING_NAME = "pending.json"
 VAD_TABLE_FILE = "vad_table.safetensors"
 COMPONENTS = ("emotion", "visual", "vad")
-# Exact (flat) FAISS indexes up to this many items; approximate ones past it (see `index_factory`). A flat
-# search reads every vector: measured with bench/bench_index.py on a 2-core CPU, at 100k items a query costs
-# about (see docs/BENCHMARKS.md), still interactive; past it HNSW (low dimensions) / IVF (embeddings) keep
-# queries in milliseconds.
-APPROXIMATE_FROM = 200_000
+# Exact (flat) FAISS indexes below this many items, approximate ones (IVF) from it on. Measured with
+# bench/bench_index.py on a 2-core CPU (docs/BENCHMARKS.md): a flat scan of 100,000 items costs about 2 ms for the
+# emotion part but about 70 ms for 768-wide image embeddings, and ten times that at 1,000,000; IVF keeps both near
+# a millisecond.
+APPROXIMATE_FROM = 100_000
 VAD_SCALE = 2.0 * math.sqrt(3.0)  # the longest distance in the [-1, 1]^3 VAD cube
 THUMBNAIL_SIZE = 128
 # Below this many rows allowed by the filters, search scores those rows exactly instead of asking FAISS.
@@ -171,17 +172,14 @@ def hellinger(p, q):
 
 
 def index_factory(count, dim):
-    """The FAISS factory string for `count` vectors of width `dim`.
+    """The FAISS factory string for `count` vectors: exact `Flat` below `APPROXIMATE_FROM` items, else
+    `IVF{n},Flat` with n about sqrt(count) lists (k-means on a sample; each query scans `nprobe` of them).
 
-    Exact `Flat` up to `APPROXIMATE_FROM` items. Past it: `HNSW32` for the low-dimensional parts (emotion
-    distributions, VAD), whose graph is cheap to build and answers in well under a millisecond; `IVF{n},Flat`
-    with n about sqrt(count) lists for image embeddings, where an HNSW graph over hundreds of dimensions would take
-    far longer to build than IVF's k-means.
+    IVF rather than HNSW: on the 2-core CPU measured, IVF over 1M emotion vectors builds in about 2 s, an HNSW graph
+    in about 5 minutes, for the same ~1 ms queries.
     """
     if count < APPROXIMATE_FROM:
         return "Flat"
-    if dim <= 32:
-        return "HNSW32"
     return f"IVF{ivf_lists(count)},Flat"
 
 
@@ -190,8 +188,7 @@ def ivf_lists(count):
 
 
 def new_faiss_index(vectors, factory):
-    """A FAISS index (L2) of `factory` type over `vectors`: trained on a random sample when the type needs it,
-    with search-time settings (HNSW efSearch, IVF nprobe) that keep recall@10 high."""
+    """A FAISS index (L2) of `factory` type for `vectors` (IVF: trained on a random sample of them), tuned."""
     import faiss
 
     dim = vectors.shape[1]
@@ -206,11 +203,10 @@ def new_faiss_index(vectors, factory):
 
 
 def tune_faiss_index(index):
+    """Search settings (not all are kept in the file): IVF scans 1/32 of its lists, at least 8."""
     import faiss
 
-    if isinstance(index, faiss.IndexHNSW):
-        index.hnsw.efSearch = 128
-    elif index.__class__.__name__.startswith("IndexIVF"):
+    if index.__class__.__name__.startswith("IndexIVF"):
         ivf = faiss.extract_index_ivf(index)
         ivf.nprobe = max(8, ivf.nlist // 32)
     return index
@@ -220,8 +216,6 @@ def faiss_type(index):
     """The factory string of a FAISS index read back from disk."""
     import faiss
 
-    if isinstance(index, faiss.IndexHNSW):
-        return f"HNSW{index.hnsw.nb_neighbors(1)}"
     if index.__class__.__name__.startswith("IndexIVF"):
         return f"IVF{faiss.extract_index_ivf(index).nlist},Flat"
     return "Flat"
@@ -444,9 +438,34 @@ def model_name(model, given=None):
 
 def predict_rows(model, processor, images, generate_kwargs=None):
     """`predict_batch` results (with `image_embeds`) for a list of images."""
-    from pipeline_sevlm import predict_batch
-
+    predict_batch = predict_function(model)
     return predict_batch(model, processor, images, return_image_embeds=True, generate_kwargs=dict(generate_kwargs or {}))
+
+
+def predict_function(model):
+    """`pipeline_sevlm.predict_batch` from the same code as the model: this repository's for a model built from its
+    classes; the folder's own `pipeline_sevlm.py` for a model loaded with trust_remote_code (its processor comes
+    from that folder too, and the two must be of one version)."""
+    module = type(model).__module__
+    if module.split(".")[0] != "transformers_modules":
+        from pipeline_sevlm import predict_batch
+
+        return predict_batch
+    return _remote_predict_function(module, str(model.name_or_path))
+
+
+@functools.lru_cache(maxsize=8)
+def _remote_predict_function(module, name_or_path):
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    try:
+        return get_class_from_dynamic_module("pipeline_sevlm.predict_batch", name_or_path)
+    except (OSError, AttributeError, ImportError) as error:
+        raise ValueError(
+            f"The model {display_path(name_or_path)} has no pipeline_sevlm.predict_batch in its code: it was saved by an "
+            "earlier version of SEVLM. Save it again with this version (train_sevlm.py writes the current code files "
+            "into its output folder)."
+        ) from error
 
 
 def distributed_state(device=None):
@@ -473,7 +492,8 @@ class EmotionIndex:
         self.build_report = None
         self._model = None  # (model, processor), loaded for image queries
         self._vad = None  # (tokenizer, vad_table) for text queries
-        columns = dataset.data
+        self.table = dataset.data.table  # the pyarrow table under the Dataset (memory-mapped), for fast row access
+        columns = self.table
         count = len(dataset)
         self.scores = _matrix(columns.column("scores"), len(self.emotions))
         self.vad = _matrix(columns.column("vad"), 3)
@@ -573,6 +593,7 @@ class EmotionIndex:
         emotions = list(model.config.emotions)
         if list(processor.emotions) != emotions:
             raise ValueError(f"The processor's emotions {list(processor.emotions)} differ from the model's {emotions}: load both from the same folder.")
+        predict_function(model)  # a folder whose code predates predict_batch: one clear error now, not one per image
         identity = {"model": model_name(model, given_name), "model_fingerprint": model_fingerprint(model), "emotions": emotions}
 
         existing = _read_config(folder)
@@ -669,7 +690,20 @@ class EmotionIndex:
         weights = blend_weights(query, visual_weight, vad_weight)
         allowed = self.filter_mask(emotion, min_score)
         rows, distances, parts = self._rank(query, weights, allowed, int(top_k))
-        return [self._hit(rank, row, distance, {name: values[i] for name, values in parts.items()}) for i, (rank, row, distance) in enumerate(zip(range(1, len(rows) + 1), rows, distances))]
+        records = self.table.select(["id", "file", "emotion", "explanation"]).take(rows).to_pylist() if rows else []
+        return [
+            {
+                "rank": rank,
+                "id": record["id"],
+                "file": record["file"],
+                "score": round(1.0 - float(distance), 6),
+                "emotion": record["emotion"],
+                "scores": {name: round(value, 6) for name, value in zip(self.emotions, self.scores[row].tolist())},
+                "explanation": record["explanation"],
+                "distances": {name: round(float(values[rank - 1]), 6) for name, values in parts.items()},
+            }
+            for rank, (row, distance, record) in enumerate(zip(rows, distances, records), start=1)
+        ]
 
     def query(self, *, image=None, id=None, emotions=None, text=None, prediction=None, model=None, processor=None, generate_kwargs=None):
         """The `Query` of one of the search inputs (see `search`)."""
@@ -682,7 +716,7 @@ class EmotionIndex:
             row = self.row_of(id)
             return Query(
                 scores=self.scores[row],
-                embedding=np.asarray(self.dataset.data.column("image_embeds")[row].values, dtype=np.float32),
+                embedding=np.asarray(self.table.column("image_embeds")[row].values, dtype=np.float32),
                 vad=None if np.isnan(self.vad[row]).any() else self.vad[row],
                 exclude_row=row,
                 description=f"id {id}",
@@ -774,7 +808,7 @@ class EmotionIndex:
         """Row of an item id; a file path is also found by its absolute form."""
         import pyarrow.compute as pc
 
-        column = self.dataset.data.column("id")
+        column = self.table.column("id")
         for candidate in dict.fromkeys([str(item_id), display_path(os.path.abspath(str(item_id)))]):
             row = pc.index(column, candidate).as_py()
             if row >= 0:
@@ -823,34 +857,49 @@ class EmotionIndex:
     def _embeddings(self, rows):
         if len(rows) == 0:
             return np.zeros((0, self.config["embedding_dim"]), np.float32)
-        taken = self.dataset.data.column("image_embeds").take(rows)
+        taken = self.table.column("image_embeds").take(rows)
         return _matrix(taken, self.config["embedding_dim"])
 
     def _rank(self, query, weights, allowed, top_k):
-        """Row numbers, blended distances and part distances of the best `top_k` rows (threshold algorithm over
-        one FAISS candidate list per weighted part; exact re-scoring)."""
+        """Row numbers, blended distances and part distances of the best `top_k` rows.
+
+        Few eligible rows are scored directly. Otherwise each weighted part's FAISS index gives its `depth` nearest
+        rows; their union is scored exactly, and the threshold algorithm stops once the k-th blended distance is at
+        most the blend of each list's last distance (no unseen row can be closer), else the lists get deeper. An
+        approximate index that runs out of candidates under filters falls back to scoring every eligible row.
+        """
+        import faiss
+
         count = len(self)
         eligible = np.ones(count, dtype=bool) if allowed is None else allowed.copy()
         if query.exclude_row is not None:
             eligible[query.exclude_row] = False
+        wanted = min(top_k, int(eligible.sum()))
         if eligible.sum() <= max(BRUTE_FORCE_ROWS, top_k) or count <= BRUTE_FORCE_ROWS:
             return self._best(query, weights, np.flatnonzero(eligible), top_k)
-        vectors = {"emotion": query.scores, "visual": query.embedding, "vad": query.vad}
+        vectors = {name: component_vectors(name, value)[0] for name, value in (("emotion", query.scores), ("visual", query.embedding), ("vad", query.vad)) if name in weights}
         depth = min(count, max(64, 4 * top_k))
-        while True:
-            seen, bound = set(), 0.0
-            for name, weight in weights.items():
-                squared, found = self.dataset.search(name, component_vectors(name, vectors[name])[0], k=depth)
-                found = np.asarray(found)
-                kept = found >= 0
-                seen.update(found[kept].tolist())
-                if kept.any():
-                    bound += weight * float(component_distance(name, np.asarray(squared)[kept][-1]))
-            candidates = np.asarray(sorted(row for row in seen if eligible[row]), dtype=np.int64)
-            rows, distances, parts = self._best(query, weights, candidates, top_k)
-            if depth >= count or (len(rows) == top_k and distances[-1] <= bound):
-                return rows, distances, parts
-            depth = min(count, depth * 4)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # one query: threads only add start-up cost (measured, bench/bench_index.py)
+        try:
+            while True:
+                seen, bound = set(), 0.0
+                for name, weight in weights.items():
+                    squared, found = self.dataset.search(name, vectors[name], k=depth)
+                    found = np.asarray(found)
+                    kept = found >= 0
+                    seen.update(found[kept].tolist())
+                    if kept.any():
+                        bound += weight * float(component_distance(name, np.asarray(squared)[kept][-1]))
+                candidates = np.asarray(sorted(row for row in seen if eligible[row]), dtype=np.int64)
+                rows, distances, parts = self._best(query, weights, candidates, top_k)
+                if len(rows) == wanted and (not rows or distances[-1] <= bound):
+                    return rows, distances, parts
+                if depth >= count:
+                    return self._best(query, weights, np.flatnonzero(eligible), top_k) if len(rows) < wanted else (rows, distances, parts)
+                depth = min(count, depth * 4)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def _best(self, query, weights, rows, top_k):
         if len(rows) == 0:
@@ -859,26 +908,13 @@ class EmotionIndex:
         order = np.lexsort((rows, distances))[:top_k]  # ties by row: a stable order
         return rows[order].tolist(), distances[order].tolist(), {name: values[order].tolist() for name, values in parts.items()}
 
-    def _hit(self, rank, row, distance, parts):
-        record = self.dataset.data.slice(row, 1).select(["id", "file", "emotion", "explanation"]).to_pylist()[0]
-        return {
-            "rank": rank,
-            "id": record["id"],
-            "file": record["file"],
-            "score": round(1.0 - float(distance), 6),
-            "emotion": record["emotion"],
-            "scores": {name: round(float(value), 6) for name, value in zip(self.emotions, self.scores[row])},
-            "explanation": record["explanation"],
-            "distances": {name: round(float(value), 6) for name, value in parts.items()},
-        }
-
     # ------------------------------------------------------------------------------------------ pictures
     def thumbnail(self, item_id, size=THUMBNAIL_SIZE):
         """The item's picture as a PIL image (its stored thumbnail, else its file), or None when neither exists."""
         from PIL import Image
 
         row = self.row_of(item_id)
-        record = self.dataset.data.slice(row, 1).select(["thumbnail", "file"]).to_pylist()[0]
+        record = self.table.select(["thumbnail", "file"]).slice(row, 1).to_pylist()[0]
         if record["thumbnail"] and record["thumbnail"].get("bytes"):
             with Image.open(io.BytesIO(record["thumbnail"]["bytes"])) as opened:
                 return opened.convert("RGB")
@@ -1096,7 +1132,8 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
     part_dir = folder / PARTS_DIR / part
     shutil.rmtree(part_dir, ignore_errors=True)  # left by a commit that stopped half-way
     with _quiet_datasets():
-        datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features)).save_to_disk(str(part_dir))
+        table = table if table.schema.equals(features.arrow_schema) else table.cast(features.arrow_schema)
+        datasets.Dataset(table, info=datasets.DatasetInfo(features=features)).save_to_disk(str(part_dir))
 
     parts = ([] if base is None else list(base["parts"])) + [part]
     count = (0 if base is None else base["num_items"]) + table.num_rows
@@ -1155,6 +1192,8 @@ def _ordered_unique(table, order):
     for row, item_id in enumerate(ids):
         first.setdefault(item_id, row)
     rows = sorted(first.values(), key=lambda row: (position.get(ids[row], len(position)), row))
+    if rows == list(range(table.num_rows)):
+        return table  # already in order: no copy (a million rows of embeddings are gigabytes)
     return table.take(pa.array(rows, type=pa.int64()))
 
 

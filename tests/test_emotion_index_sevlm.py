@@ -258,7 +258,7 @@ def test_approximate_indexes_past_the_documented_size(tiny_random, tmp_path, mon
     small = commit_rows(tmp_path / "index", model, processor, rows[:250])
     assert small.config["faiss_types"]["emotion"] == "Flat"
     index = commit_rows(tmp_path / "index", model, processor, rows[250:])  # crosses the size: indexes rebuilt
-    assert index.config["faiss_types"] == {"emotion": "HNSW32", "visual": "IVF64,Flat", "vad": "HNSW32"}
+    assert index.config["faiss_types"] == {"emotion": "IVF64,Flat", "visual": "IVF64,Flat", "vad": "IVF64,Flat"}
     assert index.config["approximate_from"] == 300
     monkeypatch.setattr(E, "BRUTE_FORCE_ROWS", 0)
     approximate = index.search(id="item-0011", top_k=10, visual_weight=0.5)
@@ -266,6 +266,11 @@ def test_approximate_indexes_past_the_documented_size(tiny_random, tmp_path, mon
     exact = index.search(id="item-0011", top_k=10, visual_weight=0.5)
     overlap = len({hit["id"] for hit in approximate} & {hit["id"] for hit in exact})
     assert overlap >= 8, (approximate, exact)
+    # a selective filter: the probed IVF lists hold too few eligible rows, every eligible row is scored instead
+    eligible = [row["id"] for row in rows if row["scores"][-1] >= 0.5]
+    monkeypatch.setattr(E, "BRUTE_FORCE_ROWS", 0)
+    hits = index.search(emotions="awe=1", min_score="something else=0.5", top_k=len(eligible) + 5)
+    assert sorted(hit["id"] for hit in hits) == sorted(eligible) and 0 < len(eligible) < 100
 
 
 def test_unfinished_or_foreign_folders(tiny_random, tmp_path):

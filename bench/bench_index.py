@@ -1,0 +1,299 @@
+"""Emotion index at scale: build throughput, and query latency over generated collections (exact vs approximate).
+
+    python3 bench/bench_index.py                 # the documented run (about 10 minutes on 2 cores, ~8 GB peak memory)
+    python3 bench/bench_index.py --quick         # tiny sizes: checks the script, the numbers mean nothing
+    python3 bench/bench_index.py --sizes 100000 --skip-real --skip-e2e
+
+1. Build: `EmotionIndex.build` over generated 512x384 JPEG paintings (decode, predict through
+   `pipeline_sevlm.predict_batch`, thumbnails, the batch files, the merge and the FAISS indexes), in images/s, with the
+   demo model (outputs/sevlm-demo, else a demo-size model with random weights from configs/demo_*.json) and with the
+   real-size architecture (CLIP ViT-B/16 + distilGPT-2, random weights: generation always runs all 25 tokens).
+2. FAISS: one query (k=10, one thread) over N generated vectors of each similarity part (emotion: sqrt of 9-class
+   Dirichlet scores; VAD: 3-d; visual: unit vectors of `--dim` drawn around 1,024 cluster centres, as image
+   embeddings cluster), for the exact `Flat` index and the approximate `IVF` one the index switches to from
+   `APPROXIMATE_FROM` items: build seconds, median query milliseconds, recall@10 against the exact answer.
+3. End to end: `EmotionIndex.search` (FAISS candidates, exact re-scoring, filters, the hit records) on index folders
+   of N generated rows written through the build's own merge (`_commit`): merge seconds, load seconds, median query
+   milliseconds for an emotion mix, an indexed item with visual_weight 0.3, words, and an emotion mix with a filter.
+"""
+
+import argparse
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _common  # noqa: E402  (puts the repository root on sys.path)
+from _common import format_table, machine_lines, median  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import emotion_index_sevlm as E  # noqa: E402
+from configuration_sevlm import ARTEMIS_EMOTIONS  # noqa: E402
+
+DEMO_MODEL = _common.REPO_ROOT / "outputs" / "sevlm-demo"
+CLUSTERS = 1024
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="Tiny sizes: checks the script (numbers meaningless).")
+    parser.add_argument("--model", help="The SEVLM folder of the build measurement (default: outputs/sevlm-demo, else a demo-size random model).")
+    parser.add_argument("--sizes", default="100000,1000000", help="Collection sizes for the FAISS and end-to-end tables.")
+    parser.add_argument("--dim", type=int, default=768, help="Image-embedding width (768: the real-size model; the demo model's is 64).")
+    parser.add_argument("--queries", type=int, default=200, help="Queries per FAISS measurement (default 200).")
+    parser.add_argument("--e2e-queries", type=int, default=30, help="Queries per end-to-end measurement (default 30).")
+    parser.add_argument("--build-images", type=int, default=192, help="Generated paintings indexed with the demo model (default 192).")
+    parser.add_argument("--real-images", type=int, default=24, help="Generated paintings indexed with the real-size model (default 24).")
+    parser.add_argument("--batch-size", type=int, default=16, help="Build batch size (default 16).")
+    parser.add_argument("--skip-real", action="store_true", help="Skip the real-size build (its model takes about a minute to build).")
+    parser.add_argument("--skip-e2e", action="store_true", help="Skip the end-to-end search table.")
+    parser.add_argument("--wait-quiet", type=float, default=0, help="Wait up to this many seconds for other processes to leave the CPUs idle.")
+    return parser.parse_args()
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def paintings(folder, count, seed=0, size=(512, 384)):
+    """Generated paintings saved as JPEG files (bands, discs and noise: real decode and resize work)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(count):
+        image = Image.fromarray(rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8) + rng.integers(0, 190, 3, dtype=np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            x, y = rng.integers(0, size[0]), rng.integers(0, size[1])
+            radius = int(rng.integers(10, 120))
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        paths.append(folder / f"painting-{number:05d}.jpg")
+        image.save(paths[-1], quality=90)
+    return paths
+
+
+def emotion_vectors(count, rng):
+    return rng.dirichlet(np.full(len(ARTEMIS_EMOTIONS), 0.6), count).astype(np.float32)
+
+
+def visual_vectors(count, dim, rng, chunk=100_000):
+    """Unit vectors around `CLUSTERS` centres (generated in chunks: a million 768-wide rows are 3 GB)."""
+    centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32)
+    out = np.empty((count, dim), dtype=np.float32)
+    for start in range(0, count, chunk):
+        stop = min(count, start + chunk)
+        block = centres[rng.integers(0, CLUSTERS, stop - start)] + 0.6 * rng.standard_normal((stop - start, dim), dtype=np.float32)
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def vad_vectors(count, rng):
+    return np.clip(rng.normal(0.0, 0.35, (count, 3)), -1, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------- build
+def demo_model(workdir, given=None):
+    """(folder, description): `given`, else the trained demo model, else a demo-size model with random weights saved
+    in workdir."""
+    if given:
+        return pathlib.Path(given), given
+    if (DEMO_MODEL / "config.json").is_file():
+        return DEMO_MODEL, "outputs/sevlm-demo (trained)"
+    from transformers import CLIPVisionConfig, GPT2Config
+
+    from modeling_sevlm import SevlmForConditionalGeneration
+    from pipeline_sevlm import add_pipeline_to_folder
+    from processing_sevlm import SevlmProcessor, train_tokenizer
+
+    vision = CLIPVisionConfig.from_json_file(str(_common.REPO_ROOT / "configs" / "demo_vision.json"))
+    text = GPT2Config.from_json_file(str(_common.REPO_ROOT / "configs" / "demo_text.json"))
+    texts = [f" the emotion is {e} because {s}" for e in ARTEMIS_EMOTIONS for s in _common.SENTENCES] * 20
+    processor = SevlmProcessor.from_vision_text(vision, train_tokenizer(texts, vocab_size=text.vocab_size))
+    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor, vad_lexicon=_common.lexicon_source())
+    folder = workdir / "demo-size-model"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    add_pipeline_to_folder(folder)
+    return folder, "demo size, random weights (no outputs/sevlm-demo)"
+
+
+def measure_build(name, files, workdir, batch_size, **model):
+    """(row, seconds in predict_batch): one build of `files` into a fresh folder."""
+    predicting = []
+    real = E.predict_rows
+
+    def timed_predict(*args, **kwargs):
+        start = time.perf_counter()
+        result = real(*args, **kwargs)
+        predicting.append(time.perf_counter() - start)
+        return result
+
+    E.predict_rows = timed_predict
+    target = workdir / f"index-{len(predicting)}-{time.time_ns()}"
+    try:
+        start = time.perf_counter()
+        index = E.EmotionIndex.build(files, target, batch_size=batch_size, device="cpu", progress=False, **model)
+        seconds = time.perf_counter() - start
+    finally:
+        E.predict_rows = real
+        shutil.rmtree(target, ignore_errors=True)
+    assert len(index) == len(files)
+    predict = sum(predicting)
+    return [name, len(files), batch_size, f"{seconds:.1f}", f"{len(files) / seconds:.1f}", f"{100 * predict / seconds:.0f}%"]
+
+
+# --------------------------------------------------------------------------------------------------- FAISS
+def faiss_rows(count, dim, queries, rng):
+    import faiss
+
+    rows = []
+    for part, vectors in (
+        ("emotion", E.component_vectors("emotion", emotion_vectors(count, rng))),
+        ("vad", E.component_vectors("vad", vad_vectors(count, rng))),
+        ("visual", visual_vectors(count, dim, rng)),
+    ):
+        picks = rng.choice(count, queries, replace=False)
+        noise = 0.02 * rng.standard_normal((queries, vectors.shape[1]), dtype=np.float32)
+        asked = E.component_vectors(part, vectors[picks] + noise) if part != "vad" else vectors[picks] + noise
+        truth = None
+        for kind in ("Flat", E.index_factory(max(count, E.APPROXIMATE_FROM), vectors.shape[1])):
+            faiss.omp_set_num_threads(torch.get_num_threads())
+            start = time.perf_counter()
+            index = E._filled(E.new_faiss_index(vectors, kind), vectors)
+            built = time.perf_counter() - start
+            faiss.omp_set_num_threads(1)
+            found, times = [], []
+            for query in asked:
+                start = time.perf_counter()
+                found.append(index.search(query[None], 10)[1][0])
+                times.append(time.perf_counter() - start)
+            if truth is None:
+                truth = found
+            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
+            rows.append([f"{count:,}", f"{part} ({vectors.shape[1]}-d)", kind, f"{built:.1f}", f"{1000 * median(times):.2f}", f"{recall:.3f}"])
+            print("  " + " | ".join(rows[-1]), flush=True)
+            del index
+        del vectors
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def synthetic_index(folder, count, dim, rng, processor, model):
+    """An index folder of `count` generated rows, written as batch files and merged by the build's `_commit`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    emotions = list(model.config.emotions)
+    schema = E.index_features(emotions, dim).arrow_schema
+    identity = {"model": "generated", "model_fingerprint": "generated", "emotions": emotions}
+    folder.mkdir(parents=True)
+    pending = E._open_pending(folder, identity, True, None)
+    texts = [f"the {w} colors make me feel {f}" for w in ("dark", "bright", "calm", "red") for f in ("sad", "happy", "calm", "afraid")]
+    vad_lookup = [E.vad_profile(text, processor.tokenizer, model.vad_table.numpy()) for text in texts]
+    chunk = 100_000
+    for start in range(0, count, chunk):
+        stop = min(count, start + chunk)
+        size = stop - start
+        scores = emotion_vectors(size, rng)
+        which = rng.integers(0, len(texts), size)
+        vad = np.stack([vad_lookup[i] if vad_lookup[i] is not None else np.full(3, np.nan, np.float32) for i in which]).astype(np.float32)
+        table = pa.Table.from_arrays(
+            [
+                pa.array([f"item-{n:07d}" for n in range(start, stop)]),
+                pa.array([None] * size, type=pa.string()),
+                pa.array([emotions[i] for i in scores.argmax(1)]),
+                pa.array(scores.max(1)),
+                pa.FixedSizeListArray.from_arrays(pa.array(scores.ravel()), len(emotions)),
+                pa.array([texts[i] for i in which]),
+                pa.FixedSizeListArray.from_arrays(pa.array(vad.ravel()), 3),
+                pa.FixedSizeListArray.from_arrays(pa.array(visual_vectors(size, dim, rng).ravel()), dim),
+                pa.array([None] * size, type=schema.field("thumbnail").type),
+            ],
+            schema=schema,
+        )
+        pq.write_table(table, folder / E.PENDING_DIR / f"{start:020d}-r000-000000.parquet")
+        del table
+    start = time.perf_counter()
+    E._commit(folder, None, pending, identity, processor, model, [], {"generate_kwargs": {}, "thumbnail_size": 0}, False)
+    return time.perf_counter() - start
+
+
+def e2e_rows(count, dim, queries, rng, workdir, processor, model):
+    folder = workdir / f"e2e-{count}"
+    merge = synthetic_index(folder, count, dim, rng, processor, model)
+    start = time.perf_counter()
+    index = E.EmotionIndex.load(folder)
+    load = time.perf_counter() - start
+    ids = [f"item-{n:07d}" for n in rng.choice(count, queries, replace=False)]
+    mixes = [",".join(f"{name}={w:.2f}" for name, w in zip(index.emotions, weights)) for weights in rng.dirichlet(np.full(len(index.emotions), 0.5), queries)]
+    words = ["calm, melancholic", "dark and sad", "bright happy colors", "afraid of the red storm", "peaceful sky"]
+    kinds = {
+        "emotion mix": lambda n: index.search(emotions=mixes[n]),
+        "item, visual_weight 0.3": lambda n: index.search(id=ids[n], visual_weight=0.3),
+        "words": lambda n: index.search(text=words[n % len(words)]),
+        "emotion mix + filter (sadness, score >= 0.3)": lambda n: index.search(emotions=mixes[n], emotion="sadness", min_score=0.3),
+    }
+    rows = []
+    for kind, run in kinds.items():
+        run(0)  # warm-up (first calls load the tokenizer, touch the memory-mapped pages)
+        times = []
+        for n in range(queries):
+            start = time.perf_counter()
+            hits = run(n)
+            times.append(time.perf_counter() - start)
+            assert len(hits) == 10
+        rows.append([f"{count:,}", index.config["faiss_types"]["visual"], f"{merge:.1f}", f"{load:.1f}", kind, f"{1000 * median(times):.1f}"])
+        print("  " + " | ".join(rows[-1]), flush=True)
+    del index
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def main():
+    args = parse_args()
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    if args.quick:
+        sizes, args.dim, args.queries, args.e2e_queries = [3000, 12000], 32, 20, 5
+        args.build_images, args.real_images, args.skip_real = 16, 4, True
+        E.APPROXIMATE_FROM = 10_000
+    if args.wait_quiet:
+        _common.wait_for_quiet(args.wait_quiet)
+    rng = np.random.default_rng(0)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="sevlm-bench-index-"))
+    print("\n".join(machine_lines(torch.device("cpu"))))
+    print(f"APPROXIMATE_FROM = {E.APPROXIMATE_FROM:,} items; IVF lists ~ sqrt(N), nprobe = lists / 32 (at least 8)\n", flush=True)
+    try:
+        print("1. Build throughput (EmotionIndex.build: decode, predict_batch, thumbnails, batch files, merge, FAISS)", flush=True)
+        files = paintings(workdir / "paintings", max(args.build_images, args.real_images))
+        folder, description = demo_model(workdir, args.model)
+        build = [measure_build(f"demo model: {description}", files[: args.build_images], workdir, args.batch_size, model=str(folder))]
+        if not args.skip_real:
+            model, processor, *_ , seconds = _common.build_model()
+            print(f"  (real-size model built in {seconds:.0f} s)", flush=True)
+            build.append(measure_build("real size (ViT-B/16 + distilGPT-2), random weights, 25 new tokens", files[: args.real_images], workdir, 8, model=model, processor=processor))
+            del model, processor
+        print(format_table(["model", "images", "batch", "seconds", "images/s", "in predict_batch"], build) + "\n", flush=True)
+
+        print(f"2. FAISS, one query, k=10, one thread (visual: {args.dim}-d)", flush=True)
+        faiss_table = []
+        for count in sizes:
+            faiss_table += faiss_rows(count, args.dim, args.queries, rng)
+        print(format_table(["items", "part", "index", "build s", "query ms", "recall@10"], faiss_table) + "\n", flush=True)
+
+        if not args.skip_e2e:
+            print(f"3. EmotionIndex.search end to end, top 10 (visual: {args.dim}-d; tokenizer and VAD table of the demo model)", flush=True)
+            model, processor = E.load_model(str(folder), "cpu")
+            e2e = []
+            for count in sizes:
+                e2e += e2e_rows(count, args.dim, args.e2e_queries, rng, workdir, processor, model)
+            print(format_table(["items", "visual index", "merge s", "load s", "query", "query ms"], e2e), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
