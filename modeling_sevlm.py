@@ -469,8 +469,26 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
 
     @property
     def sequence_format(self):
-        """The token sequences this model reads and writes (`SevlmSequenceFormat`, from the config)."""
-        return self.config.sequence_format
+        """The token sequences this model reads and writes (`SevlmSequenceFormat`, from the config).
+
+        Kept while the config's format fields stay the same: it is read at every generation step.
+        """
+        config, text = self.config, self.config.text_config
+        key = (
+            tuple(config.emotions),
+            tuple(config.prompt_token_ids or ()),
+            tuple(config.connector_token_ids or ()),
+            tuple(map(tuple, config.emotion_token_ids or ())),
+            config.emotion_token_id,
+            config.explanation_token_id,
+            text.bos_token_id,
+            text.eos_token_id,
+            text.pad_token_id,
+        )
+        cached = getattr(self, "_sequence_format_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._sequence_format_cache = (key, config.sequence_format)
+        return cached[1]
 
     # -------------------------------------------------------------------------------------------- features
     def get_image_features(self, pixel_values, output_hidden_states=None, output_attentions=None, return_dict=None, **kwargs):
@@ -737,9 +755,10 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)
         if self.config.use_vad_embedding:
             new_tokens = model_inputs["input_ids"].shape[1]
-            # Contiguous, as `prepare_inputs_for_generation` makes its own slices: a compiled step sees fixed strides.
+            # A fresh dense tensor, as `prepare_inputs_for_generation` makes of its own slices: a view would carry the
+            # whole sequence's strides, which change at every step and make a compiled step recompile.
             features = self.vad_features(input_ids, attention_mask)[:, -new_tokens:]
-            model_inputs["vad_features"] = features.contiguous()
+            model_inputs["vad_features"] = features.clone(memory_format=torch.contiguous_format)
         return model_inputs
 
     @torch.no_grad()

@@ -11,9 +11,16 @@ Decode-only: image features given. End-to-end: from pixel values (the CLIP tower
 variant). Greedy, 25 new tokens. Also checks that (a) with VAD fusion off gives the same tokens as (c), and that
 (b) run with the causal encoder gives the same tokens as (a) (the loop is the same model, only slower).
 
+With `--static-compile`, also (a) with a static KV cache, without and with `torch.compile` of the decoding step
+(`generate(cache_implementation="static")`, which compiles by itself on a GPU: inductor, CUDA graphs), against (a)
+with the default dynamic cache, decode-only; the first compiled call (compilation included) is reported apart, and
+the compiled tokens are checked against the dynamic-cache ones.
+
     python3 bench/bench_generate.py                # the default run (under 5 minutes on 2 quiet CPU cores)
     python3 bench/bench_generate.py --repeats 5 --ref-repeats 5 --e2e-repeats 5   # the documented medians
     python3 bench/bench_generate.py --quick        # tiny sizes: checks the script only
+    python3 bench/bench_generate.py --device cuda --dtype float16 --batch-sizes 1 64 --static-compile --skip-e2e
+    python3 bench/bench_generate.py --quick --static-compile --batch-sizes 1 4    # the same on CPU, tiny sizes
 """
 
 import argparse
@@ -138,6 +145,50 @@ def plain_generate(plain, encoder_hidden_states, prompt, max_new_tokens):
     )
 
 
+class static_cache_runs:
+    """(a) with a static cache: `plain` without compilation, `compiled` with the decoding step compiled."""
+
+    def __init__(self, model, prompt, new_tokens, device, backend):
+        from transformers import CompileConfig
+
+        self.model, self.prompt, self.new_tokens = model, prompt, new_tokens
+        self.compile_config = CompileConfig(fullgraph=True, dynamic=False, backend=backend,
+                                            mode="reduce-overhead" if backend == "inductor" and device.type == "cuda" else None)
+        # generate() compiles on accelerators by itself; elsewhere only when told to.
+        self.compile_config._compile_all_devices = device.type != "cuda"
+
+    def _generate(self, features, **options):
+        batch = features.shape[0]
+        return self.model.generate(
+            encoder_hidden_states=features,
+            input_ids=self.prompt["input_ids"][:batch],
+            attention_mask=self.prompt["attention_mask"][:batch],
+            max_new_tokens=self.new_tokens,
+            do_sample=False,
+            cache_implementation="static",
+            **options,
+        )
+
+    def plain(self, features):
+        return self._generate(features, disable_compile=True)
+
+    def compiled(self, features):
+        return self._generate(features, compile_config=self.compile_config)
+
+    def first_compiled(self, features):
+        """Seconds of the first compiled call (compilation included), and whether its tokens equal the dynamic cache's."""
+        device = features.device
+        seconds, tokens = timed(lambda: self.compiled(features), device)
+        dynamic = self.model.generate(
+            encoder_hidden_states=features,
+            input_ids=self.prompt["input_ids"][: features.shape[0]],
+            attention_mask=self.prompt["attention_mask"][: features.shape[0]],
+            max_new_tokens=self.new_tokens,
+            do_sample=False,
+        )
+        return seconds, first_mismatch(tokens, dynamic) is None
+
+
 def first_mismatch(x, y):
     if x.shape != y.shape:
         return f"shapes {tuple(x.shape)} vs {tuple(y.shape)}"
@@ -164,6 +215,11 @@ def main():
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before timing, wait up to SECONDS for other processes to leave the CPUs idle")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--static-compile", action="store_true",
+                        help="also time (a) with a static cache, without and with torch.compile of the decoding step")
+    parser.add_argument("--compile-backend", default=None,
+                        help="torch.compile backend for --static-compile (default: inductor; aot_eager with --quick on a "
+                        "CPU, which traces the same graph without inductor's slow CPU code generation)")
     args = parser.parse_args()
 
     wall = time.perf_counter()
@@ -221,7 +277,7 @@ def main():
     if args.wait_quiet:
         wait_for_quiet(args.wait_quiet)
     with torch.inference_mode():
-        features = model.get_image_features(pixel_values)
+        features = model.get_image_features(pixel_values).last_hidden_state
         # --------------------------------------------------------------------------------------- checks
         checks = []
         check_batch = min(8, largest)
@@ -308,11 +364,28 @@ def main():
                 for r in range(args.e2e_repeats):
                     if r % 2:
                         times["a"].append(run("a", gen_a, pixel_values=pv))
-                    times["vision"].append(timed(lambda: model.get_image_features(pv), device)[0])
+                    times["vision"].append(timed(lambda: model.get_image_features(pv).last_hidden_state, device)[0])
                     if r % 2 == 0:
                         times["a"].append(run("a", gen_a, pixel_values=pv))
                 e2e[batch] = times
                 print(f"  end-to-end batch {batch}: " + ", ".join(f"{k} {median(v):.3f} s" for k, v in times.items()), flush=True)
+
+        # ------------------------------------------------------------------------- static cache + compile
+        static = {}
+        if args.static_compile:
+            backend = args.compile_backend or ("aot_eager" if args.quick and device.type == "cpu" else "inductor")
+            static_runs = static_cache_runs(model, prompt, new, device, backend)
+            for batch in args.batch_sizes:
+                f = features[:batch]
+                first, same = static_runs.first_compiled(f)
+                times = {"a": [], "static": [], "compiled": []}
+                variants = [("a", gen_a), ("static", static_runs.plain), ("compiled", static_runs.compiled)]
+                for r in range(args.repeats):
+                    for key, fn in variants if r % 2 == 0 else variants[::-1]:
+                        times[key].append(run(key, fn, f))
+                static[batch] = (times, first, same)
+                print(f"  static cache batch {batch}: first compiled call {first:.1f} s, "
+                      + ", ".join(f"{k} {median(v):.4f} s" for k, v in times.items()), flush=True)
     synchronize(device)
 
     # --------------------------------------------------------------------------------------------- report
@@ -365,6 +438,24 @@ def main():
             ])
         print(format_table(
             ["batch", "image enc s", "(a) s", "(a) expl/s", "(b) s", "(b) expl/s", "(c) s", "(c) expl/s", "(b)/(a)", "(a)/(c)", "runs"],
+            rows,
+        ))
+    if static:
+        print()
+        print(f"## Static cache + torch.compile (decode-only, greedy, {new} new tokens, {args.dtype}, {device.type}, "
+              f"backend {backend}); medians")
+        print("dynamic = (a) as above; static = cache_implementation='static', not compiled; compiled = static cache with "
+              "the decoding step compiled (first call, with compilation, reported apart)")
+        rows = []
+        for batch, (times, first, same) in static.items():
+            a, st, co = (median(times[k]) for k in ("a", "static", "compiled"))
+            rows.append([
+                batch, f"{a:.4f}", f"{batch / a:.1f}", f"{st:.4f}", f"{batch / st:.1f}", f"{co:.4f}", f"{batch / co:.1f}",
+                f"{a / co:.2f}", f"{first:.1f}", "yes" if same else "NO", len(times["a"]),
+            ])
+        print(format_table(
+            ["batch", "dynamic s", "expl/s", "static s", "expl/s", "compiled s", "expl/s", "dynamic/compiled",
+             "first call s", "same tokens", "runs"],
             rows,
         ))
     print()

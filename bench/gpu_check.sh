@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SEVLM GPU check, for a machine with a CUDA GPU (torch + transformers present, nothing downloadable). < 5 minutes.
+# SEVLM GPU check, for a machine with a CUDA GPU (torch + transformers present, nothing downloadable). Under 10 minutes (torch.compile included).
 #
 #   bash bench/gpu_check.sh                                  # on the GPU machine, from the repository root
 #   SEVLM_BENCH_DEVICE=cpu bash bench/gpu_check.sh --quick   # tiny CPU rehearsal of this script (not a measurement)
@@ -8,8 +8,9 @@
 #   1. fp16 mixed-precision training (autocast + GradScaler + AdamW, vision frozen) at the paper's batch: 32 pairs =
 #      64 sequences of 30 tokens: step time and peak GPU memory, which must stay under the 11 GB of the paper's
 #      RTX 2080 Ti; the plain captioner alongside;
-#   2. generation throughput at batch 64, fp16, greedy, 25 new tokens: (a) SEVLM generate() vs (c) plain GPT-2 with
-#      cross-attention (and a few runs of the reference loop (b)).
+#   2. generation throughput at batch 1 and 64, fp16, greedy, 25 new tokens: (a) SEVLM generate() vs (c) plain GPT-2
+#      with cross-attention (and a few runs of the reference loop (b)), and (a) with a static KV cache without and
+#      with torch.compile of the decoding step (inductor, CUDA graphs; the first call's compilation shown apart).
 # The repo needs transformers >= 5.24. If the machine's is older, wheels carried in .whl/ (see docs/BENCHMARKS.md
 # for how to download them beforehand) are installed into /tmp/site and put first on PYTHONPATH.
 set -uo pipefail
@@ -87,11 +88,11 @@ fi
 
 status=0
 if [ "$QUICK" = 1 ]; then
-    TRAIN_BATCH=8; GEN_BATCH=8
+    TRAIN_BATCH=8; GEN_BATCHES=(1 8)
     TRAIN_ARGS=(--quick --repeats 2)
-    GEN_ARGS=(--quick --repeats 2 --ref-repeats 1 --e2e-repeats 1)
+    GEN_ARGS=(--quick --repeats 2 --ref-repeats 1 --e2e-repeats 1 --pair-seconds 0)
 else
-    TRAIN_BATCH=64; GEN_BATCH=64  # the paper's batch: 32 pairs = 64 sequences
+    TRAIN_BATCH=64; GEN_BATCHES=(1 64)  # one image, and the paper's batch: 32 pairs = 64 sequences
     TRAIN_ARGS=(--repeats 10)
     GEN_ARGS=(--repeats 10 --ref-repeats 3 --e2e-repeats 5)
 fi
@@ -103,8 +104,8 @@ echo "== 1. training: $AMP autocast + GradScaler + AdamW, vision frozen, batch $
 "$PY" bench/bench_train.py --device "$DEVICE" --amp "$AMP" --batch "$TRAIN_BATCH" --seq 30 --optimizer-step --skip-data "${TRAIN_ARGS[@]}" || status=1
 
 echo
-echo "== 2. generation: batch $GEN_BATCH, $GEN_DTYPE, greedy, 25 new tokens: (a) SEVLM vs (c) plain (and (b) reference loop)"
-"$PY" bench/bench_generate.py --device "$DEVICE" --dtype "$GEN_DTYPE" --batch-sizes "$GEN_BATCH" "${GEN_ARGS[@]}" || status=1
+echo "== 2. generation: batch ${GEN_BATCHES[*]}, $GEN_DTYPE, greedy, 25 new tokens: (a) SEVLM vs (c) plain (and (b) reference loop); (a) with a static cache, without and with torch.compile"
+"$PY" bench/bench_generate.py --device "$DEVICE" --dtype "$GEN_DTYPE" --batch-sizes "${GEN_BATCHES[@]}" --static-compile "${GEN_ARGS[@]}" || status=1
 
 echo
 echo "== gpu_check done in $(( $(date +%s) - START )) s, status $status"

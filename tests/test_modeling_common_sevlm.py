@@ -86,17 +86,19 @@ def test_static_cache_compiles_as_one_graph(tiny):
     model, processor = tiny
     model.eval()
     assert SevlmForConditionalGeneration._can_compile_fullgraph
-    pixels = processor(images=random_images(3))["pixel_values"]
-    expected = model.generate(pixel_values=pixels, max_new_tokens=8)
     compile_config = CompileConfig(fullgraph=True, dynamic=False, backend="aot_eager", mode=None)
     compile_config._compile_all_devices = True  # generate() compiles on accelerators only by default
     torch._dynamo.reset()
+    # One graph per batch size, none per step (a batch of one is where stale strides used to slip in).
     with torch._dynamo.config.patch(recompile_limit=2):
-        compiled = model.generate(
-            pixel_values=pixels, max_new_tokens=8, cache_implementation="static", compile_config=compile_config
-        )
+        for count in (1, 3):
+            pixels = processor(images=random_images(count))["pixel_values"]
+            expected = model.generate(pixel_values=pixels, max_new_tokens=8)
+            compiled = model.generate(
+                pixel_values=pixels, max_new_tokens=8, cache_implementation="static", compile_config=compile_config
+            )
+            assert torch.equal(compiled, expected)
     assert hasattr(model, "_compiled_call")  # the compiled path ran
-    assert torch.equal(compiled, expected)
 
 
 # ----------------------------------------------------------------------------------------- attentions, states
