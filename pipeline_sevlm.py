@@ -93,7 +93,7 @@ def predict_batch(
     """
     if emotion_source not in EMOTION_SOURCES:
         raise ValueError(f"emotion_source must be one of {EMOTION_SOURCES}, got {emotion_source!r}.")
-    processor.check_config(model.config)
+    _check_processor(model, processor)
     if (images is None) == (pixel_values is None):
         raise ValueError("predict_batch needs either `images` or `pixel_values`.")
     if pixel_values is None:
@@ -179,6 +179,17 @@ def _attention_maps(model, sequences, memory):
     return maps
 
 
+def _check_processor(model, processor):
+    """The processor must build the model's sequences (emotions, prompt, connector, token ids)."""
+    if hasattr(processor, "check_config"):
+        processor.check_config(model.config)
+    elif list(processor.emotions) != list(model.config.emotions):  # a processor saved before check_config
+        raise ValueError(
+            f"The processor's emotions {list(processor.emotions)} differ from the model's {list(model.config.emotions)}: "
+            "load both from the same folder."
+        )
+
+
 def _normalised(name):
     return " ".join(str(name).casefold().split())
 
@@ -236,7 +247,7 @@ class SevlmArtEmotionPipeline(Pipeline):
                 "The art-emotion pipeline needs the model's SevlmProcessor: pass "
                 "processor=AutoProcessor.from_pretrained(MODEL_DIR, trust_remote_code=True)."
             )
-        processor.check_config(model.config)
+        _check_processor(model, processor)
         super().__init__(model=model, processor=processor, **kwargs)
 
     @property

@@ -380,7 +380,8 @@ class SevlmProcessor(ProcessorMixin):
 
     def check_config(self, config, where=""):
         """Raise a `ValueError` naming the fields in which this processor's sequences differ from the model's config."""
-        differences = self.sequence_format.differences(config.sequence_format)
+        # Built here from the config's fields, so that a config of an older saved folder is read the same way.
+        differences = self.sequence_format.differences(SevlmSequenceFormat.from_config(config))
         if differences:
             raise ValueError(
                 f"The processor{where} does not match the model's config: they differ in {', '.join(differences)}. "
