@@ -11,7 +11,7 @@ Generates, in a temporary folder:
 then times `prepare_artemis` with the preprocessed CSV (CSV stage and image stage separately, `--num_proc 2`) and
 the CSV stage of the raw CSV with the official split, and prints the split sizes, times and disk use.
 
-    python bench/bench_prepare.py                    # full size (about 3 minutes on 2 cores, ~1 GB of disk)
+    python bench/bench_prepare.py                    # full size (5-10 minutes on 2 cores, ~0.6 GB of disk)
     python bench/bench_prepare.py --paintings 5000   # a quick run
     python bench/bench_prepare.py --large_sample 300 # also time decoding 300 painting-sized JPEGs (1600x1200)
 
@@ -252,6 +252,14 @@ def photo_sizes(max_side):
     return {path.name: len(decode_image(path, max_side)) for path in sorted(folder.glob("*.jpg"))}
 
 
+def uptime_text():
+    """The load average: other jobs on the machine slow the wall times down."""
+    try:
+        return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
 def table(rows):
     widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in rows)
@@ -283,9 +291,13 @@ def main(argv=None):
               f"({generated['preprocessed_dropped']} dropped; {timings['preprocessed_csv']:.1f} s), "
               f"{len(generated['paintings'])} {args.image_side}x{args.image_side} JPEGs ({timings['images']:.1f} s)")
 
-        started = time.perf_counter()
+        # CSV stages alone, in this process: wall time and CPU time (the CPU time does not depend on other jobs).
+        started, cpu = time.perf_counter(), time.process_time()
         raw = build_annotation_table(generated["raw_csv"])
-        raw_seconds = time.perf_counter() - started
+        raw_seconds, raw_cpu = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
+        build_annotation_table(generated["raw_csv"], artemis_preprocessed_csv=generated["preprocessed_csv"])
+        pre_seconds, pre_cpu = time.perf_counter() - started, time.process_time() - cpu
 
         output = folder / "artemis-v1"
         command = (f"prepare_artemis --artemis_preprocessed_csv ... --artemis_csv ... --wikiart_dir ... "
@@ -308,15 +320,19 @@ def main(argv=None):
                                             for s in ("train", "validation", "test")), dropped))
         print(table(rows))
 
-        print(f"\nTimes (s), {command}:")
+        images = len(prepared["train"]) + len(prepared["validation"]) + len(prepared["test"])
+        print(f"\nTimes (s; wall, and CPU of this process where it is the only worker; {uptime_text()}):")
         print(table([
-            ("stage", "seconds"),
-            (f"CSV stage, raw CSV, official split ({generated['rows']} rows)", f"{raw_seconds:.1f}"),
-            ("CSV stage, preprocessed + raw CSV (histograms)", f"{seconds['csv_stage']:.1f}"),
-            (f"image stage ({len(prepared['train']) + len(prepared['validation']) + len(prepared['test'])} images, "
-             f"{args.image_side} px, num_proc {args.num_proc})", f"{seconds['image_stage']:.1f}"),
-            ("saving", f"{seconds['save']:.1f}"),
-            ("total prepare_artemis", f"{total:.1f}"),
+            ("stage", "wall", "CPU"),
+            (f"CSV stage alone, raw CSV, official split ({generated['rows']} rows)", f"{raw_seconds:.1f}", f"{raw_cpu:.1f}"),
+            (f"CSV stage alone, preprocessed CSV ({generated['preprocessed_rows']} rows) + raw CSV (histograms)",
+             f"{pre_seconds:.1f}", f"{pre_cpu:.1f}"),
+            (f"{command}:", "", ""),
+            ("  CSV stage", f"{seconds['csv_stage']:.1f}", ""),
+            (f"  image stage ({images} images, {args.image_side} px, num_proc {args.num_proc})",
+             f"{seconds['image_stage']:.1f}", ""),
+            ("  saving", f"{seconds['save']:.1f}", ""),
+            ("  total", f"{total:.1f}", ""),
         ]))
         sizes = [("file", "MiB"),
                  ("raw CSV", f"{generated['raw_csv'].stat().st_size / 2**20:.0f}"),

@@ -85,8 +85,9 @@ NO_RAW_ANNOTATIONS = "no_raw_annotations"
 # Files of the public WikiArt downloads known to be missing or broken, and what to do.
 KNOWN_BAD_IMAGES = {
     "Baroque/rembrandt_woman-standing-with-raised-hands.jpg": (
-        "missing from the archive.org WikiArt copy (optas/artemis issue 13). Save the painting from wikiart.org as "
-        "this file, or pass --skip_missing_images (the painting is then dropped and listed in the report)."
+        "missing from the archive.org WikiArt copy (optas/artemis issue 13) and stored with a bad CRC in ArtGAN's "
+        "wikiart.zip (cs-chan/ArtGAN issue 14). Save the painting from wikiart.org as this file, or pass "
+        "--skip_missing_images (the painting is then dropped and listed in the report)."
     ),
     "Post_Impressionism/vincent-van-gogh_l-arlesienne-portrait-of-madame-ginoux-1890.jpg": (
         "broken in the wikiart.zip distributed with ArtGAN (cs-chan/ArtGAN issues 4 and 14). Replace it with a copy "
@@ -380,7 +381,7 @@ def warn_paintings_in_several_styles(items, report):
     styles = defaultdict(list)
     for painting_id, entry in items.items():
         styles[entry["painting"]].append(painting_id)
-    for painting, painting_ids in sorted(styles.items()):
+    for painting, painting_ids in sorted(item for item in styles.items() if len(item[1]) > 1):
         if len(painting_ids) > 1:
             splits = {items[painting_id]["split"] for painting_id in painting_ids}
             where = ", ".join(f"{painting_id} ({items[painting_id]['split']})" for painting_id in sorted(painting_ids))
