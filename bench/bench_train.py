@@ -163,7 +163,7 @@ def main():
             optimizer = torch.optim.AdamW(trainable, lr=2e-5, weight_decay=0.0) if args.optimizer_step else None
             scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
             with torch.no_grad():
-                features = model.get_image_features(pv)
+                features = model.get_image_features(pv).last_hidden_state  # the cross-attention memory
 
             def step():
                 net.zero_grad(set_to_none=True)
@@ -172,7 +172,7 @@ def main():
                         memory_in = {"pixel_values": pv} if from_pixels else {"encoder_hidden_states": features}
                         loss = net(**inputs, **memory_in).loss
                     else:
-                        image = model.get_image_features(pv) if from_pixels else features
+                        image = model.get_image_features(pv).last_hidden_state if from_pixels else features
                         loss = net(
                             input_ids=inputs["input_ids"],
                             attention_mask=inputs["attention_mask"],
