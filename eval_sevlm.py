@@ -19,7 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from utils_sevlm import json_safe, load_metric_module, pick_device, replace_file, staged_directory, write_json_atomic, write_text_atomic
+from utils_sevlm import (
+    json_safe,
+    load_metric_module,
+    load_model_and_processor,
+    pick_device,
+    replace_file,
+    staged_directory,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 logger = logging.getLogger("eval_sevlm")
 
@@ -138,15 +147,11 @@ def painting_table(view, emotions):
 
 
 def load_model(path, device):
-    from transformers import AutoModel, AutoProcessor
-
     if not os.path.exists(path) and path == DEMO_MODEL:
         raise FileNotFoundError(
             f"No model at {DEMO_MODEL}. Train the demo model first (train_sevlm.py) or pass --model_name_or_path."
         )
-    model = AutoModel.from_pretrained(path, trust_remote_code=True).to(device).eval()
-    processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
-    return model, processor
+    return load_model_and_processor(path, device)
 
 
 def check_same_emotions(model_emotions, dataset_emotions, model_name):

@@ -20,7 +20,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
-from utils_sevlm import IMAGE_EXTENSIONS, display_path, find_images, pick_device
+from utils_sevlm import IMAGE_EXTENSIONS, check_model_folder, display_path, find_images, pick_device
 
 DEMO_MODEL = "outputs/sevlm-demo"
 TASK = "art-emotion"
@@ -199,6 +199,7 @@ def load_pipeline(model_name_or_path, device=None):
     if model_name_or_path == DEMO_MODEL and not os.path.exists(DEMO_MODEL):
         raise FileNotFoundError(f"No model at {DEMO_MODEL}. Train the demo model first (python train_sevlm.py) or pass --model_name_or_path.")
     device = pick_device(device)
+    check_model_folder(model_name_or_path)
     config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=True)
     if TASK in (getattr(config, "custom_pipelines", None) or {}):
         return pipeline(TASK, model=model_name_or_path, trust_remote_code=True, device=device)

@@ -1,6 +1,8 @@
 """Helpers shared by SEVLM's tools (training, evaluation, prediction, publishing, index and search, the web app).
 
 - `pick_device`: the one device choice of every tool (an explicit `--device`, else accelerate's).
+- `load_model_and_processor` / `check_model_folder`: a SEVLM folder with its own code, or a clear error naming the
+  processor files it lacks.
 - `find_images`: image files from files, folders and glob patterns.
 - `display_path`: any file name as printable text, also names that are not valid UTF-8.
 - `replace_file` / `write_text_atomic` / `write_json_atomic`: a file is replaced only by a complete new one.
@@ -42,6 +44,29 @@ def pick_device(requested=None):
     from accelerate import PartialState
 
     return PartialState().device
+
+
+# --------------------------------------------------------------------------------------------------- models
+def check_model_folder(model_name_or_path):
+    """A local SEVLM folder must hold its processor and tokenizer files: say which are missing and how to add them
+    (transformers' own message would be about sentencepiece or an unrecognised processing class). Hub ids pass."""
+    if os.path.isdir(model_name_or_path):
+        from processing_sevlm import check_processor_files
+
+        check_processor_files(model_name_or_path)
+
+
+def load_model_and_processor(model_name_or_path, device=None):
+    """A SEVLM folder or Hub id as (model in eval mode on `device`, processor), with the folder's own code
+    (`trust_remote_code`), after `check_model_folder`."""
+    from transformers import AutoModel, AutoProcessor
+
+    check_model_folder(model_name_or_path)
+    model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True).eval()
+    if device is not None:
+        model.to(device)
+    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    return model, processor
 
 
 # -------------------------------------------------------------------------------------------------- inputs
@@ -221,11 +246,13 @@ def json_safe(value):
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "check_model_folder",
     "check_replaceable",
     "display_path",
     "find_images",
     "json_safe",
     "load_metric_module",
+    "load_model_and_processor",
     "pick_device",
     "replace_file",
     "staged_directory",

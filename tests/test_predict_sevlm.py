@@ -472,3 +472,23 @@ def test_attention_maps_end_to_end(pipe, gallery, tmp_path, monkeypatch):
         assert (difference.max(-1) > 30).mean() > 0.1  # the heat map covers much of the painting
         right = (slice(None), slice(CARD_SIZE[0] // 2, None))
         assert np.array_equal(np.asarray(with_map.convert("RGB"))[right], np.asarray(without_map.convert("RGB"))[right])
+
+
+def test_a_folder_without_processor_files_says_what_is_missing(trained_tiny, gallery, tmp_path, capsys):
+    """Every tool that loads a model folder names the missing processor/tokenizer files and how to add them."""
+    import eval_sevlm
+    from utils_sevlm import load_model_and_processor
+
+    model, processor, _ = trained_tiny
+    folder = tmp_path / "no-processor"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json"):
+        (folder / name).unlink(missing_ok=True)
+    assert predict_sevlm.main([str(gallery), "--model_name_or_path", str(folder), "--no_progress"]) == 1
+    message = capsys.readouterr().err
+    assert "missing" in message and "processor.save_pretrained" in message and "sentencepiece" not in message
+    with pytest.raises(FileNotFoundError, match=r"missing .*processor.save_pretrained"):
+        load_model_and_processor(folder)
+    with pytest.raises(FileNotFoundError, match=r"missing .*processor.save_pretrained"):
+        eval_sevlm.load_model(str(folder), "cpu")
