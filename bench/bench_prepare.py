@@ -20,7 +20,6 @@ Everything generated is deleted at the end unless `--keep DIR` is given.
 
 import argparse
 import csv
-import math
 import multiprocessing
 import os
 import platform

@@ -6,10 +6,10 @@ Two taxonomies, each with the schema of `dataset_scripts/schema.py` (built with 
   64x64 picture drawn for one intended emotion: a palette (hue, brightness, saturation) and a shape family per
   emotion, with jitter, pixel noise, shapes borrowed from other emotions and, now and then, another emotion's
   background. Explanations combine templates, emotion vocabulary and the painting's own colours and shapes.
-- `product-reviews` (`data/demo-product`): 1,500 product pictures (mugs, lamps, sneakers, ...) with customer
+- `product-reviews` (`data/demo-product`): 2,400 product pictures (mugs, lamps, sneakers, ...) with customer
   feedback in 5 classes of its own: delighted, satisfied, mixed feelings, disappointed, frustrated. The class shows
   in the picture's presentation (sparkles on a sunny background, a tidy product with a green check, a split
-  backdrop, a faded product with dents, cracks and a red cross on dark red), and in the review's words.
+  backdrop, a faded product with dents, cracks and a white cross on dark red), and in the review's words.
 
 Each item has 4-6 annotations: most have a clear majority emotion (share > 0.5, the intended one) plus minority
 emotions (so contrastive pairs exist); some have no majority.
@@ -291,15 +291,15 @@ def draw_painting(emotion, rng):
 # ------------------------------------------------------------------------------------ product-reviews taxonomy
 PRODUCT_EMOTIONS = ("delighted", "satisfied", "mixed feelings", "disappointed", "frustrated")
 PRODUCTS = ("mug", "lamp", "sneaker", "backpack", "phone", "chair")
-NUM_PRODUCTS = 1500
+NUM_PRODUCTS = 2400
 
 # Per class: the backdrop (hue, saturation, value), the product's colour range and the presentation cue.
 PRODUCT_LOOKS = {
-    "delighted": {"background": (50, 0.4, 1.0), "saturation": (0.75, 0.95), "value": (0.85, 1.0), "cue": "sparkles"},
-    "satisfied": {"background": (205, 0.12, 0.9), "saturation": (0.4, 0.6), "value": (0.7, 0.85), "cue": "check"},
-    "mixed feelings": {"background": (40, 0.3, 0.9), "saturation": (0.3, 0.5), "value": (0.6, 0.8), "cue": "split"},
-    "disappointed": {"background": (30, 0.15, 0.55), "saturation": (0.05, 0.2), "value": (0.45, 0.6), "cue": "dents"},
-    "frustrated": {"background": (0, 0.75, 0.4), "saturation": (0.3, 0.6), "value": (0.5, 0.7), "cue": "cracks"},
+    "delighted": {"background": (55, 0.65, 1.0), "saturation": (0.75, 0.95), "value": (0.85, 1.0), "cue": "sparkles"},
+    "satisfied": {"background": (200, 0.35, 0.95), "saturation": (0.4, 0.6), "value": (0.7, 0.85), "cue": "check"},
+    "mixed feelings": {"background": (28, 0.6, 0.95), "saturation": (0.3, 0.5), "value": (0.6, 0.8), "cue": "split"},
+    "disappointed": {"background": (30, 0.12, 0.45), "saturation": (0.05, 0.2), "value": (0.45, 0.6), "cue": "dents"},
+    "frustrated": {"background": (0, 0.85, 0.45), "saturation": (0.3, 0.6), "value": (0.5, 0.7), "cue": "cracks"},
 }
 
 PRODUCT_VOCABULARY = {
@@ -323,12 +323,15 @@ PRODUCT_TEMPLATES = (
     "the {accent} {shape} looks {adj}",
     "i feel {feel} because the {shape} is {adj}",
     "the {shape} {noun}",
-    "{adj} {shape} and it {noun}",
-    "the {shape} is {adj} and {adj2}",
+    "{adj} {shape} with {cue} and it {noun}",
+    "the {cue} make the {shape} look {adj}",
     "honestly the {accent} {shape} {noun}",
     "i am {feel} with this {adj} {shape}",
     "the {shape} {noun} so i feel {feel}",
+    "{cue} on the {background} backdrop feel {adj}",
 )
+# What each presentation cue is called in the reviews (so that words and picture agree, as in the ArtEmis demo).
+CUE_WORDS = {"sparkles": "sparkles", "check": "check marks", "split": "two tones", "dents": "dents", "cracks": "cracks"}
 
 PRODUCT_RELATED = {
     "delighted": ("satisfied", "mixed feelings"),
@@ -359,7 +362,9 @@ PRODUCT_VAD = {
     "angry": (0.1, 0.85, 0.65), "annoyed": (0.15, 0.7, 0.45), "wasted": (0.12, 0.55, 0.3), "refund": (0.3, 0.6, 0.45),
     "working": (0.6, 0.45, 0.55), "stopped": (0.3, 0.5, 0.4), "honestly": (0.65, 0.35, 0.55), "feel": (0.55, 0.4, 0.45),
     "mug": (0.65, 0.2, 0.5), "lamp": (0.65, 0.2, 0.5), "sneaker": (0.65, 0.45, 0.5), "backpack": (0.6, 0.35, 0.5),
-    "phone": (0.65, 0.5, 0.55), "chair": (0.6, 0.15, 0.5),
+    "phone": (0.65, 0.5, 0.55), "chair": (0.6, 0.15, 0.5), "sparkles": (0.85, 0.65, 0.55), "check": (0.7, 0.3, 0.65),
+    "marks": (0.5, 0.3, 0.5), "tones": (0.5, 0.35, 0.45), "dents": (0.2, 0.35, 0.3), "cracks": (0.12, 0.55, 0.3),
+    "backdrop": (0.55, 0.2, 0.5),
     "red": (0.5, 0.75, 0.6), "orange": (0.65, 0.6, 0.55), "yellow": (0.75, 0.55, 0.55), "green": (0.7, 0.35, 0.55),
     "blue": (0.62, 0.3, 0.55), "purple": (0.6, 0.4, 0.55), "pink": (0.72, 0.45, 0.45), "brown": (0.45, 0.3, 0.5),
     "black": (0.3, 0.4, 0.55), "white": (0.7, 0.25, 0.5), "grey": (0.4, 0.15, 0.4), "olive": (0.45, 0.25, 0.45),
@@ -399,30 +404,30 @@ def draw_cue(draw, cue, rng, box):
     """The presentation cue of a class, around or on the product (`box`: its bounding box)."""
     left, top, right, bottom = box
     if cue == "sparkles":
-        for _ in range(int(rng.integers(4, 8))):
-            x, y, r = rng.uniform(2, IMAGE_SIZE - 2), rng.uniform(2, IMAGE_SIZE - 2), rng.uniform(2, 4)
-            color = hsv(rng.uniform(40, 60), rng.uniform(0.0, 0.5), 1.0)
-            draw.line([x - r, y, x + r, y], fill=color, width=1)
-            draw.line([x, y - r, x, y + r], fill=color, width=1)
+        for _ in range(int(rng.integers(6, 11))):
+            x, y, r = rng.uniform(2, IMAGE_SIZE - 2), rng.uniform(2, IMAGE_SIZE - 2), rng.uniform(2, 5)
+            color = hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.3), 1.0)
+            draw.line([x - r, y, x + r, y], fill=color, width=2)
+            draw.line([x, y - r, x, y + r], fill=color, width=2)
     elif cue == "check":
-        x, y = IMAGE_SIZE - 14 + rng.uniform(-2, 2), IMAGE_SIZE - 12 + rng.uniform(-2, 2)
-        draw.line([(x, y + 4), (x + 4, y + 8), (x + 11, y - 2)], fill=hsv(120, 0.8, 0.7), width=3)
+        x, y = IMAGE_SIZE - 18 + rng.uniform(-2, 2), IMAGE_SIZE - 14 + rng.uniform(-2, 2)
+        draw.line([(x, y + 5), (x + 5, y + 10), (x + 14, y - 3)], fill=hsv(120, 0.9, 0.65), width=4)
     elif cue == "split":
         pass  # drawn with the backdrop
     elif cue == "dents":
-        for _ in range(int(rng.integers(3, 7))):
-            x, y, r = rng.uniform(left, right), rng.uniform(top, bottom), rng.uniform(1.5, 3.5)
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=hsv(30, 0.2, 0.25))
+        for _ in range(int(rng.integers(4, 8))):
+            x, y, r = rng.uniform(left, right), rng.uniform(top, bottom), rng.uniform(2, 4)
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=hsv(30, 0.2, 0.2))
     elif cue == "cracks":
         for _ in range(int(rng.integers(2, 4))):
             x, y, points = rng.uniform(left, right), top, []
             while y < bottom:
                 points.append((x, y))
                 x, y = x + rng.uniform(-5, 5), y + rng.uniform(3, 7)
-            draw.line(points, fill=(10, 10, 10), width=2)
+            draw.line(points, fill=(10, 10, 10), width=3)
         x, y = rng.uniform(3, 10), rng.uniform(3, 10)
-        draw.line([x, y, x + 9, y + 9], fill=hsv(0, 1.0, 1.0), width=3)
-        draw.line([x + 9, y, x, y + 9], fill=hsv(0, 1.0, 1.0), width=3)
+        draw.line([x, y, x + 12, y + 12], fill=hsv(0, 0.2, 1.0), width=4)
+        draw.line([x + 12, y, x, y + 12], fill=hsv(0, 0.2, 1.0), width=4)
     else:
         raise ValueError(f"Unknown cue {cue!r}.")
 
@@ -436,19 +441,20 @@ def draw_product(emotion, rng):
         background = jitter(PRODUCT_LOOKS[other]["background"], rng)
     canvas = np.ones((IMAGE_SIZE, IMAGE_SIZE, 3)) * np.array(hsv(*background), float)
     if look["cue"] == "split":  # half warm and bright, half cool and grey
-        canvas[:, IMAGE_SIZE // 2:] = hsv(*jitter((215, 0.15, 0.6), rng))
+        canvas[:, IMAGE_SIZE // 2:] = hsv(*jitter((225, 0.35, 0.45), rng))
     image = PILImage.fromarray(canvas.astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
     product = PRODUCTS[rng.integers(len(PRODUCTS))]
     color = (rng.uniform(0, 360), rng.uniform(*look["saturation"]), rng.uniform(*look["value"]))
-    scale = rng.uniform(0.45, 0.6) if emotion == "disappointed" else rng.uniform(0.6, 0.8)
+    scale = rng.uniform(0.4, 0.5) if emotion == "disappointed" else rng.uniform(0.5, 0.65)
     draw_product_shape(draw, product, hsv(*color), scale)
     half = IMAGE_SIZE * scale / 2
     draw_cue(draw, look["cue"], rng, (IMAGE_SIZE / 2 - half * 0.6, IMAGE_SIZE / 2 - half * 0.8,
                                       IMAGE_SIZE / 2 + half * 0.6, IMAGE_SIZE / 2 + half * 0.8))
     pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 7, (IMAGE_SIZE, IMAGE_SIZE, 3))
     image = PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-    return image, {"background": color_name(*background), "accent": color_name(*color), "shape": product}
+    return image, {"background": color_name(*background), "accent": color_name(*color), "shape": product,
+                   "cue": CUE_WORDS[look["cue"]]}
 
 
 # --------------------------------------------------------------------------------------------- taxonomies
@@ -580,7 +586,7 @@ def make_demo_corpus(output_dir=None, num_paintings=None, seed=0, overwrite=Fals
     """Generate (or reuse) a demo corpus in `output_dir`; returns the DatasetDict (train / validation / test).
 
     `taxonomy`: "artemis" (default folder data/demo, 2,400 paintings) or "product-reviews" (data/demo-product,
-    1,500 products). An existing corpus made with the same parameters is loaded instead of regenerated. A folder
+    2,400 products). An existing corpus made with the same parameters is loaded instead of regenerated. A folder
     holding anything else is an error unless `overwrite=True`, which replaces only an earlier demo corpus, and only
     once the new one is complete.
     """
