@@ -55,7 +55,7 @@ class Explainer:
         self.emotions = list(model.config.emotions)
         predict_function(model)  # a folder whose code predates predict_batch fails at start, not at the first painting
         if index is not None:
-            index.check_model(model)
+            index.check_model(model, fingerprint=True)
 
     def predict(self, image, asked=None, max_new_tokens=None, num_beams=1, do_sample=False, temperature=1.0, top_p=1.0, seed=42):
         """`predict_batch` result (with `image_embeds` when an index is loaded) of one PIL image."""
@@ -219,6 +219,11 @@ def example_paintings(inputs=None, dataset_path=DEMO_DATASET, count=EXAMPLE_COUN
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print('app.py needs Gradio, the "app" extra: pip install -e ".[app]"', file=sys.stderr)
+        return 1
     try:
         model, processor = load_model(args.model, args.device)
         index = EmotionIndex.load(args.index) if args.index else None

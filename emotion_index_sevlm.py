@@ -36,7 +36,8 @@ before it leaves the previous index as it was):
 
     index_config.json      model, its fingerprint, emotions, parts, FAISS files, generation settings, sizes
     parts/part-NNNNN/      Dataset.save_to_disk, one part per build / add
-    faiss/<part>-NNNNN.faiss   one index per similarity part, over all rows in part order
+    faiss/<part>-NNNNN.faiss   one FAISS index per similarity part (emotion, visual, vad) over all rows, attached
+                           to the Dataset (`index.dataset.search`); Flat, or IVF past APPROXIMATE_FROM items
     vad-NNNNN/             the model's tokenizer and vad_table (for text queries without loading the model)
     .pending/              batches of an unfinished build (resumed by the next build with the same model)
 
@@ -55,7 +56,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,15 +72,18 @@ PENDING_DIR = ".pending"
 PENDING_NAME = "pending.json"
 VAD_TABLE_FILE = "vad_table.safetensors"
 COMPONENTS = ("emotion", "visual", "vad")
-# Exact (flat) FAISS indexes below this many items, approximate ones (IVF) from it on. Measured with
-# bench/bench_index.py on a 2-core CPU (docs/BENCHMARKS.md): a flat scan of 100,000 items costs about 2 ms for the
-# emotion part but about 70 ms for 768-wide image embeddings, and ten times that at 1,000,000; IVF keeps both near
-# a millisecond.
+# Exact (flat) FAISS indexes below these sizes, approximate ones (IVF) from them on. Measured with
+# bench/bench_index.py on a 2-core CPU (docs/BENCHMARKS.md), one query: a flat scan of 100,000 768-wide image
+# embeddings takes about 40 ms and of 1,000,000 about 0.5 s, IVF a few ms; the emotion and VAD parts (9 and 3
+# numbers per item) scan 1,000,000 items in about 10 ms, so they stay exact (no recall lost) up to 2,000,000.
 APPROXIMATE_FROM = 100_000
+APPROXIMATE_FROM_LOW_DIM = 2_000_000  # for vectors of at most LOW_DIM numbers
+LOW_DIM = 32
 VAD_SCALE = 2.0 * math.sqrt(3.0)  # the longest distance in the [-1, 1]^3 VAD cube
 THUMBNAIL_SIZE = 128
 # Below this many rows allowed by the filters, search scores those rows exactly instead of asking FAISS.
 BRUTE_FORCE_ROWS = 4096
+BOUND_TOLERANCE = 1e-5  # float32 rounding of FAISS distances against the float64 re-scoring
 DEMO_MODEL = "outputs/sevlm-demo"
 
 
@@ -172,13 +176,14 @@ def hellinger(p, q):
 
 
 def index_factory(count, dim):
-    """The FAISS factory string for `count` vectors: exact `Flat` below `APPROXIMATE_FROM` items, else
-    `IVF{n},Flat` with n about sqrt(count) lists (k-means on a sample; each query scans `nprobe` of them).
+    """The FAISS factory string for `count` vectors of `dim` numbers: exact `Flat` below `APPROXIMATE_FROM` items
+    (`APPROXIMATE_FROM_LOW_DIM` for at most `LOW_DIM` numbers), else `IVF{n},Flat` with n about sqrt(count) lists
+    (k-means on a sample; each query scans `nprobe` of them).
 
     IVF rather than HNSW: on the 2-core CPU measured, IVF over 1M emotion vectors builds in about 2 s, an HNSW graph
     in about 5 minutes, for the same ~1 ms queries.
     """
-    if count < APPROXIMATE_FROM:
+    if count < (APPROXIMATE_FROM_LOW_DIM if dim <= LOW_DIM else APPROXIMATE_FROM):
         return "Flat"
     return f"IVF{ivf_lists(count)},Flat"
 
@@ -187,29 +192,35 @@ def ivf_lists(count):
     return int(min(65536, max(64, 2 ** round(math.log2(math.sqrt(count))))))
 
 
-def new_faiss_index(vectors, factory):
-    """A FAISS index (L2) of `factory` type for `vectors` (IVF: trained on a random sample of them), tuned."""
+def empty_faiss_index(dim, factory, sample):
+    """A FAISS index (L2) of `factory` type for `dim`-wide vectors, trained when the type needs it (IVF: k-means on
+    64 vectors per list, `sample(rows)` returning that many random rows' vectors)."""
     import faiss
 
-    dim = vectors.shape[1]
     index = faiss.index_factory(dim, factory, faiss.METRIC_L2)
     if not index.is_trained:
-        rng = np.random.default_rng(0)
-        lists = faiss.extract_index_ivf(index).nlist
-        sample = min(len(vectors), 64 * lists)
-        index.train(vectors[np.sort(rng.choice(len(vectors), sample, replace=False))])
-    tune_faiss_index(index)
+        index.train(sample(64 * faiss.extract_index_ivf(index).nlist))
     return index
 
 
 def tune_faiss_index(index):
-    """Search settings (not all are kept in the file): IVF scans 1/32 of its lists, at least 8."""
+    """Search settings (not all are kept in the file): IVF scans 1/32 of its lists, at least 16."""
     import faiss
 
     if index.__class__.__name__.startswith("IndexIVF"):
         ivf = faiss.extract_index_ivf(index)
-        ivf.nprobe = max(8, ivf.nlist // 32)
+        ivf.nprobe = max(16, ivf.nlist // 32)
     return index
+
+
+def ivf_probes(index, widen):
+    """Search parameters that scan `widen` times the IVF index's usual lists (nothing for other indexes)."""
+    import faiss
+
+    if widen == 1 or not index.__class__.__name__.startswith("IndexIVF"):
+        return {}
+    ivf = faiss.extract_index_ivf(index)
+    return {"params": faiss.SearchParametersIVF(nprobe=min(ivf.nlist, ivf.nprobe * widen))}
 
 
 def faiss_type(index):
@@ -316,7 +327,6 @@ class Query:
     exclude_row: int = None
     description: str = ""
     default_vad_weight: float = 0.0
-    prediction: dict = field(default=None, repr=False)
 
 
 def blend_weights(query, visual_weight=0.0, vad_weight=None):
@@ -492,6 +502,8 @@ class EmotionIndex:
         self.build_report = None
         self._model = None  # (model, processor), loaded for image queries
         self._vad = None  # (tokenizer, vad_table) for text queries
+        self._embedding_chunks = self._embedding_starts = None  # numpy views of the embedding column, made on first use
+        self._starts = None  # first row of every chunk of the table's columns
         self.table = dataset.data.table  # the pyarrow table under the Dataset (memory-mapped), for fast row access
         columns = self.table
         count = len(dataset)
@@ -511,8 +523,6 @@ class EmotionIndex:
     @classmethod
     def load(cls, folder):
         """Open an index folder written by `build` (memory-mapped: the stored rows are not read into memory)."""
-        import datasets
-
         folder = Path(folder)
         config_path = folder / CONFIG_NAME
         if not config_path.is_file():
@@ -690,7 +700,10 @@ class EmotionIndex:
         weights = blend_weights(query, visual_weight, vad_weight)
         allowed = self.filter_mask(emotion, min_score)
         rows, distances, parts = self._rank(query, weights, allowed, int(top_k))
-        records = self.table.select(["id", "file", "emotion", "explanation"]).take(rows).to_pylist() if rows else []
+        if self._starts is None:  # every column of the table has the same chunks
+            self._starts = chunk_starts(self.table.column("id"))
+        fields = {name: take_rows(self.table.column(name), rows, self._starts).to_pylist() for name in ("id", "file", "emotion", "explanation")}
+        records = [dict(zip(fields, values)) for values in zip(*fields.values())]
         return [
             {
                 "rank": rank,
@@ -753,7 +766,6 @@ class EmotionIndex:
             embedding=embedding,
             vad=vad_profile(prediction["explanation"], tokenizer, table),
             description="an image",
-            prediction=prediction,
         )
 
     def predict_image(self, image, model=None, processor=None, generate_kwargs=None):
@@ -855,10 +867,19 @@ class EmotionIndex:
         return blended, parts
 
     def _embeddings(self, rows):
-        if len(rows) == 0:
-            return np.zeros((0, self.config["embedding_dim"]), np.float32)
-        taken = self.table.column("image_embeds").take(rows)
-        return _matrix(taken, self.config["embedding_dim"])
+        """Stored image embeddings of `rows`, gathered from zero-copy numpy views of the memory-mapped chunks."""
+        if self._embedding_chunks is None:
+            column = self.table.column("image_embeds")
+            width = self.config["embedding_dim"]
+            self._embedding_chunks = [chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width) for chunk in column.chunks]
+            self._embedding_starts = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.config["embedding_dim"]), dtype=np.float32)
+        which = np.searchsorted(self._embedding_starts, rows, side="right") - 1
+        for chunk in np.unique(which):
+            selected = which == chunk
+            out[selected] = self._embedding_chunks[chunk][rows[selected] - self._embedding_starts[chunk]]
+        return out
 
     def _rank(self, query, weights, allowed, top_k):
         """Row numbers, blended distances and part distances of the best `top_k` rows.
@@ -878,14 +899,14 @@ class EmotionIndex:
         if eligible.sum() <= max(BRUTE_FORCE_ROWS, top_k) or count <= BRUTE_FORCE_ROWS:
             return self._best(query, weights, np.flatnonzero(eligible), top_k)
         vectors = {name: component_vectors(name, value)[0] for name, value in (("emotion", query.scores), ("visual", query.embedding), ("vad", query.vad)) if name in weights}
-        depth = min(count, max(64, 4 * top_k))
+        depth, widen = min(count, max(64, 4 * top_k)), 1
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)  # one query: threads only add start-up cost (measured, bench/bench_index.py)
         try:
             while True:
                 seen, bound = set(), 0.0
                 for name, weight in weights.items():
-                    squared, found = self.dataset.search(name, vectors[name], k=depth)
+                    squared, found = self.dataset.search(name, vectors[name], k=depth, **ivf_probes(self.dataset.get_index(name).faiss_index, widen))
                     found = np.asarray(found)
                     kept = found >= 0
                     seen.update(found[kept].tolist())
@@ -893,11 +914,12 @@ class EmotionIndex:
                         bound += weight * float(component_distance(name, np.asarray(squared)[kept][-1]))
                 candidates = np.asarray(sorted(row for row in seen if eligible[row]), dtype=np.int64)
                 rows, distances, parts = self._best(query, weights, candidates, top_k)
-                if len(rows) == wanted and (not rows or distances[-1] <= bound):
+                # FAISS computes in float32: a tie with the bound can come out a hair above it (1e-6)
+                if len(rows) == wanted and (not rows or distances[-1] <= bound + BOUND_TOLERANCE):
                     return rows, distances, parts
                 if depth >= count:
                     return self._best(query, weights, np.flatnonzero(eligible), top_k) if len(rows) < wanted else (rows, distances, parts)
-                depth = min(count, depth * 4)
+                depth, widen = min(count, depth * 4), widen * 4  # an IVF index also scans 4 times as many lists
         finally:
             faiss.omp_set_num_threads(threads)
 
@@ -1135,20 +1157,18 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
         table = table if table.schema.equals(features.arrow_schema) else table.cast(features.arrow_schema)
         datasets.Dataset(table, info=datasets.DatasetInfo(features=features)).save_to_disk(str(part_dir))
 
+    added = table.num_rows
+    del table  # the rows are on disk now; vectors are read back from the memory-mapped parts, a chunk at a time
     parts = ([] if base is None else list(base["parts"])) + [part]
-    count = (0 if base is None else base["num_items"]) + table.num_rows
-    new_vectors = {
-        "emotion": _matrix(table.column("scores"), len(emotions)),
-        "visual": _matrix(table.column("image_embeds"), embedding_dim),
-        "vad": _matrix(table.column("vad"), 3),
-    }
+    count = (0 if base is None else base["num_items"]) + added
     faiss_files, faiss_types = {}, {}
     (folder / FAISS_DIR).mkdir(parents=True, exist_ok=True)
     for component in COMPONENTS:
         faiss_files[component] = f"{component}-{generation:05d}.faiss"
-        index = _updated_faiss_index(folder, base, parts, component, new_vectors[component], count, embedding_dim, len(emotions))
+        index = _updated_faiss_index(folder, base, parts, component, count, embedding_dim, len(emotions))
         faiss_types[component] = faiss_type(index)
         _write_faiss(index, folder / FAISS_DIR / faiss_files[component])
+        del index
 
     if base is None:
         vad_dir = f"vad-{generation:05d}"
@@ -1166,7 +1186,7 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
         "parts": parts,
         "faiss": faiss_files,
         "faiss_types": faiss_types,
-        "approximate_from": APPROXIMATE_FROM,
+        "approximate_from": {"low_dim": APPROXIMATE_FROM_LOW_DIM, "other": APPROXIMATE_FROM},
         "vad_dir": vad_dir,
         "similarity": {
             "emotion": "Hellinger distance between emotion distributions (FAISS L2 over sqrt(scores))",
@@ -1197,30 +1217,41 @@ def _ordered_unique(table, order):
     return table.take(pa.array(rows, type=pa.int64()))
 
 
-def _updated_faiss_index(folder, base, parts, component, new_vectors, count, embedding_dim, classes):
-    """The previous index with the new vectors added while its type still fits the size (an IVF index keeps its
-    trained lists); else a new index over every stored vector."""
+def _updated_faiss_index(folder, base, parts, component, count, embedding_dim, classes):
+    """The previous FAISS index with the last part's vectors added while its type still fits the size (an IVF
+    index keeps its trained lists); else a new index over every stored vector. Vectors stream from the memory-mapped
+    parts a chunk at a time: a million 768-wide embeddings are 3 GB, held once, in the index."""
     import faiss
 
     dim = {"emotion": classes, "visual": embedding_dim, "vad": 3}[component]
     factory = index_factory(count, dim)
     if base is not None and base["faiss_types"].get(component) == factory:
         index = faiss.read_index(str(Path(folder) / FAISS_DIR / base["faiss"][component]))
-        index.add(component_vectors(component, new_vectors))
-        return tune_faiss_index(index)
-    vectors = component_vectors(component, _stored_vectors(folder, parts, component, dim))
-    return _filled(new_faiss_index(vectors, factory), vectors)
+        sources = parts[-1:]
+    else:
+        index = empty_faiss_index(dim, factory, lambda rows: _vector_sample(folder, parts, component, dim, rows))
+        sources = parts
+    for vectors in _vector_chunks(folder, sources, component, dim):
+        index.add(vectors)
+    return tune_faiss_index(index)
 
 
-def _filled(index, vectors, batch=65536):
-    for start in range(0, len(vectors), batch):
-        index.add(vectors[start : start + batch])
-    return index
+VECTOR_COLUMNS = {"emotion": "scores", "visual": "image_embeds", "vad": "vad"}
 
 
-def _stored_vectors(folder, parts, component, dim):
-    column = {"emotion": "scores", "visual": "image_embeds", "vad": "vad"}[component]
-    return _matrix(_load_parts(folder, parts).data.column(column), dim)
+def _vector_chunks(folder, parts, component, dim, rows=65536):
+    """FAISS vectors of one similarity part for every row of `parts`, in row order, `rows` at a time."""
+    table = _load_parts(folder, parts).data.table
+    for start in range(0, table.num_rows, rows):
+        yield component_vectors(component, _matrix(table.column(VECTOR_COLUMNS[component]).slice(start, rows), dim))
+
+
+def _vector_sample(folder, parts, component, dim, size):
+    """FAISS vectors of `size` random rows (a fixed seed): the training set of an IVF index."""
+    table = _load_parts(folder, parts).data.table
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(table.num_rows, min(size, table.num_rows), replace=False))
+    return component_vectors(component, _matrix(take_rows(table.column(VECTOR_COLUMNS[component]), rows), dim))
 
 
 def _load_parts(folder, parts):
@@ -1261,6 +1292,31 @@ def _remove_unreferenced(folder, config):
         if path.is_dir() and path.name != config["vad_dir"]:
             shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(folder / PENDING_DIR, ignore_errors=True)
+
+
+def take_rows(column, rows, starts=None):
+    """`column.take(rows)` for a chunked Arrow column, chunk by chunk, in the order of `rows`. (pyarrow's
+    ChunkedArray.take first concatenates every chunk: the whole embedding column, hundreds of MB, per query.)
+    `starts`: the first row of every chunk (`chunk_starts(column)`), when known."""
+    import pyarrow as pa
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if not isinstance(column, pa.ChunkedArray):
+        return column.take(pa.array(rows))
+    starts = chunk_starts(column) if starts is None else starts
+    which = np.searchsorted(starts, rows, side="right") - 1
+    grouped = np.argsort(which, kind="stable")  # by chunk, the order of `rows` within each
+    pieces = [column.chunk(int(chunk)).take(pa.array(rows[which == chunk] - starts[chunk])) for chunk in np.unique(which)]
+    if not pieces:
+        return pa.array([], type=column.type)
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[grouped] = np.arange(len(rows))
+    return pa.concat_arrays(pieces).take(pa.array(inverse))
+
+
+def chunk_starts(column):
+    """First row of every chunk of a chunked Arrow column, and the row count at the end."""
+    return np.cumsum([0] + [len(chunk) for chunk in column.chunks])
 
 
 def _matrix(column, width):

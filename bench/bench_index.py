@@ -10,8 +10,9 @@
    real-size architecture (CLIP ViT-B/16 + distilGPT-2, random weights: generation always runs all 25 tokens).
 2. FAISS: one query (k=10, one thread) over N generated vectors of each similarity part (emotion: sqrt of 9-class
    Dirichlet scores; VAD: 3-d; visual: unit vectors of `--dim` drawn around 1,024 cluster centres, as image
-   embeddings cluster), for the exact `Flat` index and the approximate `IVF` one the index switches to from
-   `APPROXIMATE_FROM` items: build seconds, median query milliseconds, recall@10 against the exact answer.
+   embeddings cluster), for the exact `Flat` index and the approximate `IVF` one the index switches to
+   (`APPROXIMATE_FROM`, `APPROXIMATE_FROM_LOW_DIM`): build seconds, median query milliseconds, recall@10 against the
+   exact answer.
 3. End to end: `EmotionIndex.search` (FAISS candidates, exact re-scoring, filters, the hit records) on index folders
    of N generated rows written through the build's own merge (`_commit`): merge seconds, load seconds, median query
    milliseconds for an emotion mix, an indexed item with visual_weight 0.3, words, and an emotion mix with a filter.
@@ -42,13 +43,14 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Tiny sizes: checks the script (numbers meaningless).")
     parser.add_argument("--model", help="The SEVLM folder of the build measurement (default: outputs/sevlm-demo, else a demo-size random model).")
-    parser.add_argument("--sizes", default="100000,1000000", help="Collection sizes for the FAISS and end-to-end tables.")
+    parser.add_argument("--sizes", default="100000,1000000", help="Collection sizes for the FAISS and end-to-end tables ('' skips both).")
     parser.add_argument("--dim", type=int, default=768, help="Image-embedding width (768: the real-size model; the demo model's is 64).")
     parser.add_argument("--queries", type=int, default=200, help="Queries per FAISS measurement (default 200).")
     parser.add_argument("--e2e-queries", type=int, default=30, help="Queries per end-to-end measurement (default 30).")
     parser.add_argument("--build-images", type=int, default=192, help="Generated paintings indexed with the demo model (default 192).")
-    parser.add_argument("--real-images", type=int, default=24, help="Generated paintings indexed with the real-size model (default 24).")
+    parser.add_argument("--real-images", type=int, default=32, help="Generated paintings indexed with the real-size model (default 32).")
     parser.add_argument("--batch-size", type=int, default=16, help="Build batch size (default 16).")
+    parser.add_argument("--skip-build", action="store_true", help="Skip the build measurements (1.).")
     parser.add_argument("--skip-real", action="store_true", help="Skip the real-size build (its model takes about a minute to build).")
     parser.add_argument("--skip-e2e", action="store_true", help="Skip the end-to-end search table.")
     parser.add_argument("--wait-quiet", type=float, default=0, help="Wait up to this many seconds for other processes to leave the CPUs idle.")
@@ -120,8 +122,9 @@ def demo_model(workdir, given=None):
     return folder, "demo size, random weights (no outputs/sevlm-demo)"
 
 
-def measure_build(name, files, workdir, batch_size, **model):
-    """(row, seconds in predict_batch): one build of `files` into a fresh folder."""
+def measure_build(name, files, workdir, batch_size, threads, **model):
+    """A table row: one build of `files` into a fresh folder with `threads` torch threads."""
+    torch.set_num_threads(threads)
     predicting = []
     real = E.predict_rows
 
@@ -142,7 +145,7 @@ def measure_build(name, files, workdir, batch_size, **model):
         shutil.rmtree(target, ignore_errors=True)
     assert len(index) == len(files)
     predict = sum(predicting)
-    return [name, len(files), batch_size, f"{seconds:.1f}", f"{len(files) / seconds:.1f}", f"{100 * predict / seconds:.0f}%"]
+    return [name, threads, len(files), batch_size, f"{seconds:.1f}", f"{len(files) / seconds:.1f}", f"{100 * predict / seconds:.0f}%"]
 
 
 # --------------------------------------------------------------------------------------------------- FAISS
@@ -150,19 +153,24 @@ def faiss_rows(count, dim, queries, rng):
     import faiss
 
     rows = []
-    for part, vectors in (
-        ("emotion", E.component_vectors("emotion", emotion_vectors(count, rng))),
-        ("vad", E.component_vectors("vad", vad_vectors(count, rng))),
-        ("visual", visual_vectors(count, dim, rng)),
-    ):
+    generators = {
+        "emotion": lambda: E.component_vectors("emotion", emotion_vectors(count, rng)),
+        "vad": lambda: E.component_vectors("vad", vad_vectors(count, rng)),
+        "visual": lambda: visual_vectors(count, dim, rng),
+    }
+    for part, generate in generators.items():  # one part's vectors in memory at a time (the visual ones are 3 GB)
+        vectors = generate()
         picks = rng.choice(count, queries, replace=False)
         noise = 0.02 * rng.standard_normal((queries, vectors.shape[1]), dtype=np.float32)
         asked = E.component_vectors(part, vectors[picks] + noise) if part != "vad" else vectors[picks] + noise
         truth = None
-        for kind in ("Flat", E.index_factory(max(count, E.APPROXIMATE_FROM), vectors.shape[1])):
+        for kind in ("Flat", f"IVF{E.ivf_lists(count)},Flat"):
             faiss.omp_set_num_threads(torch.get_num_threads())
             start = time.perf_counter()
-            index = E._filled(E.new_faiss_index(vectors, kind), vectors)
+            index = E.empty_faiss_index(vectors.shape[1], kind, lambda size: vectors[rng.choice(count, min(size, count), replace=False)])
+            for first in range(0, count, 65536):
+                index.add(vectors[first : first + 65536])
+            E.tune_faiss_index(index)
             built = time.perf_counter() - start
             faiss.omp_set_num_threads(1)
             found, times = [], []
@@ -175,8 +183,7 @@ def faiss_rows(count, dim, queries, rng):
             recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
             rows.append([f"{count:,}", f"{part} ({vectors.shape[1]}-d)", kind, f"{built:.1f}", f"{1000 * median(times):.2f}", f"{recall:.3f}"])
             print("  " + " | ".join(rows[-1]), flush=True)
-            del index
-        del vectors
+            index = None  # freed before the next index is built
     return rows
 
 
@@ -247,38 +254,61 @@ def e2e_rows(count, dim, queries, rng, workdir, processor, model):
             assert len(hits) == 10
         rows.append([f"{count:,}", index.config["faiss_types"]["visual"], f"{merge:.1f}", f"{load:.1f}", kind, f"{1000 * median(times):.1f}"])
         print("  " + " | ".join(rows[-1]), flush=True)
-    del index
     shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
 # ------------------------------------------------------------------------------------------------------ main
+def load_line():
+    share = _common.machine_busy_share(3.0)
+    return "share of the CPUs busy with other processes just before: " + ("unknown" if share is None else f"{100 * share:.0f}%")
+
+
 def main():
     args = parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     if args.quick:
         sizes, args.dim, args.queries, args.e2e_queries = [3000, 12000], 32, 20, 5
         args.build_images, args.real_images, args.skip_real = 16, 4, True
-        E.APPROXIMATE_FROM = 10_000
+        E.APPROXIMATE_FROM = E.APPROXIMATE_FROM_LOW_DIM = 10_000
     if args.wait_quiet:
         _common.wait_for_quiet(args.wait_quiet)
     rng = np.random.default_rng(0)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="sevlm-bench-index-"))
     print("\n".join(machine_lines(torch.device("cpu"))))
-    print(f"APPROXIMATE_FROM = {E.APPROXIMATE_FROM:,} items; IVF lists ~ sqrt(N), nprobe = lists / 32 (at least 8)\n", flush=True)
+    print(
+        f"approximate (IVF) indexes from {E.APPROXIMATE_FROM:,} items ({E.APPROXIMATE_FROM_LOW_DIM:,} for vectors of at most "
+        f"{E.LOW_DIM} numbers); IVF lists ~ sqrt(N), nprobe = lists / 32 (at least 16)\n",
+        flush=True,
+    )
     try:
-        print("1. Build throughput (EmotionIndex.build: decode, predict_batch, thumbnails, batch files, merge, FAISS)", flush=True)
-        files = paintings(workdir / "paintings", max(args.build_images, args.real_images))
         folder, description = demo_model(workdir, args.model)
-        build = [measure_build(f"demo model: {description}", files[: args.build_images], workdir, args.batch_size, model=str(folder))]
-        if not args.skip_real:
-            model, processor, *_ , seconds = _common.build_model()
+        cores = torch.get_num_threads()
+        build = []
+        if not args.skip_build:
+            print("1. Build throughput (EmotionIndex.build: decode, predict_batch, thumbnails, batch files, merge, FAISS)", flush=True)
+            print("  " + load_line(), flush=True)
+            files = paintings(workdir / "paintings", max(args.build_images, args.real_images))
+        for threads in sorted({1, cores}) if not args.skip_build else []:
+            build.append(measure_build(f"demo model: {description}", files[: args.build_images], workdir, args.batch_size, threads, model=str(folder)))
+            print("  " + " | ".join(map(str, build[-1])), flush=True)
+        if not args.skip_real and not args.skip_build:
+            model, processor, *_, seconds = _common.build_model()
             print(f"  (real-size model built in {seconds:.0f} s)", flush=True)
-            build.append(measure_build("real size (ViT-B/16 + distilGPT-2), random weights, 25 new tokens", files[: args.real_images], workdir, 8, model=model, processor=processor))
+            E.predict_rows(model, processor, files[:2])  # warm-up: the first forward passes allocate
+            name = "real size (ViT-B/16 + distilGPT-2), random weights, 25 new tokens"
+            for threads in sorted({1, cores}):
+                build.append(measure_build(name, files[: args.real_images], workdir, 8, threads, model=model, processor=processor))
+                print("  " + " | ".join(map(str, build[-1])), flush=True)
             del model, processor
-        print(format_table(["model", "images", "batch", "seconds", "images/s", "in predict_batch"], build) + "\n", flush=True)
+        torch.set_num_threads(cores)
+        if build:
+            print(format_table(["model", "torch threads", "images", "batch", "seconds", "images/s", "in predict_batch"], build) + "\n", flush=True)
 
+        if not sizes:
+            return
         print(f"2. FAISS, one query, k=10, one thread (visual: {args.dim}-d)", flush=True)
+        print("  " + load_line(), flush=True)
         faiss_table = []
         for count in sizes:
             faiss_table += faiss_rows(count, args.dim, args.queries, rng)
@@ -286,6 +316,7 @@ def main():
 
         if not args.skip_e2e:
             print(f"3. EmotionIndex.search end to end, top 10 (visual: {args.dim}-d; tokenizer and VAD table of the demo model)", flush=True)
+            print("  " + load_line(), flush=True)
             model, processor = E.load_model(str(folder), "cpu")
             e2e = []
             for count in sizes:

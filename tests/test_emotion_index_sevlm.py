@@ -254,12 +254,14 @@ def test_folder_layout_and_incremental_add(synthetic, tiny_random, tmp_path):
 def test_approximate_indexes_past_the_documented_size(tiny_random, tmp_path, monkeypatch):
     model, processor = tiny_random
     monkeypatch.setattr(E, "APPROXIMATE_FROM", 300)
+    monkeypatch.setattr(E, "APPROXIMATE_FROM_LOW_DIM", 350)
     rows = synthetic_rows(model.config.emotions, processor.tokenizer, model.vad_table.numpy(), 400, seed=5)
     small = commit_rows(tmp_path / "index", model, processor, rows[:250])
     assert small.config["faiss_types"]["emotion"] == "Flat"
     index = commit_rows(tmp_path / "index", model, processor, rows[250:])  # crosses the size: indexes rebuilt
     assert index.config["faiss_types"] == {"emotion": "IVF64,Flat", "visual": "IVF64,Flat", "vad": "IVF64,Flat"}
-    assert index.config["approximate_from"] == 300
+    assert index.config["approximate_from"] == {"low_dim": 350, "other": 300}
+    assert E.index_factory(349, 9) == "Flat" and E.index_factory(349, 48) == "IVF64,Flat"
     monkeypatch.setattr(E, "BRUTE_FORCE_ROWS", 0)
     approximate = index.search(id="item-0011", top_k=10, visual_weight=0.5)
     monkeypatch.setattr(E, "BRUTE_FORCE_ROWS", 10**9)
