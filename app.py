@@ -10,6 +10,7 @@ internet: system fonts, no analytics, no version check, the model from a folder 
 """
 
 import argparse
+import html
 import os
 import sys
 import tempfile
@@ -108,8 +109,6 @@ class Explainer:
                 min_score=float(min_score) if min_score else None,
             )
         except (KeyError, ValueError) as error:
-            import html
-
             return f'<p class="sevlm-error">{html.escape(str(error))}</p>'
         if not hits:
             return "<p>No work passes these filters.</p>"

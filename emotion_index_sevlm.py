@@ -592,6 +592,8 @@ class EmotionIndex:
         if state.is_main_process:
             for item, reason in problems:
                 report(item, reason)
+        if not items and _read_config(folder) is None and not _shard_files(folder):
+            raise ValueError("No images to index: pass image files, folders or glob patterns, or a dataset split with rows.")
 
         if isinstance(model, (str, os.PathLike)):
             given_name = os.fspath(model)
@@ -1122,7 +1124,6 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
     """Merge `.pending/` into the index: a new part, updated FAISS files, then `index_config.json` (the commit
     point); then remove what the new config no longer names."""
     import datasets
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -1130,16 +1131,13 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
     base = None if replace else existing
     shards = _shard_files(folder)
     emotions = identity["emotions"]
-    table = pa.concat_tables([pq.read_table(path) for path in shards]) if shards else None
-    if table is not None:
-        table = _ordered_unique(table, order)
-    if table is None or table.num_rows == 0:
+    if not shards:
         if base is not None:
             shutil.rmtree(folder / PENDING_DIR, ignore_errors=True)
             return base
         raise RuntimeError(f"No image could be indexed into {display_path(folder)}: every input was unreadable or failed (see the messages above).")
 
-    embedding_dim = len(table.column("image_embeds")[0].values)
+    embedding_dim = pq.read_schema(shards[0]).field("image_embeds").type.list_size
     if base is not None and base.get("generate_kwargs") != settings["generate_kwargs"]:
         print(
             f"note: the index's explanations were generated with {base.get('generate_kwargs')}, the new ones with "
@@ -1153,12 +1151,11 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
     part = f"part-{generation:05d}"
     part_dir = folder / PARTS_DIR / part
     shutil.rmtree(part_dir, ignore_errors=True)  # left by a commit that stopped half-way
+    merged = folder / PENDING_DIR / f"merged-{generation:05d}.arrow"
+    added = _merge_shards(shards, order, features.arrow_schema, merged)
     with _quiet_datasets():
-        table = table if table.schema.equals(features.arrow_schema) else table.cast(features.arrow_schema)
-        datasets.Dataset(table, info=datasets.DatasetInfo(features=features)).save_to_disk(str(part_dir))
+        datasets.Dataset.from_file(str(merged), info=datasets.DatasetInfo(features=features)).save_to_disk(str(part_dir))
 
-    added = table.num_rows
-    del table  # the rows are on disk now; vectors are read back from the memory-mapped parts, a chunk at a time
     parts = ([] if base is None else list(base["parts"])) + [part]
     count = (0 if base is None else base["num_items"]) + added
     faiss_files, faiss_types = {}, {}
@@ -1202,19 +1199,29 @@ def _commit(folder, existing, pending, identity, processor, model, order, settin
     return config
 
 
-def _ordered_unique(table, order):
-    """Rows of `table` once per id, in the order of `order` (this run's inputs), others after in file order."""
+def _merge_shards(shards, order, schema, target):
+    """Write the rows of the batch files into one Arrow file, once per id, in the order of `order` (this run's
+    inputs; rows of earlier runs' other inputs after them), a batch at a time: a million rows of embeddings are
+    gigabytes. Each batch file holds consecutive inputs, so ordering the files by their first row orders the rows.
+    Returns the number of rows written."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     position = {item_id: number for number, item_id in enumerate(order)}
-    ids = table.column("id").to_pylist()
-    first = {}
-    for row, item_id in enumerate(ids):
-        first.setdefault(item_id, row)
-    rows = sorted(first.values(), key=lambda row: (position.get(ids[row], len(position)), row))
-    if rows == list(range(table.num_rows)):
-        return table  # already in order: no copy (a million rows of embeddings are gigabytes)
-    return table.take(pa.array(rows, type=pa.int64()))
+    first_ids = [pq.read_table(path, columns=["id"]).column("id")[0].as_py() for path in shards]
+    ordered = sorted(range(len(shards)), key=lambda n: (position.get(first_ids[n], len(position)), n))
+    seen, written = set(), 0
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for number in ordered:
+            table = pq.read_table(shards[number]).cast(schema)
+            ids = table.column("id").to_pylist()
+            keep = [row for row, item_id in enumerate(ids) if item_id not in seen]
+            seen.update(ids)
+            if len(keep) < len(ids):
+                table = table.take(pa.array(keep, type=pa.int64()))
+            writer.write_table(table)
+            written += table.num_rows
+    return written
 
 
 def _updated_faiss_index(folder, base, parts, component, count, embedding_dim, classes):
@@ -1264,10 +1271,17 @@ def _load_parts(folder, parts):
 
 
 def _write_faiss(index, path):
+    """Write a FAISS index to `path` through a temporary file beside it (straight to disk: serialising in memory
+    would hold two more copies of a 3 GB index)."""
     import faiss
 
-    with replace_file(path, "wb") as stream:
-        stream.write(faiss.serialize_index(index).tobytes())
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        faiss.write_index(index, str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _write_vad_lookup(target, processor, model):

@@ -94,6 +94,13 @@ def test_index_files_then_add_new_ones(model_folder, paintings, trained_tiny, tm
     assert len(EmotionIndex.load(output)) == 8
 
 
+def test_nothing_to_index_leaves_no_folder(model_folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, stderr = run_main([str(tmp_path / "empty"), "--model", str(model_folder), "--output_dir", str(tmp_path / "index"), "--device", "cpu"])
+    assert code == 1 and "folder holds no image files" in stderr and "No images to index" in stderr
+    assert not (tmp_path / "index").exists()
+
+
 def test_index_a_corpus_split(model_folder, trained_tiny, tmp_path):
     _, _, images = trained_tiny
     features = datasets.Features({"painting_id": datasets.Value("string"), "image": datasets.Image(), "emotions": datasets.List(datasets.Value("string"))})
