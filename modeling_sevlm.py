@@ -776,12 +776,19 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         input_ids = rows["input_ids"].to(memory.device).repeat(images, 1)
         attention_mask = rows["attention_mask"].to(memory.device).repeat(images, 1)
         image_index = torch.arange(images, device=memory.device).repeat_interleave(classes)
+        # Only the positions that predict a scored token (the emotion and the connector, after the given prompt) need
+        # the vocabulary-wide LM head: at real size it would otherwise cost as much as the vision tower.
+        given = len(sequences.prompt())
         logits = self(
-            input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, image_index=image_index
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=memory,
+            image_index=image_index,
+            logits_to_keep=input_ids.shape[1] - given + 1,
         ).logits.float()
-        log_probs = logits[:, :-1].log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-        scored = attention_mask[:, 1:].bool()
-        scored[:, : len(sequences.prompt()) - 1] = False  # the prompt is given, not scored
+        targets = input_ids[:, given:]
+        log_probs = logits[:, :-1].log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
+        scored = attention_mask[:, given:].bool()
         totals = (log_probs * scored).sum(-1).view(images, classes)
         return totals.softmax(-1)
 

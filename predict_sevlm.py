@@ -103,6 +103,12 @@ def build_parser():
     generation.add_argument("--top_p", type=float, help="Nucleus sampling mass, in (0, 1] (needs --do_sample).")
     generation.add_argument("--top_k", type=int, help="Top-k sampling cut-off, 0 or more; 0 switches it off (needs --do_sample).")
     generation.add_argument("--seed", type=int, default=42, help="Random seed, for reproducible sampling (default: 42).")
+    parser.add_argument(
+        "--torch_num_threads",
+        type=int,
+        help="CPU threads for torch (default: torch's choice). Small models run as fast on 1 and are then not slowed "
+        "down by other jobs on a shared machine.",
+    )
     parser.add_argument("--no_progress", action="store_true", help="Hide the progress bar.")
     return parser
 
@@ -536,6 +542,13 @@ def main(argv=None):
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = args.max_image_pixels / 2  # Pillow refuses images above twice this value
+    if args.torch_num_threads is not None:
+        if args.torch_num_threads < 1:
+            print(f"--torch_num_threads must be at least 1, got {args.torch_num_threads}.", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.torch_num_threads)
 
     from transformers import set_seed
 
@@ -556,7 +569,8 @@ def main(argv=None):
     if args.attention_maps and not supports_attention_maps(pipe):
         print(
             f"--attention_maps: the pipeline of {display_path(args.model_name_or_path)} cannot return attention maps. "
-            "Update the folder's code (python publish_sevlm.py FOLDER copies the current pipeline_sevlm.py).",
+            "It was saved by an older version of this project: save the model again with the current one (train, or "
+            "load it and call save_pretrained), which writes matching code files.",
             file=sys.stderr,
         )
         return 1

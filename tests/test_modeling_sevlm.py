@@ -565,3 +565,24 @@ def test_any_taxonomy_trains_scores_and_generates():
         assert [r["emotion"] for r in results] == emotions
         assert [r["explanation"] for r in results] == explanations
         assert all(r["score"] == r["scores"][r["emotion"]] for r in results)
+
+
+def test_emotion_scores_equal_the_full_sequence_likelihood():
+    """emotion_scores applies the LM head only where a scored token is predicted; the result is the softmax of the
+    likelihood of `{emotion} {connector}` computed from all logits."""
+    from conftest import build_tiny, random_images
+
+    model, processor = build_tiny(emotions=["awe", "something else", "très déçu"])
+    model.eval()
+    pixel_values = processor.preprocess_images(random_images(2))
+    memory = model.get_image_features(pixel_values).last_hidden_state
+    sequences = model.sequence_format
+    rows = sequences.batch([sequences.prompt(index) for index in range(3)], padding_side="right")
+    ids, mask = rows["input_ids"].repeat(2, 1), rows["attention_mask"].repeat(2, 1)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, encoder_hidden_states=memory, image_index=torch.arange(2).repeat_interleave(3)).logits
+    log_probs = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    scored = mask[:, 1:].bool()
+    scored[:, : len(sequences.prompt()) - 1] = False
+    expected = (log_probs * scored).sum(-1).view(2, 3).softmax(-1)
+    torch.testing.assert_close(model.emotion_scores(pixel_values), expected)

@@ -453,7 +453,7 @@ def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
 
     monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: OldPipeline())
     code, _, stderr = run_main([str(gallery / "a.png"), "--attention_maps", "--no_progress"])
-    assert code == 1 and "cannot return attention maps" in stderr and "publish_sevlm.py" in stderr
+    assert code == 1 and "cannot return attention maps" in stderr and "save the model again" in stderr
 
 
 def test_attention_maps_end_to_end(pipe, gallery, tmp_path, monkeypatch):
