@@ -41,6 +41,7 @@ from dataset_scripts.prepare_corpus import (
     FileFinder,
     ImageSource,
     PrepareReport,
+    add_annotation,
     build_text_splits,
     check_input_file,
     check_something_kept,
@@ -193,7 +194,7 @@ class ArtemisTables:
     def add_raw_csv(self, path, source, required):
         """Read artemis_dataset_release_v0.csv (source "v1") or Contrastive.csv ("contrastive")."""
         name = display_path(Path(path).name)
-        report, read, items, units, match = self.report, 0, self.items, self.units, VOCABULARY.match
+        report, read, items, units = self.report, 0, self.items, self.units
         for line, (raw_style, raw_painting, raw_emotion, utterance, repetition_text) in read_csv_records(
             path, V1_COLUMNS, required
         ):
@@ -218,18 +219,8 @@ class ArtemisTables:
                 if unit not in units:
                     units[unit] = painting_id
                     entry["units"].append(unit)
-            emotion = match(raw_emotion)
-            if emotion is None:
-                report.drop_annotation(UNKNOWN_EMOTION, f"{name} line {line}: emotion {raw_emotion!r} ({painting_id})")
-                continue
-            text = utterance.strip()
-            if not text:
-                report.drop_annotation(EMPTY_UTTERANCE, f"{name} line {line}: empty utterance ({painting_id})")
-                continue
-            entry["emotions"].append(emotion)
-            entry["explanations"].append(text)
-            entry["source"].append(source)
-            entry["rows"].append((source, ordinal))
+            add_annotation(entry, raw_emotion, utterance, source, VOCABULARY, report, f"{name} line {line}", painting_id,
+                           EMPTY_UTTERANCE, "utterance", row=(source, ordinal))
         report.annotations_read[source] += read
         self.population[source] += read
 
@@ -267,18 +258,8 @@ class ArtemisTables:
                 report.drop_annotation(MALFORMED_ROW, f"{where}: {painting_id} is in split {split_text!r} here but "
                                                       f"{entry['split']!r} on {entry['split_line']}")
                 continue
-            emotion = VOCABULARY.match(raw_emotion)
-            if emotion is None:
-                report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {raw_emotion!r} ({painting_id})")
-                continue
-            text = utterance.strip()
-            if not text:
-                report.drop_annotation(EMPTY_UTTERANCE, f"{where}: empty utterance_spelled ({painting_id})")
-                continue
-            entry["emotions"].append(emotion)
-            entry["explanations"].append(text)
-            entry["source"].append(source)
-            entry["rows"].append((source, ordinal))
+            add_annotation(entry, raw_emotion, utterance, source, VOCABULARY, report, where, painting_id,
+                           EMPTY_UTTERANCE, "utterance_spelled", row=(source, ordinal))
 
 
 def raw_histograms(csv_paths, report):

@@ -816,19 +816,29 @@ def collect_items(corpus_input, emotion_column, explanation_column, id_column, v
             report.drop_annotation(IMAGE_CONFLICT, f"{where}: item {item_id!r} has image {image!r} here but "
                                                    f"{entry['image']!r} on {entry['image_line']}")
             continue
-        label = vocabulary.match(emotion or "")
-        if label is None:
-            report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {emotion!r} ({item_id})")
-            continue
-        text = (explanation or "").strip()
-        if not text:
-            report.drop_annotation(EMPTY_EXPLANATION, f"{where}: empty explanation ({item_id})")
-            continue
-        entry["emotions"].append(label)
-        entry["explanations"].append(text)
-        entry["source"].append(source)
+        add_annotation(entry, emotion, explanation, source, vocabulary, report, where, item_id)
     report.annotations_read[source] += read
     return items
+
+
+def add_annotation(entry, emotion, text, source, vocabulary, report, where, item_id, empty_reason=EMPTY_EXPLANATION,
+                   what="explanation", row=None):
+    """Check one annotation and append it to its item (`emotions`, `explanations`, `source`, and `rows` when `row`
+    is given); an unknown emotion or an empty text is counted in the report under its reason. Returns whether kept."""
+    label = vocabulary.match(emotion or "")
+    if label is None:
+        report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {emotion!r} ({item_id})")
+        return False
+    text = (text or "").strip()
+    if not text:
+        report.drop_annotation(empty_reason, f"{where}: empty {what} ({item_id})")
+        return False
+    entry["emotions"].append(label)
+    entry["explanations"].append(text)
+    entry["source"].append(source)
+    if row is not None:
+        entry["rows"].append(row)
+    return True
 
 
 def warn_shared_images(items, report):
