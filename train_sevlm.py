@@ -53,7 +53,7 @@ LOSS_TERMS = ("lm_loss", "vad_loss", "contrastive_loss")
 GENERATION_METRICS = ("emotion_accuracy", "emotion_accuracy_scores", "bleu_4_fast")
 RENAMED_METRICS = {"bleu_4": "bleu_4_fast"}  # training-time names before the paper's protocol got its own names
 BEST_FOLDER_PREFIX = "best_"
-RUN_FILES = ("train_results.json", "eval_results.json", "test_results.json", "all_results.json", "trainer_state.json")
+RUN_FILES = ("train_results.json", "eval_results.json", "test_results.json", "all_results.json")
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -220,8 +220,6 @@ def check_arguments(model_args, data_args, training_args):
         unknown = [metric for metric in names if metric not in GENERATION_METRICS + ("loss",)]
         if unknown:
             raise ValueError(f"--{flag}: unknown metric(s) {unknown}; choose from {list(GENERATION_METRICS) + ['loss']}.")
-    if data_args.max_length < 4:
-        raise ValueError(f"--max_length {data_args.max_length} is too short for any sequence.")
 
 
 def metric_list(text):
