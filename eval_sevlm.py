@@ -20,6 +20,7 @@ from pathlib import Path
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
 from utils_sevlm import (
+    generation_problems,
     json_safe,
     load_metric_module,
     load_model_and_processor,
@@ -101,12 +102,8 @@ def check_arguments(args):
         problems.append(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.max_samples is not None and args.max_samples < 1:
         problems.append(f"--max_samples must be at least 1 (leave it out to evaluate every painting), got {args.max_samples}")
-    if args.num_beams < 1:
-        problems.append(f"--num_beams must be at least 1, got {args.num_beams}")
-    if args.max_new_tokens < 1:
-        problems.append(f"--max_new_tokens must be at least 1, got {args.max_new_tokens}")
-    if args.do_sample and (args.temperature <= 0 or not 0 < args.top_p <= 1 or args.top_k < 0):
-        problems.append("with --do_sample, --temperature must be > 0, --top_p in (0, 1] and --top_k >= 0")
+    sampling = (args.temperature, args.top_p, args.top_k) if args.do_sample else (None, None, None)
+    problems += [problem.rstrip(".") for problem in generation_problems(args.max_new_tokens, args.num_beams, *sampling)]
     if problems:
         raise ValueError("; ".join(problems) + ".")
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from emotion_index_sevlm import DEMO_MODEL, PENDING_DIR, THUMBNAIL_SIZE, EmotionIndex
-from utils_sevlm import IMAGE_EXTENSIONS, display_path
+from utils_sevlm import IMAGE_EXTENSIONS, display_path, generation_problems
 
 
 def build_parser():
@@ -82,10 +82,8 @@ def parse_args(argv=None):
         parser.error(f"--torch_num_threads must be at least 1, got {args.torch_num_threads}.")
     if args.thumbnail_size < 0:
         parser.error(f"--thumbnail_size must be 0 (none) or more, got {args.thumbnail_size}.")
-    for flag in ("max_new_tokens", "num_beams"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            parser.error(f"--{flag} must be at least 1, got {value}.")
+    for problem in generation_problems(args.max_new_tokens, args.num_beams):
+        parser.error(problem)
     return args
 
 

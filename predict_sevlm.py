@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from utils_sevlm import IMAGE_EXTENSIONS, check_model_folder, display_path, find_images, pick_device
+from utils_sevlm import generation_problems as generation_value_problems
 
 DEMO_MODEL = "outputs/sevlm-demo"
 TASK = "art-emotion"
@@ -132,21 +133,11 @@ def parse_args(argv=None):
 def generation_problems(args):
     """Generation flags no model can use, found before any image is read (not one failure per image)."""
     problems = []
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        problems.append(f"--max_new_tokens must be at least 1, got {args.max_new_tokens}.")
-    if args.num_beams is not None and args.num_beams < 1:
-        problems.append(f"--num_beams must be at least 1, got {args.num_beams}.")
     sampling = {"--temperature": args.temperature, "--top_p": args.top_p, "--top_k": args.top_k}
     given = [flag for flag, value in sampling.items() if value is not None]
     if given and not args.do_sample:
         problems.append(f"{', '.join(given)} only apply when sampling: add --do_sample (or drop them for greedy/beam decoding).")
-    if args.temperature is not None and not args.temperature > 0:  # also NaN
-        problems.append(f"--temperature must be above 0, got {args.temperature}.")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        problems.append(f"--top_p must be in (0, 1], got {args.top_p}.")
-    if args.top_k is not None and args.top_k < 0:
-        problems.append(f"--top_k must be 0 (off) or more, got {args.top_k}.")
-    return problems
+    return generation_value_problems(args.max_new_tokens, args.num_beams, args.temperature, args.top_p, args.top_k) + problems
 
 
 def output_format(path):

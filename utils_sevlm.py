@@ -69,6 +69,23 @@ def load_model_and_processor(model_name_or_path, device=None):
     return model, processor
 
 
+def generation_problems(max_new_tokens=None, num_beams=None, temperature=None, top_p=None, top_k=None):
+    """Generation values no model can use (None: not given), as messages naming the flag: every tool checks them
+    before it reads an image, instead of failing once per image."""
+    problems = []
+    if max_new_tokens is not None and max_new_tokens < 1:
+        problems.append(f"--max_new_tokens must be at least 1, got {max_new_tokens}.")
+    if num_beams is not None and num_beams < 1:
+        problems.append(f"--num_beams must be at least 1, got {num_beams}.")
+    if temperature is not None and not temperature > 0:  # also NaN
+        problems.append(f"--temperature must be above 0, got {temperature}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        problems.append(f"--top_p must be in (0, 1], got {top_p}.")
+    if top_k is not None and top_k < 0:
+        problems.append(f"--top_k must be 0 (off) or more, got {top_k}.")
+    return problems
+
+
 # -------------------------------------------------------------------------------------------------- inputs
 def find_images(inputs, extensions=IMAGE_EXTENSIONS):
     """Expand files, folders (searched recursively) and glob patterns into image paths.
@@ -250,6 +267,7 @@ __all__ = [
     "check_replaceable",
     "display_path",
     "find_images",
+    "generation_problems",
     "json_safe",
     "load_metric_module",
     "load_model_and_processor",
