@@ -20,8 +20,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from emotion_index_sevlm import DEMO_MODEL, GALLERY_CSS, EmotionIndex, hit_cards_html, load_model, predict_function  # noqa: E402
-from utils_sevlm import IMAGE_EXTENSIONS, display_path, find_images  # noqa: E402
+from sevlm.images import IMAGE_EXTENSIONS, find_images
+from sevlm.index.store import DEMO_MODEL, GALLERY_CSS, EmotionIndex, hit_cards_html, load_model, predict_function  # noqa: E402
+from sevlm.io import display_path  # noqa: E402
 
 PREDICTED = "(the predicted emotion)"
 DEMO_DATASET = "data/demo"

@@ -1,7 +1,8 @@
 """SEVLM configuration: a CLIP vision tower, a GPT-2 decoder with cross-attention, the VAD modules, and the one
 definition of SEVLM's token sequences (`SevlmSequenceFormat`) that the model and the processor share."""
 
-import torch
+import unicodedata
+
 from transformers import CLIPVisionConfig, GPT2Config, PreTrainedConfig
 
 # ArtEmis emotion classes in their fixed index order: 0-3 positive, 4-7 negative, 8 other.
@@ -27,6 +28,14 @@ AUTO_MAP = {
 
 
 IGNORE_INDEX = -100
+
+
+def emotion_key(name):
+    """The one rule by which two emotion names are the same class, wherever a name from a user or a file meets a
+    model's classes: Unicode NFC, case folded, `_` read as a space, surrounding and repeated spaces ignored. So
+    `"Something_Else"`, `" something  else "` and `"something else"` are one class, as are an NFD and an NFC `"café"`.
+    """
+    return " ".join(unicodedata.normalize("NFC", str(name)).casefold().replace("_", " ").split())
 
 
 class SevlmSequenceFormat:
@@ -159,6 +168,8 @@ class SevlmSequenceFormat:
         Right padding for training and scoring; left padding for generation prompts, so that every row continues
         from its last real token.
         """
+        import torch  # this file stays free of torch at import: tools read the class names without it
+
         width = max(map(len, rows))
         ids, mask, labels = [], [], []
         for row in rows:
@@ -186,18 +197,14 @@ class SevlmSequenceFormat:
         host-to-device copy and traces into a static graph.
         """
         width, length = len(self.connector_token_ids), input_ids.shape[1]
-        completes = torch.zeros_like(input_ids, dtype=torch.bool)
+        completes = input_ids.new_zeros(input_ids.shape, dtype=bool)
         if length >= width:
             match = input_ids[:, width - 1 :] == self.connector_token_ids[-1]
             for offset, token in enumerate(self.connector_token_ids[:-1]):
                 match = match & (input_ids[:, offset : length - width + 1 + offset] == token)
             completes[:, width - 1 :] = match
         explanation = completes.cumsum(-1) > 0
-        return torch.where(
-            explanation,
-            torch.full_like(input_ids, self.explanation_token_id),
-            torch.full_like(input_ids, self.emotion_token_id),
-        )
+        return input_ids.new_full(input_ids.shape, self.emotion_token_id).masked_fill(explanation, self.explanation_token_id)
 
     # ------------------------------------------------------------------------------------------- reading
     def split_generated(self, ids):
@@ -379,4 +386,4 @@ class SevlmConfig(PreTrainedConfig):
 
 SevlmConfig.register_for_auto_class()
 
-__all__ = ["ARTEMIS_EMOTIONS", "IGNORE_INDEX", "SevlmConfig", "SevlmSequenceFormat"]
+__all__ = ["ARTEMIS_EMOTIONS", "IGNORE_INDEX", "SevlmConfig", "SevlmSequenceFormat", "emotion_key"]

@@ -8,7 +8,6 @@ explanation) triples.
 """
 
 import copy
-import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,132 +27,6 @@ except ImportError:
     from configuration_sevlm import IGNORE_INDEX, SevlmConfig
 
 logger = logging.get_logger(__name__)
-
-
-# --------------------------------------------------------------------------------------------- VAD lexicon
-class VadLexicon(dict):
-    """`{word: (valence, arousal, dominance)}` on the bipolar scale [-1, 1], with the lexicon's `language`."""
-
-    def __init__(self, entries, language="en"):
-        super().__init__(entries)
-        self.language = language
-
-
-def load_vad_lexicon(source, vad_lexicon_language="en"):
-    """Read a VAD lexicon into a `VadLexicon` `{word: (valence, arousal, dominance)}` on the bipolar scale [-1, 1].
-
-    `source` is a path to an NRC-VAD format file or a mapping `word -> (v, a, d)`. A file has an optional header line,
-    then `word<TAB>valence<TAB>arousal<TAB>dominance` lines; the NRC-VAD translations into other languages have a fifth
-    column, the word in that language, which is then the word looked up (for `vad_lexicon_language` other than
-    English). Scores in [0, 1] (NRC-VAD v1) are mapped with `2 * x - 1`; a lexicon with any negative score (NRC-VAD
-    v2) is taken as already bipolar. Non-finite scores are errors naming the file and line (or the word).
-
-    `vad_lexicon_language` (an ISO code, default `"en"`): English words not found are looked up by their lemma
-    (`lemminflect`); in other languages only the surface form is looked up.
-    """
-    language = str(vad_lexicon_language or "en").lower()
-    if isinstance(source, (str, os.PathLike)):
-        entries = _read_vad_file(source, language)
-        where = str(source)
-    else:
-        entries, where = {}, "the VAD mapping"
-        for word, scores in dict(source).items():
-            scores = tuple(float(x) for x in scores)
-            if len(scores) != 3:
-                raise ValueError(f"{where}: entry {word!r} has {len(scores)} scores; expected (valence, arousal, dominance).")
-            if not all(math.isfinite(x) for x in scores):
-                raise ValueError(f"{where}: entry {word!r} has a non-finite score {scores}.")
-            entries[str(word).strip().lower()] = scores
-    if not entries:
-        raise ValueError(f"{where} holds no entries.")
-    values = [x for scores in entries.values() for x in scores]
-    low, high = min(values), max(values)
-    if low < -1.0 or high > 1.0:
-        raise ValueError(f"{where}: scores must lie in [0, 1] or [-1, 1]; found range [{low}, {high}].")
-    if low >= 0.0:
-        entries = {word: tuple(2.0 * x - 1.0 for x in scores) for word, scores in entries.items()}
-    return VadLexicon(entries, language)
-
-
-def _read_vad_file(path, language):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"VAD lexicon {path} not found. Download the NRC-VAD lexicon (https://saifmohammad.com/WebPages/nrc-vad.html) "
-            "and pass the path to NRC-VAD-Lexicon.txt."
-        )
-    expected = "`word<TAB>valence<TAB>arousal<TAB>dominance` (and optionally `<TAB>translated word`)"
-    entries = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n\r").split("\t")
-            try:
-                scores = tuple(float(x) for x in fields[1:4])
-            except ValueError:
-                if number == 1:
-                    continue  # header line
-                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
-            if len(fields) not in (4, 5) or len(scores) != 3:
-                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
-            if not all(math.isfinite(x) for x in scores):
-                raise ValueError(f"{path}:{number}: non-finite score in {line.strip()!r}; scores must be numbers in [0, 1] or [-1, 1].")
-            # A translation file lists the English word first and the word of its language last.
-            word = fields[4] if len(fields) == 5 and not language.startswith("en") else fields[0]
-            word = word.strip().lower()
-            if not word:
-                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
-            entries.setdefault(word, scores)
-    return entries
-
-
-def lemmas(word):
-    """Dictionary lemmas of an English word, then rule-based ones (lemminflect: offline, no downloads)."""
-    try:
-        import lemminflect
-    except ImportError as error:
-        raise ImportError("Looking up VAD lemmas needs `lemminflect`: pip install lemminflect") from error
-    found = []
-    for candidates in lemminflect.getAllLemmas(word).values():
-        found.extend(candidates)
-    if not found:
-        for pos in ("VERB", "NOUN", "ADJ"):
-            found.extend(lemminflect.getAllLemmasOOV(word, pos).get(pos, ()))
-    return [lemma.lower() for lemma in dict.fromkeys(found) if lemma.lower() != word]
-
-
-def lookup_vad(lexicon, word, vad_lexicon_language=None):
-    """VAD of `word` (lower-cased; in English also its lemma) in a bipolar lexicon, or None when not found.
-
-    The language is `vad_lexicon_language`, else the lexicon's own (`load_vad_lexicon`), else English.
-    """
-    word = word.strip().lower()
-    if not word:
-        return None
-    if word in lexicon:
-        return lexicon[word]
-    language = str(vad_lexicon_language or getattr(lexicon, "language", "en")).lower()
-    if not language.startswith("en") or not word.isalpha():
-        return None
-    for lemma in lemmas(word):
-        if lemma in lexicon:
-            return lexicon[lemma]
-    return None
-
-
-def build_vad_table(tokenizer, lexicon, size=None, vad_lexicon_language=None):
-    """`[size, 3]` float tensor: each token's VAD (BPE piece without its leading space, lower-cased, or in English its
-    lemma). Special tokens, sub-word pieces and words missing from the lexicon get zeros."""
-    size = size or len(tokenizer)
-    table = torch.zeros(size, 3)
-    special = set(tokenizer.all_special_ids)
-    for token_id, piece in enumerate(tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))):
-        if token_id in special or piece is None:
-            continue
-        scores = lookup_vad(lexicon, tokenizer.convert_tokens_to_string([piece]), vad_lexicon_language)
-        if scores is not None:
-            table[token_id] = torch.tensor(scores)
-    return table
 
 
 # -------------------------------------------------------------------------------------------------- outputs
@@ -363,7 +236,7 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
-    def from_vision_text(cls, vision, text, processor, vad_lexicon=None, vad_lexicon_language="en", **config_kwargs):
+    def from_vision_text(cls, vision, text, processor, vad_table=None, **config_kwargs):
         """Start a new SEVLM from a vision tower and a decoder.
 
         Args:
@@ -373,12 +246,18 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
                 `GPT2Config` / dict (random init).
             processor: the `SevlmProcessor` whose tokenizer the model will use. Its special tokens are added to the
                 embeddings and its sequence format (emotions, prompt, connector, token ids) goes into the config.
-            vad_lexicon: an NRC-VAD format file or a mapping `word -> (v, a, d)`; fills the VAD table.
-            vad_lexicon_language: the lexicon's language (`"en"`: words are also looked up by their lemma).
+            vad_table (`torch.Tensor` of shape `(len(processor.tokenizer), 3)`, *optional*): each token's (valence,
+                arousal, dominance) in [-1, 1], zeros for tokens without one. Build it from a lexicon with
+                `sevlm.vad.build_vad_table(processor.tokenizer, "NRC-VAD-Lexicon.txt")`.
             config_kwargs: other `SevlmConfig` fields (loss switches and weights, `vad_encoder_causal`, ...).
         """
         from transformers import CLIPVisionConfig, GPT2Config
 
+        if "vad_lexicon" in config_kwargs:
+            raise TypeError(
+                "from_vision_text takes `vad_table=` (a [vocab, 3] tensor) instead of `vad_lexicon=`: build it with "
+                "sevlm.vad.build_vad_table(processor.tokenizer, lexicon_path)."
+            )
         token_fields = processor.token_id_config()
         for key in ("emotions", "prompt_text", "connector_text"):
             if key in config_kwargs and config_kwargs.pop(key) != token_fields[key]:
@@ -411,8 +290,8 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         else:
             text_config = GPT2Config(**text) if isinstance(text, dict) else copy.deepcopy(text)
             text_config.vocab_size = len(tokenizer)
-        if vad_lexicon is None and (config_kwargs.get("use_vad_embedding", True) or config_kwargs.get("use_vad_loss", True)):
-            logger.warning("No VAD lexicon given: the VAD table is all zeros, so VAD fusion and VAD loss learn nothing.")
+        if vad_table is None and (config_kwargs.get("use_vad_embedding", True) or config_kwargs.get("use_vad_loss", True)):
+            logger.warning("No VAD table given: it is all zeros, so VAD fusion and VAD loss learn nothing.")
         for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
             setattr(text_config, key, token_fields.pop(key))
         config = SevlmConfig(vision_config=vision_config, text_config=text_config, **token_fields, **config_kwargs)
@@ -422,8 +301,8 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             model.vision_model.load_state_dict(vision_model.state_dict())
         if text_model is not None:
             model.language_model.load_state_dict(text_model.state_dict())
-        if vad_lexicon is not None:
-            model.set_vad_lexicon(vad_lexicon, tokenizer, vad_lexicon_language)
+        if vad_table is not None:
+            model.set_vad_table(vad_table)
         model.generation_config = GenerationConfig(
             bos_token_id=text_config.bos_token_id,
             eos_token_id=text_config.eos_token_id,
@@ -434,17 +313,31 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         )
         return model
 
-    def set_vad_lexicon(self, vad_lexicon, tokenizer, vad_lexicon_language="en"):
-        """Fill the VAD table from a lexicon (path, mapping or `VadLexicon`); returns how many tokens got a VAD value.
-
-        `vad_lexicon_language` applies to a path or a plain mapping; a `VadLexicon` keeps its own language.
-        """
-        lexicon = vad_lexicon if isinstance(vad_lexicon, VadLexicon) else load_vad_lexicon(vad_lexicon, vad_lexicon_language)
-        table = build_vad_table(tokenizer, lexicon, size=self.vad_table.shape[0])
-        self.vad_table.copy_(table.to(self.vad_table))
-        found = int((table.abs().sum(-1) > 0).sum())
-        logger.info(f"VAD table: {found} of {table.shape[0]} tokens found in the lexicon.")
+    def set_vad_table(self, vad_table):
+        """Fill the VAD table (`[vocab, 3]`, each token's valence, arousal, dominance in [-1, 1]); returns how many
+        tokens have a VAD value. Rows beyond the model's vocabulary are an error; missing rows stay zero."""
+        vad_table = torch.as_tensor(vad_table, dtype=torch.float32)
+        size = self.vad_table.shape[0]
+        if vad_table.ndim != 2 or vad_table.shape[1] != 3 or vad_table.shape[0] > size:
+            raise ValueError(f"vad_table must have shape (at most {size}, 3), got {tuple(vad_table.shape)}.")
+        if not torch.isfinite(vad_table).all() or vad_table.abs().max() > 1:
+            raise ValueError("vad_table values must be finite and lie in [-1, 1].")
+        self.vad_table.zero_()
+        self.vad_table[: vad_table.shape[0]] = vad_table.to(self.vad_table)
+        found = int((vad_table.abs().sum(-1) > 0).sum())
+        logger.info(f"VAD table: {found} of {size} tokens have a VAD value.")
         return found
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, and the folder answers to `pipeline("art-emotion", model=folder,
+        trust_remote_code=True)`: config.json's `custom_pipelines` names `pipeline_sevlm.py`, which transformers copies
+        beside this file (it is imported below)."""
+        try:
+            from .pipeline_sevlm import pipeline_config_entry
+        except ImportError:
+            from pipeline_sevlm import pipeline_config_entry
+        self.config.custom_pipelines = pipeline_config_entry()
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
         embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
@@ -804,8 +697,4 @@ __all__ = [
     "SevlmForConditionalGeneration",
     "SevlmOutput",
     "SevlmPreTrainedModel",
-    "VadLexicon",
-    "build_vad_table",
-    "load_vad_lexicon",
-    "lookup_vad",
 ]

@@ -16,17 +16,20 @@ score of every emotion and an explanation out.
     predict_batch(model, processor, ["a.jpg", "b.png"], return_image_embeds=True)
 
 This file travels with every saved SEVLM folder (as remote code, next to `modeling_sevlm.py`): it imports only
-transformers and torch, and `add_pipeline_to_folder` registers it in a folder's `config.json`.
+transformers and torch; `model.save_pretrained(folder)` registers it in the folder's `config.json` and copies it
+beside the model code.
 """
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from transformers import AutoModel, GenerationConfig, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+
+try:
+    from .configuration_sevlm import emotion_key
+except ImportError:
+    from configuration_sevlm import emotion_key
 
 TASK = "art-emotion"
 PIPELINE_FILE = "pipeline_sevlm.py"
@@ -125,10 +128,10 @@ def predict_batch(
             sequences = sequences.sequences
         maps = _attention_maps(model, sequences, memory) if return_attention_map else None
 
-    lookup = {_normalised(name): name for name in names}
+    lookup = {emotion_key(name): name for name in names}
     results = []
     for row, decoded in enumerate(processor.post_process_generation(sequences)):
-        emotion = names[asked[row]] if asked[row] is not None else lookup.get(_normalised(decoded["emotion"]), decoded["emotion"])
+        emotion = names[asked[row]] if asked[row] is not None else lookup.get(emotion_key(decoded["emotion"]), decoded["emotion"])
         row_scores = dict(zip(names, scores[row].tolist()))
         result = {
             "emotion": emotion,
@@ -188,10 +191,6 @@ def _check_processor(model, processor):
             f"The processor's emotions {list(processor.emotions)} differ from the model's {list(model.config.emotions)}: "
             "load both from the same folder."
         )
-
-
-def _normalised(name):
-    return " ".join(str(name).casefold().split())
 
 
 class SevlmArtEmotionPipeline(Pipeline):
@@ -332,36 +331,15 @@ class SevlmArtEmotionPipeline(Pipeline):
         return result[0] if isinstance(result, list) else result
 
     def save_pretrained(self, save_directory, **kwargs):
-        """Save a complete SEVLM folder: model, processor, and this pipeline (see `add_pipeline_to_folder`)."""
+        """Save a complete SEVLM folder: the model (which registers this pipeline in its folder) and the processor."""
         self.model.save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
-        return add_pipeline_to_folder(save_directory)
+        return Path(save_directory)
 
 
 def pipeline_config_entry():
     """The `custom_pipelines` entry of config.json, in the format `Pipeline.save_pretrained` writes."""
     return {TASK: {"impl": f"{Path(PIPELINE_FILE).stem}.{SevlmArtEmotionPipeline.__name__}", "pt": ["AutoModel"], "type": "multimodal"}}
-
-
-def add_pipeline_to_folder(folder):
-    """Make `pipeline("art-emotion", model=folder, trust_remote_code=True)` work for a saved SEVLM folder.
-
-    Writes `custom_pipelines` into the folder's config.json and copies this file next to the model code.
-    Returns the folder as a `Path`.
-    """
-    folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json: save the model there first (model.save_pretrained).")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["custom_pipelines"] = pipeline_config_entry()
-    temporary = config_path.with_name(config_path.name + ".tmp")
-    temporary.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, config_path)
-    source, target = Path(__file__).resolve(), (folder / PIPELINE_FILE).resolve()
-    if source != target:
-        shutil.copyfile(source, target)
-    return folder
 
 
 # Register the task for in-process use, e.g. `pipeline("art-emotion", model=model, processor=processor)`. When the
@@ -372,4 +350,4 @@ if TASK in PIPELINE_REGISTRY.supported_tasks:
 else:
     PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SevlmArtEmotionPipeline, pt_model=AutoModel, type="multimodal")
 
-__all__ = ["SevlmArtEmotionPipeline", "add_pipeline_to_folder", "pipeline_config_entry", "predict_batch"]
+__all__ = ["SevlmArtEmotionPipeline", "pipeline_config_entry", "predict_batch"]

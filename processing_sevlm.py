@@ -3,7 +3,6 @@ and `load_image`, the one image loader of training data preparation and inferenc
 
 import io
 import os
-import unicodedata
 
 import numpy as np
 import torch
@@ -12,22 +11,16 @@ from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedTokenizerB
 from transformers.feature_extraction_utils import BatchFeature
 
 try:
-    from .configuration_sevlm import ARTEMIS_EMOTIONS, IGNORE_INDEX, SevlmConfig, SevlmSequenceFormat
+    from .configuration_sevlm import ARTEMIS_EMOTIONS, IGNORE_INDEX, SevlmConfig, SevlmSequenceFormat, emotion_key
 except ImportError:
-    from configuration_sevlm import ARTEMIS_EMOTIONS, IGNORE_INDEX, SevlmConfig, SevlmSequenceFormat
+    from configuration_sevlm import ARTEMIS_EMOTIONS, IGNORE_INDEX, SevlmConfig, SevlmSequenceFormat, emotion_key
 
 PAD_TOKEN = "<pad>"
 EMOTION_TOKEN = "<emotion>"
 EXPLANATION_TOKEN = "<explanation>"
-BOS_EOS_TOKEN = "<|endoftext|>"
 # CLIP's normalisation constants (openai/clip-vit-*), used when no pretrained image processor is given.
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-# What `SevlmProcessor.save_pretrained` writes: the processor's settings (image preprocessing, emotions, prompt,
-# connector, max_length) and the tokenizer (GPT-2 style: `tokenizer.json`, or the older `vocab.json` + `merges.txt`).
-PROCESSOR_CONFIG_FILE = "processor_config.json"
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 EXIF_ORIENTATION = 0x0112
 
 
@@ -63,11 +56,6 @@ def load_image(source, index=0, draft_size=None):
         f"Image {index} has type {type(source).__name__}; pass a PIL image, a numpy array (HxW, HxWx3 or HxWx4), "
         "a torch tensor, a file path or the file's bytes."
     )
-
-
-def to_rgb_image(image, index=0):
-    """`load_image` under its earlier name."""
-    return load_image(image, index)
 
 
 def printable_path(path):
@@ -136,60 +124,7 @@ def _array_to_pil(array, index):
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-# --------------------------------------------------------------------------------------------- tokenizer
-def train_tokenizer(texts, vocab_size=2000, min_frequency=2):
-    """Train a small byte-level BPE tokenizer (GPT-2 style) on `texts`, offline.
-
-    For tests and the demo model; real training uses the pretrained GPT-2 tokenizer. The result already holds
-    the special tokens SEVLM needs.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Tokenizer
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=[BOS_EOS_TOKEN, PAD_TOKEN, EMOTION_TOKEN, EXPLANATION_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(texts, trainer)
-    return GPT2Tokenizer(
-        tokenizer_object=backend,
-        bos_token=BOS_EOS_TOKEN,
-        eos_token=BOS_EOS_TOKEN,
-        unk_token=BOS_EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-    )
-
-
 # ------------------------------------------------------------------------------------------ saved folders
-def missing_processor_files(folder):
-    """The files a saved SEVLM processor needs that `folder` lacks (empty when complete, or not a local folder)."""
-    if not os.path.isdir(folder):
-        return []
-    present = set(os.listdir(folder))
-    missing = [name for name in (PROCESSOR_CONFIG_FILE, TOKENIZER_CONFIG_FILE) if name not in present]
-    if not any(all(name in present for name in group) for group in TOKENIZER_FILES):
-        missing.append(" or ".join(" + ".join(group) for group in TOKENIZER_FILES))
-    return missing
-
-
-def check_processor_files(folder):
-    """Raise a `FileNotFoundError` that says which processor files `folder` lacks and how to add them."""
-    missing = missing_processor_files(folder)
-    if missing:
-        raise FileNotFoundError(
-            f"{printable_path(folder)} has no complete SEVLM processor: missing {', '.join(missing)}. Save the "
-            f"processor the model was trained with into it: `processor.save_pretrained({printable_path(folder)!r})` "
-            "(e.g. the processor of the training output folder, or SevlmProcessor.from_vision_text(...) with the "
-            "same tokenizer, emotions, prompt and connector)."
-        )
-
-
 def _sevlm_config_beside(folder):
     """The SEVLM model config saved in the same local folder, if there is one."""
     if not os.path.isfile(os.path.join(folder, "config.json")):
@@ -199,10 +134,6 @@ def _sevlm_config_beside(folder):
     except (OSError, ValueError):
         return None
     return config if getattr(config, "model_type", None) == SevlmConfig.model_type else None
-
-
-def _normalise_name(name):
-    return " ".join(unicodedata.normalize("NFC", str(name)).casefold().split())
 
 
 # ---------------------------------------------------------------------------------------------- processor
@@ -289,9 +220,8 @@ class SevlmProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Load a saved processor. A local folder must hold the processor and tokenizer files (the error says which
-        are missing); when it also holds the model's config.json, the processor must agree with it."""
-        check_processor_files(pretrained_model_name_or_path)
+        """Load a saved processor. When the folder also holds the model's config.json, the processor must agree with
+        it (the error names the fields that differ)."""
         processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         config = _sevlm_config_beside(pretrained_model_name_or_path)
         if config is not None and config.has_token_ids:
@@ -390,10 +320,11 @@ class SevlmProcessor(ProcessorMixin):
             )
 
     def emotion_index(self, emotion, row=None):
-        """Index of an emotion name in `self.emotions` (case, Unicode normal form and extra spaces ignored)."""
-        key = _normalise_name(emotion)
+        """Index of an emotion name in `self.emotions`, compared by `emotion_key` (Unicode normal form, case, `_`
+        for a space and extra spaces ignored)."""
+        key = emotion_key(emotion)
         for index, name in enumerate(self.emotions):
-            if _normalise_name(name) == key:
+            if emotion_key(name) == key:
                 return index
         where = f" (row {row})" if row is not None else ""
         raise ValueError(f"Unknown emotion {emotion!r}{where}; expected one of {self.emotions}.")
@@ -490,13 +421,4 @@ def _as_list(values, count, name):
 
 SevlmProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = [
-    "IGNORE_INDEX",
-    "SevlmProcessor",
-    "check_processor_files",
-    "load_image",
-    "missing_processor_files",
-    "printable_path",
-    "to_rgb_image",
-    "train_tokenizer",
-]
+__all__ = ["IGNORE_INDEX", "SevlmProcessor", "load_image", "printable_path"]

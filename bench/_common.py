@@ -10,12 +10,9 @@ import os
 import pathlib
 import platform
 import statistics
-import sys
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -26,8 +23,10 @@ from transformers import CLIPVisionConfig, GPT2Config, GPT2LMHeadModel  # noqa: 
 transformers.logging.set_verbosity_error()
 
 from configuration_sevlm import ARTEMIS_EMOTIONS  # noqa: E402
-from modeling_sevlm import SevlmForConditionalGeneration, load_vad_lexicon  # noqa: E402
-from processing_sevlm import SevlmProcessor, train_tokenizer  # noqa: E402
+from modeling_sevlm import SevlmForConditionalGeneration
+from processing_sevlm import SevlmProcessor
+from sevlm.tokenizer import train_tokenizer  # noqa: E402
+from sevlm.vad import build_vad_table, load_vad_lexicon  # noqa: E402
 
 NRC_VAD = REPO_ROOT.parent / "shared" / "data" / "nrc-vad" / "NRC-VAD-Lexicon.txt"
 FIXTURE_LEXICON = REPO_ROOT / "tests" / "fixtures" / "vad_fixture.txt"
@@ -135,7 +134,8 @@ def build_model(quick=False, seed=0, **config_kwargs):
     tokenizer = build_tokenizer(lexicon, vocab_size=text.vocab_size if quick else REAL_VOCAB)
     processor = SevlmProcessor.from_vision_text(vision, tokenizer)
     torch.manual_seed(seed)
-    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor, vad_lexicon=lexicon, **config_kwargs)
+    vad_table = build_vad_table(processor.tokenizer, lexicon)
+    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor, vad_table=vad_table, **config_kwargs)
     if not quick and model.get_input_embeddings().num_embeddings != REAL_VOCAB:
         model.resize_token_embeddings(REAL_VOCAB, mean_resizing=False)
     model.eval()

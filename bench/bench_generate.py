@@ -25,27 +25,24 @@ the compiled tokens are checked against the dynamic-cache ones.
 
 import argparse
 import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     build_model,
+    foreign_load_line,
     format_table,
     machine_lines,
-    foreign_load_line,
     median,
-    set_clock,
     parameter_summary,
     plain_captioner,
+    set_clock,
     synchronize,
     timed,
     torch,
     wait_for_quiet,
 )
 
-from modeling_sevlm import lookup_vad  # noqa: E402
+from sevlm.vad import lookup_vad  # noqa: E402
 
 ZERO_VAD = (0.0, 0.0, 0.0)
 

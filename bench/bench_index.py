@@ -21,18 +21,15 @@
 import argparse
 import pathlib
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import _common  # noqa: E402  (puts the repository root on sys.path)
-from _common import format_table, machine_lines, median  # noqa: E402
-
+import _common  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import format_table, machine_lines, median  # noqa: E402
 
-import emotion_index_sevlm as E  # noqa: E402
+import sevlm.index.store as E  # noqa: E402
 from configuration_sevlm import ARTEMIS_EMOTIONS  # noqa: E402
 
 DEMO_MODEL = _common.REPO_ROOT / "outputs" / "sevlm-demo"
@@ -107,14 +104,17 @@ def demo_model(workdir, given=None):
     from transformers import CLIPVisionConfig, GPT2Config
 
     from modeling_sevlm import SevlmForConditionalGeneration
-    from pipeline_sevlm import add_pipeline_to_folder
-    from processing_sevlm import SevlmProcessor, train_tokenizer
+    from processing_sevlm import SevlmProcessor
+    from sevlm.hub import add_pipeline_to_folder
+    from sevlm.tokenizer import train_tokenizer
+    from sevlm.vad import build_vad_table
 
     vision = CLIPVisionConfig.from_json_file(str(_common.REPO_ROOT / "configs" / "demo_vision.json"))
     text = GPT2Config.from_json_file(str(_common.REPO_ROOT / "configs" / "demo_text.json"))
     texts = [f" the emotion is {e} because {s}" for e in ARTEMIS_EMOTIONS for s in _common.SENTENCES] * 20
     processor = SevlmProcessor.from_vision_text(vision, train_tokenizer(texts, vocab_size=text.vocab_size))
-    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor, vad_lexicon=_common.lexicon_source())
+    vad_table = build_vad_table(processor.tokenizer, _common.lexicon_source())
+    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor, vad_table=vad_table)
     folder = workdir / "demo-size-model"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

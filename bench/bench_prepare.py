@@ -25,15 +25,12 @@ import os
 import platform
 import random
 import shutil
-import sys
 import tempfile
 import time
 import unicodedata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as `python bench/bench_prepare.py` from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -184,7 +181,7 @@ def write_images(wikiart_dir, paintings, side=32, processes=2, chunk=2000):
 def write_artemis_shaped(folder, num_paintings, seed=0, image_side=32, processes=2, high_coverage=HIGH_COVERAGE,
                          images=True):
     """Raw CSV, preprocessed CSV and WikiArt folder under `folder`; returns their paths and counts."""
-    from dataset_scripts.prepare_artemis import official_split
+    from sevlm.data.artemis import official_split
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -224,7 +221,7 @@ def smooth_painting(rng, width=1600, height=1200):
 
 def time_large_images(count, max_side, folder):
     """Seconds per image for decode + resize + re-encode of painting-sized JPEGs (one process), and sizes."""
-    from dataset_scripts.prepare_corpus import decode_image
+    from sevlm.data.corpus import decode_image
 
     rng = np.random.default_rng(0)
     paths = []
@@ -241,7 +238,7 @@ def time_large_images(count, max_side, folder):
 def photo_sizes(max_side):
     """Stored size of real photos (scikit-learn's two sample JPEGs, when installed) at `max_side`: real texture
     compresses worse than generated pictures."""
-    from dataset_scripts.prepare_corpus import decode_image
+    from sevlm.data.corpus import decode_image
 
     try:
         import sklearn.datasets
@@ -276,7 +273,7 @@ def main(argv=None):
 
     from datasets import disable_progress_bars
 
-    from dataset_scripts.prepare_artemis import build_annotation_table, prepare_artemis
+    from sevlm.data.artemis import build_annotation_table, prepare_artemis
 
     disable_progress_bars()
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-prepare-"))

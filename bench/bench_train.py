@@ -17,21 +17,18 @@ import argparse
 import os
 import random
 import resource
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     SENTENCES,
     build_model,
+    foreign_load_line,
     format_table,
     machine_lines,
-    foreign_load_line,
     median,
-    set_clock,
     parameter_summary,
     plain_captioner,
+    set_clock,
     synchronize,
     timed,
     torch,
@@ -73,7 +70,7 @@ def text_collator(processor):
     """The training collator's text part (`SevlmPairCollator.text_features`: tokenise + segments + labels +
     image_index), or the processor's `encode_text` when dataset_scripts is not importable."""
     try:
-        from dataset_scripts.views import SevlmPairCollator
+        from sevlm.data.views import SevlmPairCollator
 
         return SevlmPairCollator(processor).text_features, "dataset_scripts.views.SevlmPairCollator.text_features"
     except ImportError:

@@ -27,6 +27,8 @@ DEVICE="${SEVLM_BENCH_DEVICE:-cuda}"
 PY="${PYTHON:-python3}"
 WHEELS="${SEVLM_WHEELS:-.whl}"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+# The project is not installed there: the checkout itself is the package (model files and `sevlm/`).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 START=$(date +%s)
 
 echo "== SEVLM gpu_check ($(date -u +%Y-%m-%dT%H:%M:%SZ)), device=$DEVICE, quick=$QUICK"

@@ -1,82 +1,20 @@
-"""Shared fixtures: tiny SEVLM models built from configs, a locally trained tokenizer, fixture lexicons.
-
-Nothing here downloads anything: the Hub is unreachable in tests and CI.
-"""
+"""Shared fixtures (the helpers they use are in helpers.py). Nothing here downloads anything: the Hub is unreachable in
+tests and CI."""
 
 import os
-import pathlib
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from transformers import CLIPVisionConfig, GPT2Config
+from helpers import FIXTURE_LEXICON, NRC_VAD, build_tiny, corpus_texts, overfit
 
-from configuration_sevlm import ARTEMIS_EMOTIONS
-from modeling_sevlm import SevlmForConditionalGeneration
-from processing_sevlm import SevlmProcessor, train_tokenizer
+from sevlm.tokenizer import train_tokenizer
 
 # Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP spin-waiting makes them
 # ten times slower; subprocesses get OMP_NUM_THREADS=1 for the same reason.
 torch.set_num_threads(1)
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
-FIXTURE_LEXICON = FIXTURES / "vad_fixture.txt"
-NRC_VAD = REPO_ROOT.parent / "shared" / "data" / "nrc-vad" / "NRC-VAD-Lexicon.txt"
-
-EXPLANATIONS = [
-    "the colors are dark and gloomy",
-    "the mountain is huge and majestic",
-    "it is strange and I do not know why",
-    "the sky is calm and peaceful",
-    "the faces are angry and full of rage",
-    "the woman looks lonely and sad",
-    "the storm is frightening",
-    "the bright colors make me happy",
-    "the painting is ugly and disgusting",
-    "the dancers run with joy and excitement",
-]
-
-
-def corpus_texts(emotions=ARTEMIS_EMOTIONS):
-    """Texts a tiny tokenizer is trained on: every emotion name, the prompt, the connector, explanations."""
-    texts = []
-    for emotion in emotions:
-        for explanation in EXPLANATIONS:
-            texts.append(f" the emotion is {emotion} because {explanation}")
-    return texts
-
-
-def tiny_vision_config(**overrides):
-    values = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8)
-    values.update(overrides)
-    return CLIPVisionConfig(**values)
-
-
-def tiny_text_config(**overrides):
-    values = dict(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=100, bos_token_id=0, eos_token_id=0)
-    values.update(overrides)
-    return GPT2Config(**values)
-
-
-def build_tiny(emotions=ARTEMIS_EMOTIONS, tokenizer=None, vad_lexicon=FIXTURE_LEXICON, seed=0, **config_kwargs):
-    """A tiny SEVLM (random weights) and its processor."""
-    tokenizer = tokenizer or train_tokenizer(corpus_texts(emotions), vocab_size=1000)
-    processor = SevlmProcessor.from_vision_text(tiny_vision_config(), tokenizer, emotions=list(emotions))
-    torch.manual_seed(seed)
-    model = SevlmForConditionalGeneration.from_vision_text(
-        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=vad_lexicon, **config_kwargs
-    )
-    return model, processor
-
-
-def random_images(count, seed=0, size=(40, 48)):
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)) for _ in range(count)]
 
 
 @pytest.fixture(scope="session")
@@ -100,26 +38,6 @@ def lexicon_path(request):
             pytest.skip("NRC-VAD not present beside the repo (../shared/data/nrc-vad); the fixture lexicon ran instead")
         return NRC_VAD
     return FIXTURE_LEXICON
-
-
-def overfit(model, processor, steps=150, seed=0):
-    """Teach a tiny model a few (image, emotion, explanation) triples so that generation writes real text."""
-    torch.manual_seed(seed)
-    images = random_images(4, seed=seed)
-    emotions = ["sadness", "awe", "something else", "anger"]
-    explanations = [EXPLANATIONS[5], EXPLANATIONS[1], EXPLANATIONS[2], EXPLANATIONS[4]]
-    batch = processor(images=images, emotions=emotions, explanations=explanations)
-    use_contrastive = model.config.use_contrastive_loss
-    model.config.use_contrastive_loss = False
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.config.use_contrastive_loss = use_contrastive
-    return model.eval(), images
 
 
 @pytest.fixture(scope="session")

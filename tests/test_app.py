@@ -14,10 +14,11 @@ import time
 import urllib.request
 
 import pytest
+from helpers import REPO_ROOT, random_images
 
-from conftest import REPO_ROOT, random_images
-from emotion_index_sevlm import EmotionIndex
-from pipeline_sevlm import add_pipeline_to_folder, predict_batch
+from pipeline_sevlm import predict_batch
+from sevlm.hub import add_pipeline_to_folder
+from sevlm.index.store import EmotionIndex
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [

@@ -1,10 +1,10 @@
 import json
 
 import pytest
+from helpers import tiny_text_config, tiny_vision_config
 from transformers import CLIPVisionConfig, GPT2Config
 
 from configuration_sevlm import ARTEMIS_EMOTIONS, SevlmConfig, SevlmSequenceFormat
-from conftest import tiny_text_config, tiny_vision_config
 
 
 def test_defaults_follow_the_paper():

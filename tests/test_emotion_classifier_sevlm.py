@@ -6,8 +6,9 @@ import pytest
 import torch
 from datasets import ClassLabel, DatasetDict, Features, List, Value
 
-import emotion_classifier_sevlm as ec
+import sevlm.evaluation.classifier as ec
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from sevlm.cli.emotion_classifier import main as classifier_main
 
 # A separable toy task: each emotion has its own cue words, mixed with shared filler words.
 CUES = {
@@ -101,7 +102,7 @@ def test_cli_trains_and_reports_validation_accuracy(tmp_path, capsys):
     text_only_dataset(tmp_path / "data")
     argv = ["--dataset_path", str(tmp_path / "data"), "--min_count", "1", "--epochs", "60", "--batch_size", "8",
             "--learning_rate", "0.05", "--embedding_dim", "16"]
-    assert ec.main(argv) == 0
+    assert classifier_main(argv) == 0
     output = tmp_path / "data" / "emotion_classifier"  # the default output folder
     written = json.loads((output / ec.RESULTS_NAME).read_text())
     assert written["labels"] == list(CUES)  # the corpus's own emotion list, not ArtEmis's
@@ -111,8 +112,8 @@ def test_cli_trains_and_reports_validation_accuracy(tmp_path, capsys):
     loaded = ec.TextEmotionClassifier.load(output)
     assert loaded.labels == list(CUES) and loaded.predict(["so lonely and sad"]) == ["sadness"]
     # An existing classifier is replaced only when asked.
-    assert ec.main(argv) == 1 and "--overwrite" in capsys.readouterr().err
-    assert ec.main(argv + ["--overwrite"]) == 0
+    assert classifier_main(argv) == 1 and "--overwrite" in capsys.readouterr().err
+    assert classifier_main(argv + ["--overwrite"]) == 0
 
 
 def test_near_chance_is_recognised():

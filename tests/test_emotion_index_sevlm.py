@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import EXPLANATIONS, build_tiny, random_images
 from PIL import Image
 
-import emotion_index_sevlm as E
-from conftest import EXPLANATIONS, build_tiny, random_images
-from emotion_index_sevlm import EmotionIndex
-from pipeline_sevlm import SevlmArtEmotionPipeline, add_pipeline_to_folder, predict_batch
+import sevlm.index.store as E
+from pipeline_sevlm import SevlmArtEmotionPipeline, predict_batch
+from sevlm.hub import add_pipeline_to_folder
+from sevlm.index.store import EmotionIndex
 
 EMBEDDING_DIM = 48  # above 32: the approximate visual index is IVF
 

@@ -10,11 +10,13 @@ import sys
 import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
+from helpers import EXPLANATIONS, REPO_ROOT, random_images
 
 import eval_sevlm
-from conftest import EXPLANATIONS, REPO_ROOT, random_images
+import sevlm.evaluation.run as evaluation
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.schema import corpus_features
+from sevlm.data.schema import corpus_features
+from sevlm.evaluation import metric as sevlm_metric
 
 FEATURES = corpus_features(ARTEMIS_EMOTIONS)
 METRIC_KEYS = {
@@ -31,7 +33,7 @@ def emotion_histogram(emotions, names=ARTEMIS_EMOTIONS):
 
 def evaluate(argv):
     """The evaluation as the command runs it, with exceptions (main() turns them into exit status 1)."""
-    return eval_sevlm.evaluate_model(eval_sevlm.parse_arguments(argv))
+    return evaluation.evaluate_model(eval_sevlm.parse_arguments(argv))
 PREDICTION_KEYS = {
     "painting_id", "emotion", "emotion_scores", "explanation", "explanation_emotion", "majority_emotion", "references",
 }
@@ -150,7 +152,7 @@ def test_rescoring_a_predictions_file(workspace, tmp_path, caplog, monkeypatch):
     ]
     path = write_jsonl(tmp_path / "predictions.jsonl", rows)
     # The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run; stub them.
-    metric = eval_sevlm.load_metric_module()
+    metric = sevlm_metric
     monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
     metrics = evaluate(
         ["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out"),
@@ -223,7 +225,7 @@ def test_defaults_evaluate_the_demo_model():
 
     parser = HfArgumentParser(eval_sevlm.EvalArguments)
     (args,) = parser.parse_args_into_dataclasses(args=[])
-    args = eval_sevlm.resolve_defaults(args)
+    args = evaluation.resolve_defaults(args)
     assert (args.model_name_or_path, args.dataset_path, args.split) == ("outputs/sevlm-demo", "data/demo", "test")
     assert args.output_dir == os.path.join("outputs", "eval", "sevlm-demo", "test")
     # every flag is explained in --help
@@ -237,16 +239,16 @@ def test_sampling_flags_reach_generate():
 
     parser = HfArgumentParser(eval_sevlm.EvalArguments)
     (args,) = parser.parse_args_into_dataclasses(args=["--do_sample", "--temperature", "0.7", "--top_p", "0.9", "--top_k", "5", "--num_beams", "2"])
-    assert eval_sevlm.generation_kwargs(args) == {
+    assert evaluation.generation_kwargs(args) == {
         "max_new_tokens": 25, "num_beams": 2, "do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 5,
     }
     (args,) = parser.parse_args_into_dataclasses(args=[])
-    assert eval_sevlm.generation_kwargs(args) == {"max_new_tokens": 25, "num_beams": 1, "do_sample": False}
+    assert evaluation.generation_kwargs(args) == {"max_new_tokens": 25, "num_beams": 1, "do_sample": False}
 
 
 def test_missing_classifier_is_trained_where_asked(workspace, tmp_path, caplog):
     args = eval_sevlm.EvalArguments(dataset_path=str(workspace / "data"), emotion_classifier=str(tmp_path / "ea"))
-    classifier, directory, results = eval_sevlm.load_or_train_classifier(args, ARTEMIS_EMOTIONS)
+    classifier, directory, results = evaluation.load_or_train_classifier(args, ARTEMIS_EMOTIONS)
     assert directory == str(tmp_path / "ea") and (tmp_path / "ea" / "training_results.json").is_file()
     assert "training one" in caplog.text
     assert classifier.predict([EXPLANATIONS[6]]) == ["fear"]
@@ -255,7 +257,7 @@ def test_missing_classifier_is_trained_where_asked(workspace, tmp_path, caplog):
 
 def stub_caption_metrics(monkeypatch):
     """The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run."""
-    metric = eval_sevlm.load_metric_module()
+    metric = sevlm_metric
     monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
 
 
@@ -323,10 +325,10 @@ def test_an_earlier_evaluation_is_replaced_only_when_asked(workspace, tmp_path, 
 def test_another_taxonomy_end_to_end(tmp_path, tokenizer):
     """A 3-class model on a 3-class corpus: scores, confusion matrix and report use the corpus's classes, and the
     published ArtEmis rows are not shown."""
-    import copy
 
-    from conftest import build_tiny, corpus_texts, overfit
-    from processing_sevlm import train_tokenizer
+    from helpers import build_tiny, corpus_texts
+
+    from sevlm.tokenizer import train_tokenizer
 
     emotions = ["delighted", "so-so", "très déçu"]
     model, processor = build_tiny(emotions=emotions, tokenizer=train_tokenizer(corpus_texts(emotions), vocab_size=600))
@@ -345,7 +347,7 @@ def test_another_taxonomy_end_to_end(tmp_path, tokenizer):
         rows["source"].append(["mine"] * len(labels))
     split = Dataset.from_dict(rows, features=features)
     DatasetDict(train=split, validation=split, test=split).save_to_disk(str(tmp_path / "data"))
-    metric = eval_sevlm.load_metric_module()
+    metric = sevlm_metric
     original = metric.caption_metrics
     try:
         metric.caption_metrics = lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5)

@@ -10,11 +10,12 @@ from contextlib import redirect_stderr, redirect_stdout
 import datasets
 import numpy as np
 import pytest
+from helpers import build_tiny, random_images
 
-import index_sevlm
-from conftest import REPO_ROOT, build_tiny, random_images
-from emotion_index_sevlm import CONFIG_NAME, PENDING_DIR, EmotionIndex
-from pipeline_sevlm import add_pipeline_to_folder, predict_batch
+from pipeline_sevlm import predict_batch
+from sevlm.cli import index as index_sevlm
+from sevlm.hub import add_pipeline_to_folder
+from sevlm.index.store import CONFIG_NAME, PENDING_DIR, EmotionIndex
 
 
 def save_model(model, processor, folder):
@@ -141,7 +142,7 @@ def test_torchrun_two_processes_give_the_one_process_index(model_folder, paintin
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     command = [
-        torchrun, "--standalone", "--nproc_per_node", "2", str(REPO_ROOT / "index_sevlm.py"), str(paintings),
+        torchrun, "--standalone", "--nproc_per_node", "2", "-m", "sevlm.cli.index", str(paintings),
         "--model", str(model_folder), "--output_dir", str(tmp_path / "parallel"), "--batch_size", "2", "--device", "cpu",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

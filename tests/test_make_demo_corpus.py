@@ -12,7 +12,9 @@ import pytest
 from datasets import disable_progress_bars, load_from_disk
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.make_demo_corpus import (
+from dataset_scripts.make_demo_corpus import main
+from sevlm.data.corpus import emotion_histogram
+from sevlm.data.demo import (
     DEMO_VAD,
     GENERATOR_VERSION,
     LEXICON_NAME,
@@ -21,14 +23,12 @@ from dataset_scripts.make_demo_corpus import (
     PRODUCT_VAD,
     PRODUCT_VOCABULARY,
     VOCABULARY,
-    main,
     make_demo_corpus,
 )
-from dataset_scripts.prepare_corpus import emotion_histogram
-from dataset_scripts.schema import corpus_emotions, corpus_features
-from metrics.sevlm.sevlm import majority_emotion
-from modeling_sevlm import build_vad_table, load_vad_lexicon
-from processing_sevlm import train_tokenizer
+from sevlm.data.schema import corpus_emotions, corpus_features
+from sevlm.evaluation.metric import majority_emotion
+from sevlm.tokenizer import train_tokenizer
+from sevlm.vad import build_vad_table, load_vad_lexicon
 
 disable_progress_bars()
 

@@ -1,30 +1,20 @@
-"""The SEVLM evaluation metrics (metrics/sevlm/sevlm.py): known values, cross-checks against direct pycocoevalcap
+"""The SEVLM evaluation metrics (sevlm/evaluation/metric.py): known values, cross-checks against direct pycocoevalcap
 calls, the majority rule, and the offline `evaluate.load` path.
 
 Java runs are slow (METEOR loads its paraphrase table for seconds), so every caption score comes from ONE
 module-scoped evaluation through `evaluate.load` and ONE direct pycocoevalcap run.
 """
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT
 
-from conftest import REPO_ROOT
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from sevlm.evaluation import metric
 
-METRIC_DIR = REPO_ROOT / "metrics" / "sevlm"
-
-
-def load_metric_file():
-    spec = importlib.util.spec_from_file_location("sevlm_metric_under_test", METRIC_DIR / "sevlm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-metric = load_metric_file()
+METRIC_FILE = REPO_ROOT / "sevlm" / "evaluation" / "metric.py"
 
 # Hand-made evaluation set: punctuation and case differences, an empty prediction, a line separator inside a
 # reference (which would shift the PTB tokenizer's lines if it were not cleaned), non-ASCII text.
@@ -72,7 +62,7 @@ def evaluate_results(tmp_path_factory):
     """Everything computed once through `evaluate.load` on the local folder (offline)."""
     import evaluate
 
-    loaded = evaluate.load(str(METRIC_DIR), cache_dir=str(tmp_path_factory.mktemp("evaluate_cache")))
+    loaded = evaluate.load(str(METRIC_FILE), cache_dir=str(tmp_path_factory.mktemp("evaluate_cache")))
     results = loaded.compute(
         predictions=PREDICTIONS,
         references=REFERENCES,
@@ -203,11 +193,7 @@ def test_the_project_has_one_majority_rule():
             continue
         if re.search(r"^def (_\w*)?majority_emotion\(", path.read_text(encoding="utf-8"), re.M):
             owners.append(path.relative_to(REPO_ROOT).as_posix())
-    assert owners == ["metrics/sevlm/sevlm.py"]
-
-
-def test_emotion_list_matches_the_configuration():
-    assert tuple(metric.ARTEMIS_EMOTIONS) == tuple(ARTEMIS_EMOTIONS)
+    assert owners == ["sevlm/evaluation/metric.py"]
 
 
 def test_accuracy_with_no_majority_is_nan():

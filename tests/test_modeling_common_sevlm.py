@@ -14,10 +14,18 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPModel, CLIPVisionModel, CompileConfig, GPT2LMHeadModel, GPT2Model, GPT2Tokenizer
+from helpers import EXPLANATIONS, corpus_texts, random_images, tiny_text_config, tiny_vision_config
+from transformers import (
+    CLIPConfig,
+    CLIPModel,
+    CLIPVisionModel,
+    CompileConfig,
+    GPT2LMHeadModel,
+    GPT2Model,
+    GPT2Tokenizer,
+)
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from conftest import EXPLANATIONS, corpus_texts, random_images, tiny_text_config, tiny_vision_config
 from modeling_sevlm import SevlmForConditionalGeneration
 from processing_sevlm import SevlmProcessor
 

@@ -8,9 +8,7 @@ import textwrap
 
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPVisionConfig, GPT2Config, GPT2LMHeadModel
-
-from conftest import (
+from helpers import (
     EXPLANATIONS,
     FIXTURE_LEXICON,
     REPO_ROOT,
@@ -21,9 +19,13 @@ from conftest import (
     tiny_text_config,
     tiny_vision_config,
 )
+from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPVisionConfig, GPT2Config, GPT2LMHeadModel
+
 from configuration_sevlm import SevlmConfig
-from modeling_sevlm import SevlmForConditionalGeneration, build_vad_table, load_vad_lexicon, lookup_vad
-from processing_sevlm import SevlmProcessor, train_tokenizer
+from modeling_sevlm import SevlmForConditionalGeneration
+from processing_sevlm import SevlmProcessor
+from sevlm.tokenizer import train_tokenizer
+from sevlm.vad import build_vad_table, load_vad_lexicon, lookup_vad
 
 
 def paired_batch(processor, pairs=3, seed=0):
@@ -140,7 +142,7 @@ def test_vad_fusion_starts_as_identity(tiny):
 def test_image_projection_when_widths_differ(tokenizer):
     processor = SevlmProcessor.from_vision_text(tiny_vision_config(hidden_size=48), copy.deepcopy(tokenizer))
     model = SevlmForConditionalGeneration.from_vision_text(
-        tiny_vision_config(hidden_size=48), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON
+        tiny_vision_config(hidden_size=48), tiny_text_config(), processor, vad_table=build_vad_table(processor.tokenizer, FIXTURE_LEXICON)
     )
     out = model(**paired_batch(processor))
     assert out.image_embeds.shape[-1] == 32 and torch.isfinite(out.loss)
@@ -254,7 +256,7 @@ def test_multi_token_connector(tokenizer):
     processor = SevlmProcessor.from_vision_text(tiny_vision_config(), copy.deepcopy(tokenizer), connector_text=" because of")
     assert len(processor.connector_token_ids) == 2
     model = SevlmForConditionalGeneration.from_vision_text(
-        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON
+        tiny_vision_config(), tiny_text_config(), processor, vad_table=build_vad_table(processor.tokenizer, FIXTURE_LEXICON)
     )
     batch = processor.encode_text(["sadness"], ["the dark"])
     types = batch["token_type_ids"][0].tolist()
@@ -504,21 +506,27 @@ def test_non_english_lexicon_looks_up_surface_forms_only():
     assert build_vad_table(tokenizer, german, vad_lexicon_language="en")[token("hasses")[0]].abs().sum() > 0
 
 
-def test_from_vision_text_takes_the_lexicon_language():
+def test_from_vision_text_takes_a_vad_table_of_the_lexicon_language():
     emotions = ["freude", "angst", "ruhe"]
     tokenizer = train_tokenizer(GERMAN_TEXTS, vocab_size=400)
     processor = SevlmProcessor.from_vision_text(
         tiny_vision_config(), tokenizer, emotions=emotions, prompt_text=" die emotion ist", connector_text=" weil"
     )
-    model = SevlmForConditionalGeneration.from_vision_text(
-        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON_DE, vad_lexicon_language="de"
-    )
+    german = build_vad_table(processor.tokenizer, FIXTURE_LEXICON_DE, vad_lexicon_language="de")
+    model = SevlmForConditionalGeneration.from_vision_text(tiny_vision_config(), tiny_text_config(), processor, vad_table=german)
     hasses = processor.tokenizer(" hasses", add_special_tokens=False)["input_ids"][0]
     duester = processor.tokenizer(" düster", add_special_tokens=False)["input_ids"][0]
     assert model.vad_table[hasses].abs().sum() == 0 and model.vad_table[duester].abs().sum() > 0
-    assert model.set_vad_lexicon(FIXTURE_LEXICON_DE, processor.tokenizer, vad_lexicon_language="en") > model.set_vad_lexicon(
-        FIXTURE_LEXICON_DE, processor.tokenizer, vad_lexicon_language="de"
-    )
+    lemmatised = build_vad_table(processor.tokenizer, FIXTURE_LEXICON_DE, vad_lexicon_language="en")
+    assert model.set_vad_table(lemmatised) > model.set_vad_table(german)
+    torch.testing.assert_close(model.vad_table, german)
+    # The model file takes a table, not a lexicon: lexicon reading is a tool's work (sevlm.vad).
+    with pytest.raises(TypeError, match="vad_table="):
+        SevlmForConditionalGeneration.from_vision_text(
+            tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON_DE
+        )
+    with pytest.raises(ValueError, match=r"shape"):
+        model.set_vad_table(torch.zeros(3, 2))
 
 
 def test_translated_nrc_vad_file_uses_the_word_of_its_language(tmp_path):
@@ -545,7 +553,11 @@ def test_any_taxonomy_trains_scores_and_generates():
     )
     torch.manual_seed(0)
     model = SevlmForConditionalGeneration.from_vision_text(
-        tiny_vision_config(), tiny_text_config(), processor, vad_lexicon=FIXTURE_LEXICON, use_contrastive_loss=False
+        tiny_vision_config(),
+        tiny_text_config(),
+        processor,
+        vad_table=build_vad_table(processor.tokenizer, FIXTURE_LEXICON),
+        use_contrastive_loss=False,
     )
     assert model.config.prompt_text == " the feeling is" and model.config.connector_text == " since"
     images = random_images(3, seed=4)
@@ -570,7 +582,7 @@ def test_any_taxonomy_trains_scores_and_generates():
 def test_emotion_scores_equal_the_full_sequence_likelihood():
     """emotion_scores applies the LM head only where a scored token is predicted; the result is the softmax of the
     likelihood of `{emotion} {connector}` computed from all logits."""
-    from conftest import build_tiny, random_images
+    from helpers import build_tiny, random_images
 
     model, processor = build_tiny(emotions=["awe", "something else", "très déçu"])
     model.eval()

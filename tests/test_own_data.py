@@ -8,14 +8,15 @@ import os
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT
 from PIL import Image
 
 import eval_sevlm
-import predict_sevlm
-import publish_sevlm
-from conftest import REPO_ROOT
 from dataset_scripts import prepare_corpus
-from dataset_scripts.make_demo_corpus import make_demo_corpus
+from sevlm.cli import predict as predict_sevlm
+from sevlm.cli import publish as publish_sevlm
+from sevlm.data.demo import make_demo_corpus
+from sevlm.hub import verify_folder
 from train_sevlm import train
 
 EMOTIONS = ["delighted", "satisfied", "mixed feelings", "très déçu"]  # multi-word and non-ASCII names
@@ -68,7 +69,7 @@ def check_predict_and_publish(model_dir, images, tmp_path, emotions):
         assert name in card
     # --verify's check: the Hub folder loaded in a fresh process answers in its own classes through
     # pipeline("art-emotion").
-    verified = publish_sevlm.verify_folder(hub, images=[images[0]])
+    verified = verify_folder(hub, images=[images[0]])
     result = verified["pipeline_results"][0]
     assert list(result["scores"]) == emotions and result["emotion"] in emotions
 
@@ -110,7 +111,7 @@ def test_the_product_reviews_demo_end_to_end(tmp_path):
            "--vision_model_name_or_path", str(REPO_ROOT / "configs" / "demo_vision.json"),
            "--text_model_name_or_path", str(REPO_ROOT / "configs" / "demo_text.json"), *QUICK])  # fmt: skip
     emotions = json.loads((output / "config.json").read_text(encoding="utf-8"))["emotions"]
-    from dataset_scripts.schema import corpus_emotions
+    from sevlm.data.schema import corpus_emotions
 
     assert emotions == corpus_emotions(load_from_disk(str(corpus))["train"]) and len(emotions) in (4, 5, 6)
     assert eval_sevlm.main(["--model_name_or_path", str(output), "--dataset_path", str(corpus), "--output_dir",

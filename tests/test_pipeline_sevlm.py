@@ -10,10 +10,11 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from helpers import REPO_ROOT, random_images
 from transformers import Pipeline, pipeline
 
-from conftest import REPO_ROOT, random_images
-from pipeline_sevlm import TASK, SevlmArtEmotionPipeline, add_pipeline_to_folder, pipeline_config_entry, predict_batch
+from pipeline_sevlm import TASK, SevlmArtEmotionPipeline, pipeline_config_entry, predict_batch
+from sevlm.hub import add_pipeline_to_folder
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +146,11 @@ def test_folder_entry_matches_pipeline_save_pretrained(pipe, tmp_path):
 
 
 def test_pipeline_file_is_self_contained():
-    """The file travels as remote code: only the standard library, torch and transformers."""
+    """The file travels as remote code: only the standard library, torch, transformers and the other model files."""
     tree = ast.parse((REPO_ROOT / "pipeline_sevlm.py").read_text())
     modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert modules <= {"json", "os", "shutil", "pathlib", "torch", "transformers"}, modules
+    assert modules <= {"pathlib", "torch", "transformers", "configuration_sevlm", ""}, modules
 
 
 def test_pipeline_loads_in_fresh_process(pipe, trained_tiny, tmp_path):

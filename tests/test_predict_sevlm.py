@@ -10,13 +10,17 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
+from helpers import build_tiny
 from PIL import Image
 
-import predict_sevlm
-from conftest import REPO_ROOT, build_tiny
-from pipeline_sevlm import SevlmArtEmotionPipeline, add_pipeline_to_folder
-from predict_sevlm import CARD_DPI, CARD_SIZE, COLORS, build_parser, draw_card, main, make_card, parse_args
-from utils_sevlm import find_images
+import sevlm.prediction as prediction
+from pipeline_sevlm import SevlmArtEmotionPipeline
+from sevlm.cli import predict as predict_sevlm
+from sevlm.cli.predict import build_parser, main, parse_args
+from sevlm.generation import generation_kwargs
+from sevlm.hub import add_pipeline_to_folder
+from sevlm.images import find_images
+from sevlm.render import CARD_SIZE, COLORS, _color, draw_card, make_card
 
 NON_ASCII = "Ölgemälde – ça ü 夜.png"
 
@@ -60,7 +64,7 @@ def test_find_images_files_folders_globs(gallery):
 
 
 def test_jsonl_rows_skip_unreadable_files(pipe, gallery, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     output = tmp_path / "out" / "predictions.jsonl"
     code, _, stderr = run_main([str(gallery), "--output", str(output), "--batch_size", "2", "--no_progress"])
     assert code == 0
@@ -77,7 +81,7 @@ def test_jsonl_rows_skip_unreadable_files(pipe, gallery, tmp_path, monkeypatch):
 
 
 def test_csv_with_emotion_and_generation_flags(pipe, gallery, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     output = tmp_path / "predictions.csv"
     argv = [str(gallery / "a.png"), str(gallery / "d.JPG"), "--output", str(output), "--emotion", "awe", "--max_new_tokens", "3", "--num_beams", "2"]
     code, _, _ = run_main(argv + ["--no_progress"])
@@ -91,7 +95,7 @@ def test_csv_with_emotion_and_generation_flags(pipe, gallery, tmp_path, monkeypa
 
 
 def test_stdout_exit_codes_and_bad_arguments(pipe, gallery, monkeypatch):
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     code, stdout, _ = run_main([str(gallery / "a.png"), "--no_progress"])
     assert code == 0 and json.loads(stdout)["emotion"] == "sadness"
     code, stdout, stderr = run_main([str(gallery / "broken.jpg"), "--no_progress"])
@@ -144,7 +148,7 @@ def test_cli_in_fresh_process_with_cards(trained_tiny, gallery, latin1_gallery, 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
     command = [
-        sys.executable, str(REPO_ROOT / "predict_sevlm.py"), str(gallery), os.path.join(latin1_gallery, NOT_UTF8),
+        sys.executable, "-m", "sevlm.cli.predict", str(gallery), os.path.join(latin1_gallery, NOT_UTF8),
         "--model", str(folder), "--output", "out.jsonl", "--cards", "cards", "--batch_size", "3", "--device", "cpu",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -191,19 +195,19 @@ def test_existing_output_replaced_only_by_a_file_with_rows(pipe, gallery, tmp_pa
     argv = ["--output", str(output), "--batch_size", "1", "--no_progress"]
 
     # Nothing predicted (the only input is corrupt): the old file stays as it was.
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     code, _, stderr = run_main([str(gallery / "broken.jpg"), *argv])
     assert code == 1 and output.read_text(encoding="utf-8") == "earlier results\n"
     assert f"{output} was left unchanged" in stderr and leftovers(tmp_path) == []
 
     # CTRL-C before the first row: untouched.
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: InterruptingPipe(pipe, at=1))
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: InterruptingPipe(pipe, at=1))
     code, _, stderr = run_main([*images, *argv])
     assert code == 130 and output.read_text(encoding="utf-8") == "earlier results\n"
     assert "Interrupted after 0 of 3 images" in stderr and leftovers(tmp_path) == []
 
     # CTRL-C after two rows: the rows written so far replace the old file, and the user is told.
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: InterruptingPipe(pipe, at=3))
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: InterruptingPipe(pipe, at=3))
     code, _, stderr = run_main([*images, *argv])
     assert code == 130 and "Interrupted after 2 of 3 images" in stderr and "(replaced the existing file)" in stderr
     text = output.read_text(encoding="utf-8")
@@ -211,7 +215,7 @@ def test_existing_output_replaced_only_by_a_file_with_rows(pipe, gallery, tmp_pa
     assert leftovers(tmp_path) == [] and os.stat(output).st_mode & 0o777 == 0o640  # the old file's permissions
 
     # A complete run: replaced, said so.
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     code, _, stderr = run_main([*images, *argv])
     assert code == 0 and f"Predicted 3 of 3 images to {output} (replaced the existing file)." in stderr
     assert NON_ASCII in output.read_text(encoding="utf-8") and leftovers(tmp_path) == []
@@ -245,7 +249,7 @@ def latin1_gallery(trained_tiny, tmp_path):
 
 
 def test_names_that_are_not_utf8_everywhere(pipe, latin1_gallery, tmp_path, monkeypatch):
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     cards = tmp_path / "cards"
     code, stdout, stderr = run_main([str(latin1_gallery), "--cards", str(cards), "--no_progress"])
     assert code == 0 and "Predicted 2 of 3 images" in stderr
@@ -265,15 +269,15 @@ def test_names_that_are_not_utf8_everywhere(pipe, latin1_gallery, tmp_path, monk
 # ---------------------------------------------------------------------------------------- cards never cost rows
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_failed_card_keeps_the_row_and_the_columns(pipe, gallery, tmp_path, monkeypatch, suffix):
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
-    real_make_card = predict_sevlm.make_card
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
+    real_make_card = make_card
 
     def make_card_failing_first(image, result, path, **kwargs):
         if path.name == "a.png":
             raise RuntimeError("disk full")
         return real_make_card(image, result, path, **kwargs)
 
-    monkeypatch.setattr(predict_sevlm, "make_card", make_card_failing_first)
+    monkeypatch.setattr(prediction, "make_card", make_card_failing_first)
     output = tmp_path / f"out{suffix}"
     cards = tmp_path / "cards"
     code, _, stderr = run_main([str(gallery / "a.png"), str(gallery / "d.JPG"), "--output", str(output), "--cards", str(cards), "--no_progress"])
@@ -327,7 +331,7 @@ def test_impossible_values_are_argument_errors(flags, message):
 
 def test_possible_generation_values_pass():
     args = parse_args(["x.png", "--do_sample", "--top_k", "0", "--top_p", "1", "--temperature", "0.5", "--num_beams", "1"])
-    assert predict_sevlm.generate_kwargs(args) == {"num_beams": 1, "temperature": 0.5, "top_p": 1.0, "top_k": 0, "do_sample": True}
+    assert generation_kwargs(args) == {"num_beams": 1, "temperature": 0.5, "top_p": 1.0, "top_k": 0, "do_sample": True}
 
 
 def test_decompression_bomb_names_the_file(pipe, trained_tiny, tmp_path, monkeypatch):
@@ -335,7 +339,7 @@ def test_decompression_bomb_names_the_file(pipe, trained_tiny, tmp_path, monkeyp
     images[0].save(tmp_path / "small.png")  # 48 x 40 = 1,920 pixels
     Image.new("RGB", (200, 200), "white").save(tmp_path / "huge.png")  # 40,000 pixels, a few hundred bytes
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # Pillow refuses above twice this
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     code, stdout, stderr = run_main([str(tmp_path / "huge.png"), str(tmp_path / "small.png"), "--no_progress"])
     assert code == 0 and "Predicted 1 of 2 images" in stderr and len(stdout.splitlines()) == 1
     assert f"skipped {tmp_path / 'huge.png'}: cannot be read ({tmp_path / 'huge.png'} is larger than the decompression-bomb limit" in stderr
@@ -352,7 +356,7 @@ def test_cards_for_another_taxonomy(trained_tiny, tmp_path):
     model, processor = build_tiny(emotions=PRODUCT_EMOTIONS)
     result = SevlmArtEmotionPipeline(model=model.eval(), processor=processor, device="cpu")(Image.new("RGB", (64, 64), "white"))
     assert list(result["scores"]) == PRODUCT_EMOTIONS
-    colors = [predict_sevlm._color(name, PRODUCT_EMOTIONS) for name in PRODUCT_EMOTIONS]
+    colors = [_color(name, PRODUCT_EMOTIONS) for name in PRODUCT_EMOTIONS]
     assert len(set(colors)) == 4 and not set(colors) & set(COLORS.values())  # four colours of their own
     path = make_card(Image.new("RGB", (64, 64), "white"), result, tmp_path / "card.png")
     with Image.open(path) as card:
@@ -363,7 +367,7 @@ def test_cards_for_another_taxonomy(trained_tiny, tmp_path):
             rgb = np.rint(0.45 * rgb + 0.55 * 255)  # the other bars are drawn lighter
         assert (np.abs(pixels - rgb).max(-1) <= 2).sum() > 20, name  # every class's bar in its colour
     # ArtEmis's names keep their group colours, in any taxonomy.
-    assert predict_sevlm._color("awe", ["awe", "joy"]) == COLORS["positive"] and predict_sevlm._color("joy", ["awe", "joy"]) == "#ff7f0e"
+    assert _color("awe", ["awe", "joy"]) == COLORS["positive"] and _color("joy", ["awe", "joy"]) == "#ff7f0e"
 
 
 @pytest.mark.parametrize("count", [2, 9, 20])
@@ -434,7 +438,7 @@ class AttentionPipe:
 
 def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
     attention = AttentionPipe(pipe)
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: attention)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: attention)
     cards = tmp_path / "cards"
     code, stdout, _ = run_main([str(gallery / "a.png"), "--cards", str(cards), "--attention_maps", "--no_progress"])
     assert code == 0 and attention.asked == [True]
@@ -451,7 +455,7 @@ def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
         def _sanitize_parameters(self, **kwargs):
             raise TypeError(f"Unknown argument(s) {sorted(kwargs)}")
 
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: OldPipeline())
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: OldPipeline())
     code, _, stderr = run_main([str(gallery / "a.png"), "--attention_maps", "--no_progress"])
     assert code == 1 and "cannot return attention maps" in stderr and "save the model again" in stderr
 
@@ -459,7 +463,7 @@ def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
 def test_attention_maps_end_to_end(pipe, gallery, tmp_path, monkeypatch):
     """The real pipeline's `return_attention_map=True`: a map over the 4x4 patch grid of the tiny model, in the
     JSON Lines row and drawn over the painting on the card."""
-    monkeypatch.setattr(predict_sevlm, "load_pipeline", lambda *args, **kwargs: pipe)
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     code, stdout, _ = run_main([str(gallery / "a.png"), "--cards", str(tmp_path / "with"), "--attention_maps", "--no_progress"])
     assert code == 0
     grid = np.array(json.loads(stdout)["attention_map"])
@@ -476,8 +480,8 @@ def test_attention_maps_end_to_end(pipe, gallery, tmp_path, monkeypatch):
 
 def test_a_folder_without_processor_files_says_what_is_missing(trained_tiny, gallery, tmp_path, capsys):
     """Every tool that loads a model folder names the missing processor/tokenizer files and how to add them."""
-    import eval_sevlm
-    from utils_sevlm import load_model_and_processor
+    import sevlm.evaluation.run as evaluation
+    from sevlm.loading import load_model_and_processor
 
     model, processor, _ = trained_tiny
     folder = tmp_path / "no-processor"
@@ -491,4 +495,4 @@ def test_a_folder_without_processor_files_says_what_is_missing(trained_tiny, gal
     with pytest.raises(FileNotFoundError, match=r"missing .*processor.save_pretrained"):
         load_model_and_processor(folder)
     with pytest.raises(FileNotFoundError, match=r"missing .*processor.save_pretrained"):
-        eval_sevlm.load_model(str(folder), "cpu")
+        evaluation.load_model(str(folder), "cpu")

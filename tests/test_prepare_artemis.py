@@ -16,28 +16,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 from datasets import disable_progress_bars, load_dataset, load_from_disk
+from helpers import REPO_ROOT
 from PIL import Image
 
 from bench.bench_prepare import write_artemis_shaped
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from conftest import REPO_ROOT
-from dataset_scripts.prepare_artemis import (
+from dataset_scripts.prepare_artemis import main, parse_args
+from sevlm.data.artemis import (
     FEATURES,
     KNOWN_BAD_IMAGES,
-    REPORT_NAME,
     SPLIT_FRACTIONS,
     build_annotation_table,
     emotion_histogram,
-    main,
     normalize_emotion,
     official_split,
-    parse_args,
     prepare_artemis,
     split_of,
     train_test_split,
     v2_sample_rows,
 )
-from dataset_scripts.prepare_corpus import PrepareReport, failed_report_path
+from sevlm.data.corpus import PrepareReport, failed_report_path
+from sevlm.data.settings import REPORT_NAME
 
 disable_progress_bars()
 

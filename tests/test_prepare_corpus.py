@@ -11,21 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from datasets import disable_progress_bars, load_dataset, load_from_disk
+from helpers import REPO_ROOT
 from PIL import Image
 
-from conftest import REPO_ROOT
-from dataset_scripts.prepare_corpus import (
+from dataset_scripts.prepare_corpus import main, parse_args
+from processing_sevlm import load_image
+from sevlm.data.corpus import (
     REPORT_NAME,
-    EmotionVocabulary,
     decode_infozip_escapes,
     failed_report_path,
     hash_split,
-    main,
-    parse_args,
     prepare_corpus,
 )
-from dataset_scripts.schema import corpus_emotions, corpus_features
-from processing_sevlm import load_image
+from sevlm.data.schema import corpus_emotions, corpus_features
+from sevlm.names import EmotionVocabulary
 
 disable_progress_bars()
 

@@ -11,15 +11,26 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from helpers import build_tiny, corpus_texts
 from transformers import CLIPVisionConfig, GPT2Config
 
-from conftest import build_tiny, corpus_texts
 from configuration_sevlm import SevlmConfig
 from modeling_sevlm import SevlmForConditionalGeneration
 from pipeline_sevlm import TASK, SevlmArtEmotionPipeline
-from processing_sevlm import SevlmProcessor, train_tokenizer
-from model_card_sevlm import _card_metrics, check_folder, find_metrics, training_card_fields, write_model_card
-from publish_sevlm import build_parser, is_credential, main, publish, verify_environment, verify_folder
+from processing_sevlm import SevlmProcessor
+from sevlm.cli.publish import build_parser, main
+from sevlm.hub import (
+    _card_metrics,
+    check_folder,
+    find_metrics,
+    is_credential,
+    publish,
+    training_card_fields,
+    verify_environment,
+    verify_folder,
+    write_model_card,
+)
+from sevlm.tokenizer import train_tokenizer
 
 EVAL_METRICS = {
     "emotion_accuracy": 0.625,

@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def test_model_and_api_example_runs(tmp_path, monkeypatch):

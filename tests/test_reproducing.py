@@ -7,10 +7,10 @@ import re
 import shlex
 
 import pytest
+from helpers import FIXTURE_LEXICON, REPO_ROOT
 
 import eval_sevlm
 from bench.bench_prepare import write_artemis_shaped
-from conftest import FIXTURE_LEXICON, REPO_ROOT
 from dataset_scripts.prepare_artemis import main as prepare_main
 from train_sevlm import train
 

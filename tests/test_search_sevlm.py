@@ -6,13 +6,13 @@ import json
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+from helpers import build_tiny
 from PIL import Image
-
-import search_sevlm
-from conftest import build_tiny
-from emotion_index_sevlm import CONTACT_SHEET, EmotionIndex
-from pipeline_sevlm import add_pipeline_to_folder
 from test_emotion_index_sevlm import commit_rows, synthetic_rows
+
+from sevlm.cli import search as search_sevlm
+from sevlm.hub import add_pipeline_to_folder
+from sevlm.index.store import CONTACT_SHEET, EmotionIndex
 
 
 @pytest.fixture(scope="module")

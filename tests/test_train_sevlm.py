@@ -12,18 +12,13 @@ import time
 
 import pytest
 import torch
+from helpers import REPO_ROOT
 from safetensors.torch import load_file
 
-from conftest import REPO_ROOT
-from dataset_scripts.make_demo_corpus import make_demo_corpus
-from train_sevlm import (
-    SevlmEarlyStoppingCallback,
-    build_trainer,
-    is_complete_checkpoint,
-    parse_arguments,
-    resolve_checkpoint,
-    train,
-)
+from sevlm import config_file
+from sevlm.data.demo import make_demo_corpus
+from sevlm.training import SevlmEarlyStoppingCallback, build_trainer, is_complete_checkpoint, resolve_checkpoint
+from train_sevlm import parse_arguments, train
 
 FOLDER_FILES = (
     "config.json",
@@ -101,7 +96,9 @@ def load_in_fresh_process(folder, workdir):
 def test_demo_defaults_come_from_the_args_file():
     model_args, data_args, training_args = parse_arguments([])  # what `python train_sevlm.py` runs
     assert data_args.dataset_path == "data/demo" and data_args.make_demo_corpus
-    assert model_args.vision_model_name_or_path == "configs/demo_vision.json"
+    # Input files named in an args file are read beside it: the demo works from any folder, installed or not.
+    assert model_args.vision_model_name_or_path == str(config_file("demo_vision.json"))
+    assert model_args.vad_lexicon == "data/demo/demo_vad_lexicon.txt"  # made by the demo corpus, in the working folder
     assert training_args.output_dir == "outputs/sevlm-demo"
     # Flags after --args_file win; without any file the paper's recipe is the default.
     _, _, overridden = parse_arguments(["--args_file", "configs/demo.args", "--num_train_epochs", "1"])
@@ -433,7 +430,7 @@ def taxonomy_corpus(path, emotions, seed=0, paintings_per_class=6):
     from datasets import Dataset, DatasetDict
     from PIL import Image
 
-    from dataset_scripts.schema import corpus_features
+    from sevlm.data.schema import corpus_features
 
     rng = np.random.default_rng(seed)
     words = ["bright", "warm", "broken", "slow", "shiny", "late", "soft", "cold"]

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from helpers import random_images
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.schema import corpus_emotions, corpus_features
-from dataset_scripts.views import (
+from processing_sevlm import IGNORE_INDEX
+from sevlm.data.schema import corpus_emotions, corpus_features
+from sevlm.data.views import (
     AnnotationDataset,
     PairedPaintingDataset,
     SevlmCollator,
     SevlmPairCollator,
     evaluation_view,
 )
-from processing_sevlm import IGNORE_INDEX
-from conftest import random_images
 
 # painting -> its annotations' emotions (two paintings have a single distinct emotion and never form pairs)
 PAINTINGS = {
@@ -181,7 +181,7 @@ def test_collator_text_throughput(tokenizer):
     sequences per second in one process."""
     import copy
 
-    from conftest import build_tiny
+    from helpers import build_tiny
 
     _, processor = build_tiny(tokenizer=copy.deepcopy(tokenizer))
     rng = np.random.default_rng(0)

@@ -17,8 +17,10 @@ skipped. The exit status is 0 when the index holds at least one image, 1 otherwi
 import argparse
 import sys
 
-from emotion_index_sevlm import DEMO_MODEL, PENDING_DIR, THUMBNAIL_SIZE, EmotionIndex
-from utils_sevlm import IMAGE_EXTENSIONS, display_path, generation_problems
+from sevlm.generation import generation_kwargs, generation_problems
+from sevlm.images import IMAGE_EXTENSIONS
+from sevlm.index.store import DEMO_MODEL, PENDING_DIR, THUMBNAIL_SIZE, EmotionIndex
+from sevlm.io import display_path
 
 
 def build_parser():
@@ -82,13 +84,9 @@ def parse_args(argv=None):
         parser.error(f"--torch_num_threads must be at least 1, got {args.torch_num_threads}.")
     if args.thumbnail_size < 0:
         parser.error(f"--thumbnail_size must be 0 (none) or more, got {args.thumbnail_size}.")
-    for problem in generation_problems(args.max_new_tokens, args.num_beams):
+    for problem in generation_problems(args):
         parser.error(problem)
     return args
-
-
-def generate_kwargs(args):
-    return {name: getattr(args, name) for name in ("max_new_tokens", "num_beams") if getattr(args, name) is not None}
 
 
 def main(argv=None):
@@ -112,7 +110,7 @@ def main(argv=None):
             id_column=args.id_column,
             batch_size=args.batch_size,
             device=args.device,
-            generate_kwargs=generate_kwargs(args),
+            generate_kwargs=generation_kwargs(args),
             thumbnail_size=args.thumbnail_size,
             extensions=[ext.strip() for ext in args.extensions.split(",") if ext.strip()],
             overwrite=args.overwrite,
@@ -129,7 +127,7 @@ def main(argv=None):
     except (OSError, ValueError, RuntimeError) as error:
         print(f"sevlm-index: {display_path(str(error))}", file=sys.stderr)
         return 1
-    from emotion_index_sevlm import distributed_state
+    from sevlm.index.store import distributed_state
 
     if distributed_state(args.device).is_main_process:
         built = index.build_report

@@ -5,24 +5,21 @@ trains a fastText-style classifier (mean of unigram + bigram embeddings -> linea
 explanations, for whatever emotion list the corpus records. It needs only torch and trains in seconds to minutes on
 a CPU. Its held-out accuracy is saved with it: EA from a classifier near chance means nothing.
 
-EA numbers are only comparable between models judged by the same classifier (same weights).
-
-    python emotion_classifier_sevlm.py --dataset_path data/demo            # -> data/demo/emotion_classifier
+EA numbers are only comparable between models judged by the same classifier (same weights). The command is
+`sevlm-emotion-classifier --dataset_path data/demo` (-> data/demo/emotion_classifier).
 """
 
 import json
 import logging
 import os
 import re
-import sys
-from dataclasses import dataclass, field
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from utils_sevlm import check_replaceable, staged_directory, write_json_atomic
+from sevlm.io import check_replaceable, staged_directory, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +188,7 @@ def _pack(encoded):
 # ----------------------------------------------------------------------------------------- dataset training
 def annotation_pairs(split):
     """(explanations, emotion names) of every annotation in a prepared split, without decoding images."""
-    from dataset_scripts.schema import emotion_names
+    from sevlm.data.schema import emotion_names
 
     columns = split.select_columns(["explanations", "emotions"]).with_format(None)[:]
     texts, labels = [], []
@@ -236,7 +233,7 @@ def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_coun
     """
     from datasets import load_from_disk
 
-    from dataset_scripts.schema import corpus_emotions
+    from sevlm.data.schema import corpus_emotions
 
     output_dir = output_dir or os.path.join(dataset_path, "emotion_classifier")
     check_replaceable(output_dir, overwrite, _holds_classifier, what="--output_dir")
@@ -268,43 +265,3 @@ def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_coun
 
 def _holds_classifier(directory):
     return os.path.isfile(os.path.join(directory, CONFIG_NAME))
-
-
-@dataclass
-class ClassifierArguments:
-    dataset_path: str = field(metadata={"help": "A prepared SEVLM dataset (DatasetDict saved with save_to_disk)."})
-    output_dir: str | None = field(default=None, metadata={"help": "Where to save; default <dataset_path>/emotion_classifier."})
-    embedding_dim: int = field(default=64, metadata={"help": "Width of the word/bigram embeddings."})
-    min_count: int = field(default=2, metadata={"help": "Drop words/bigrams seen fewer times in the training split."})
-    max_features: int = field(default=100_000, metadata={"help": "Keep at most this many (most frequent) features."})
-    epochs: int = field(default=5, metadata={"help": "Passes over the training annotations."})
-    batch_size: int = field(default=256, metadata={"help": "Annotations per optimisation step."})
-    learning_rate: float = field(default=5e-3, metadata={"help": "Adam learning rate."})
-    seed: int = field(default=0, metadata={"help": "Seed for initialisation and shuffling."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace a classifier already in --output_dir (once the new one is trained)."})
-
-
-def main(argv=None):
-    from transformers import HfArgumentParser
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = HfArgumentParser(ClassifierArguments, description="Train the text-emotion classifier used for emotional alignment (EA).")
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    output_dir = args.output_dir or os.path.join(args.dataset_path, "emotion_classifier")
-    try:
-        _, results = train_from_dataset(
-            args.dataset_path, output_dir, args.embedding_dim, args.min_count, args.max_features, args.epochs,
-            args.batch_size, args.learning_rate, args.seed, overwrite=args.overwrite,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    accuracy = results.get("validation_accuracy")
-    shown = f"{accuracy:.4f} (chance {results['validation_chance_accuracy']:.4f})" if accuracy is not None else "n/a (no validation split)"
-    print(f"Emotion classifier saved to {output_dir}; validation accuracy {shown} "
-          f"({results.get('num_validation_annotations', 0)} annotations).")
-    return 0
-
-
-if __name__ == "__main__":
-    main()

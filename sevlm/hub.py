@@ -1,4 +1,4 @@
-"""Model cards and Hub folders of SEVLM models: what `publish_sevlm.py` and `train_sevlm.py` both write.
+"""Model cards and Hub folders of SEVLM models: what `sevlm-publish` and training both write.
 
 - `write_model_card(folder, metrics=..., ...)`: README.md with huggingface_hub's `ModelCard` / `ModelCardData` /
   `EvalResult`, every number labelled with the protocol that produced it (`eval_sevlm.py`, or the training-time
@@ -9,14 +9,20 @@
 
 import json
 import math
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import pipeline_sevlm
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from pipeline_sevlm import TASK
-from utils_sevlm import display_path, write_text_atomic
+from pipeline_sevlm import TASK, pipeline_config_entry
+from sevlm.io import display_path, replace_file, staged_directory, write_json_atomic, write_text_atomic
+from sevlm.loading import CODE_FILES
 
-CODE_FILES = ("configuration_sevlm.py", "modeling_sevlm.py", "processing_sevlm.py", "pipeline_sevlm.py")
 REQUIRED_FILES = (
     "config.json",
     "generation_config.json",
@@ -463,6 +469,25 @@ print(model.emotion_scores(inputs["pixel_values"]))     # one probability per em
 
 
 # ------------------------------------------------------------------------------------------------- folders
+def add_pipeline_to_folder(folder):
+    """Make `pipeline("art-emotion", model=folder, trust_remote_code=True)` work for a saved SEVLM folder: register
+    the pipeline in its config.json (`custom_pipelines`) and copy `pipeline_sevlm.py` beside the model code."""
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{display_path(folder)} has no config.json: save the model there first (model.save_pretrained).")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["custom_pipelines"] = pipeline_config_entry()
+    write_json_atomic(config_path, config)
+    source = Path(pipeline_sevlm.__file__).resolve()
+    if source != (folder / source.name).resolve():
+        with open(source, "rb") as stream:
+            data = stream.read()
+        with replace_file(folder / source.name, "wb") as stream:
+            stream.write(data)
+    return folder
+
+
 def check_folder(folder):
     """Raise if a folder lacks a file the Hub copy needs to load with trust_remote_code."""
     folder = Path(folder)
@@ -494,3 +519,162 @@ def push_folder(folder, repo_id, private=False, token=None):
     return api.upload_folder(folder_path=str(folder), repo_id=repo_id, ignore_patterns=UPLOAD_IGNORE)
 
 
+# ------------------------------------------------------------------------------------------ publishing
+def copy_hub_files(folder, output_dir):
+    """Copy the files a Hub folder needs (weights, config, code, processor, tokenizer) from a model folder into
+    `output_dir`; checkpoints, TensorBoard runs, training-state files and the old card stay behind."""
+    folder, output_dir = Path(folder), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in HUB_SUFFIXES and path.name not in RUN_FILES and not path.name.startswith("."):
+            shutil.copyfile(path, output_dir / path.name)
+    return output_dir
+
+
+def is_hub_folder(folder):
+    """An earlier result of this tool (so `--overwrite` may replace it): a config.json and a model card."""
+    return (Path(folder) / "config.json").is_file() and (Path(folder) / "README.md").is_file()
+
+
+def publish(
+    folder,
+    output_dir=None,
+    metrics="auto",
+    dataset=None,
+    base_models=None,
+    vad_lexicon=None,
+    repo_id=None,
+    overwrite=False,
+    metrics_protocol=None,
+):
+    """Turn a saved SEVLM folder into a complete Hub folder and return its path.
+
+    With `output_dir`, the Hub files are copied into a folder built beside it and swapped in when complete (a
+    non-empty `output_dir` is an error unless `overwrite` is set and it holds an earlier Hub folder); without it
+    the model folder itself is completed. Either way the `art-emotion` pipeline is added (config.json
+    `custom_pipelines` + pipeline_sevlm.py), the model card is written and the result is checked.
+    `metrics`: a source or a list of sources (see `load_metrics`), None for no metrics, or "auto" (see
+    `find_metrics`). `dataset` and `base_models` default to those of the folder's current card (train_sevlm.py
+    writes one), see `write_model_card`.
+    """
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{display_path(folder)} is not a saved SEVLM folder (no config.json); train one with train_sevlm.py.")
+    if metrics == "auto":
+        metrics = find_metrics(folder)
+    metric_rows(metrics, protocol=metrics_protocol)  # a missing or broken metrics file stops us before any write
+    previous = read_card_fields(folder / "README.md")
+    card = dict(
+        metrics=metrics,
+        dataset=dataset or previous.get("dataset"),
+        base_models=base_models if base_models is not None else previous.get("base_models"),
+        vad_lexicon=vad_lexicon,
+        repo_id=repo_id,
+        metrics_protocol=metrics_protocol,
+    )
+    if output_dir is None:
+        add_pipeline_to_folder(folder)
+        write_model_card(folder, **card)
+        check_folder(folder)
+        return folder
+    output_dir = Path(output_dir)
+    if folder.resolve() == output_dir.resolve():
+        raise ValueError(f"--output_dir {display_path(output_dir)} is the model folder itself; leave it out to publish in place.")
+    with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_hub_folder, what="--output_dir") as staging:
+        copy_hub_files(folder, staging)
+        add_pipeline_to_folder(staging)
+        write_model_card(staging, **card)
+        check_folder(staging)
+    return output_dir
+
+
+VERIFY_SCRIPT = """
+import json, os, sys
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModel, AutoProcessor, pipeline
+
+folder, images = sys.argv[1], sys.argv[2:]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+pixel_values = processor(images=images)["pixel_values"]
+with torch.no_grad():
+    ids = model.generate(pixel_values=pixel_values)
+    scores = model.emotion_scores(pixel_values)
+pipe = pipeline("art-emotion", model=folder, trust_remote_code=True, device="cpu")
+print(json.dumps({
+    "model": type(model).__name__,
+    "processor": type(processor).__name__,
+    "pipeline": type(pipe).__name__,
+    "generated": processor.post_process_generation(ids),
+    "ids": ids.tolist(),
+    "scores": scores.tolist(),
+    "pipeline_results": pipe(images, batch_size=len(images)),
+    "environment": sorted(os.environ),
+}))
+"""
+
+
+# Environment variables a child running a downloaded folder's code must not see: anything that looks like a
+# credential, and the cloud SDKs' settings.
+CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+CREDENTIAL_PREFIXES = ("AWS_", "GOOGLE_", "AZURE_", "SSH_")
+
+
+def is_credential(name):
+    """Whether an environment variable's name says it may hold a credential (HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...)."""
+    upper = name.upper()
+    return any(word in upper for word in CREDENTIAL_WORDS) or upper.startswith(CREDENTIAL_PREFIXES)
+
+
+def verify_environment(hf_home, environ=None):
+    """The environment of `verify_folder`'s child: `environ` (default: this process's) without credentials and
+    PYTHONPATH, offline, with an empty Hugging Face home (so no saved login token either)."""
+    environ = os.environ if environ is None else environ
+    env = {key: value for key, value in environ.items() if key != "PYTHONPATH" and not is_credential(key)}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home), TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+def verify_folder(folder, images=None, timeout=600):
+    """Load a Hub folder as the Hub would serve it and run it: copy it to a temporary directory, then, in a fresh
+    Python process outside this repository (offline, empty HF cache, no credentials in its environment: see
+    `verify_environment`), load it with `AutoModel`, `AutoProcessor` and `pipeline("art-emotion")` and predict
+    `images` (file paths; default: one generated picture).
+
+    Returns what the fresh process computed: `model`, `processor`, `pipeline` (class names), `generated`
+    (post-processed `model.generate`), `ids`, `scores` (`model.emotion_scores`), `pipeline_results` and
+    `environment` (the names of its environment variables).
+    """
+    check_folder(folder)
+    with tempfile.TemporaryDirectory(prefix="sevlm-verify-") as workdir:
+        workdir = Path(workdir)
+        copy = workdir / "model"
+        shutil.copytree(folder, copy)
+        if images is None:
+            images = [_test_picture(workdir / "picture.png")]
+        env = verify_environment(workdir / "hf_home")
+        result = subprocess.run(
+            [sys.executable, "-c", VERIFY_SCRIPT, str(copy), *map(str, images)],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"{display_path(folder)} does not load in a fresh process:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _test_picture(path):
+    """A small colourful picture (gradients), written to `path`."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:96, 0:128]
+    picture = np.stack([x * 2, y * 2, (x + y) % 256], axis=-1).astype(np.uint8)
+    Image.fromarray(picture).save(path)
+    return path

@@ -1,6 +1,6 @@
 """An emotion index of a collection, and search over it: what a SEVLM model says about every image, searchable.
 
-    from emotion_index_sevlm import EmotionIndex, write_gallery
+    from sevlm.index.store import EmotionIndex, write_gallery
 
     index = EmotionIndex.build(["paintings/"], "index/", model="outputs/sevlm-demo")    # or dataset_path=, split=
     index = EmotionIndex.load("index/")
@@ -61,7 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
-from utils_sevlm import IMAGE_EXTENSIONS, display_path, find_images, json_safe, replace_file, write_json_atomic
+from sevlm.images import IMAGE_EXTENSIONS, find_images
+from sevlm.io import display_path, json_safe, replace_file, write_json_atomic
 
 INDEX_FORMAT = "sevlm-emotion-index"
 INDEX_VERSION = 1
@@ -427,10 +428,10 @@ def thumbnail_bytes(image, size):
 
 # ----------------------------------------------------------------------------------------------- the model
 def load_model(model_name_or_path, device=None):
-    """(model, processor) of a SEVLM folder or Hub id, in eval mode on `device` (see `utils_sevlm.pick_device`)."""
+    """(model, processor) of a SEVLM folder or Hub id, in eval mode on `device` (see `sevlm.loading.pick_device`)."""
     from transformers import AutoModel, AutoProcessor
 
-    from utils_sevlm import pick_device
+    from sevlm.loading import pick_device
 
     if str(model_name_or_path) == DEMO_MODEL and not os.path.exists(DEMO_MODEL):
         raise FileNotFoundError(f"No model at {DEMO_MODEL}. Train the demo model first (python train_sevlm.py) or pass --model_name_or_path.")
@@ -481,7 +482,7 @@ def _remote_predict_function(module, name_or_path):
 def distributed_state(device=None):
     """accelerate's `PartialState` for this process. Under `torchrun` / `accelerate launch` on CPUs (no CUDA, or
     `device="cpu"`) it must be created with `cpu=True` to join the gloo process group; created first, it is the
-    state `utils_sevlm.pick_device` then finds."""
+    state `sevlm.loading.pick_device` then finds."""
     import torch
     from accelerate import PartialState
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from dataset_scripts.schema import corpus_emotions, emotion_names
+from sevlm.data.schema import corpus_emotions, emotion_names
 
 
 def _emotion_column(hf_dataset):

@@ -4,7 +4,7 @@ distribution measures (emotion-distribution KL, VAD distance).
 Usable two ways, both offline:
 
     import evaluate
-    metric = evaluate.load("path/to/repo/metrics/sevlm")
+    metric = evaluate.load("path/to/sevlm/evaluation/metric.py")   # or: from sevlm.evaluation import metric
     metric.compute(predictions=explanations, references=reference_lists,
                    predicted_emotions=emotions, emotion_histograms=histograms)
 
@@ -26,19 +26,9 @@ import datasets
 import evaluate
 import numpy as np
 
-# This file must stay importable on its own (evaluate copies it into its module cache), so it cannot import
-# configuration_sevlm; the test suite checks that this copy equals configuration_sevlm.ARTEMIS_EMOTIONS.
-ARTEMIS_EMOTIONS = (
-    "amusement",
-    "awe",
-    "contentment",
-    "excitement",
-    "anger",
-    "disgust",
-    "fear",
-    "sadness",
-    "something else",
-)
+# The class names and the rule by which two names are one class belong to the model's configuration (installed with
+# SEVLM, so `evaluate.load` of this file finds it too).
+from configuration_sevlm import ARTEMIS_EMOTIONS, emotion_key
 
 # Added to the model's emotion scores before renormalising them, so the KL divergence stays finite when the model
 # gives a class probability 0.
@@ -78,8 +68,8 @@ CAPTION_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "ci
 
 # --------------------------------------------------------------------------------------------- emotion metrics
 def normalise_emotion(name):
-    """Compare class names without regard to case or surrounding spaces ("Something else " == "something else")."""
-    return str(name).strip().lower() if name is not None else None
+    """Class names are compared by `emotion_key` (case, Unicode form, `_` for a space, extra spaces ignored)."""
+    return emotion_key(name) if name is not None else None
 
 
 def emotion_accuracy(predicted_emotions, majority_emotions, emotions=ARTEMIS_EMOTIONS):

@@ -25,8 +25,8 @@ import json
 import sys
 from pathlib import Path
 
-from emotion_index_sevlm import EmotionIndex, hit_row, write_gallery
-from utils_sevlm import display_path, replace_file
+from sevlm.index.store import EmotionIndex, hit_row, write_gallery
+from sevlm.io import display_path, replace_file
 
 
 def build_parser():
@@ -109,7 +109,7 @@ def main(argv=None):
         index = EmotionIndex.load(args.index)
         model = processor = None
         if args.model_name_or_path:
-            from emotion_index_sevlm import load_model
+            from sevlm.index.store import load_model
 
             model, processor = load_model(args.model_name_or_path, args.device)
         elif args.image is not None:

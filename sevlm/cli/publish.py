@@ -1,0 +1,108 @@
+"""Complete Hub folders, model cards and Hub uploads for SEVLM models.
+
+    sevlm-publish outputs/sevlm-demo --output_dir outputs/hub/sevlm-demo \\
+        --metrics outputs/eval/sevlm-demo/test/metrics.json --verify
+    sevlm-publish outputs/sevlm-artemis --hub_model_id you/sevlm-artemis --vad_lexicon NRC-VAD-Lexicon.txt
+
+A Hub folder holds the weights (safetensors), config.json (auto_map and the `art-emotion` pipeline), the code files,
+the processor, the generation config and a model card (README.md, written with huggingface_hub's ModelCard: YAML
+metadata with a model-index, the metrics with the protocol that produced each, usage, the training data and the VAD
+lexicon's source and terms). The card's emotions, task and dataset come from the folder (config.json, the earlier
+card) and the flags, never from a fixed taxonomy. `--verify` copies the folder to a temporary directory and loads
+it there in a fresh Python process, offline and without credentials in its environment, the way the Hub would
+serve it. `--hub_model_id` uploads it with `huggingface_hub` (log in first: `hf auth login`).
+"""
+
+import argparse
+import sys
+
+from sevlm.io import display_path
+
+DEMO_DATASET = "SEVLM demo corpus"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="sevlm-publish", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="A SEVLM model folder saved by train_sevlm.py.")
+    parser.add_argument(
+        "--output_dir",
+        help="Write the Hub folder here (built beside it, moved into place when complete) instead of completing the "
+        "model folder in place. Must be new or empty unless --overwrite is given.",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace an earlier Hub folder at --output_dir (only once the new one is complete; a folder that is not a "
+        "Hub folder is never replaced).",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="FILE",
+        help="Metrics for the card: eval_sevlm.py's metrics.json (the evaluation protocol) and/or a training run's "
+        "train_results.json (training-time approximations); the card says which protocol produced each number. "
+        "Default: outputs/eval/<folder name>/test/metrics.json when it exists, and the folder's train_results.json.",
+    )
+    parser.add_argument("--no_metrics", action="store_true", help="Write the card without metrics.")
+    parser.add_argument(
+        "--dataset",
+        help="Training dataset name for the card, e.g. ArtEmis (its terms are then cited) or your corpus's name "
+        f"(default: the folder's current card, which train_sevlm.py writes; '{DEMO_DATASET}' for the demo).",
+    )
+    parser.add_argument(
+        "--base_models",
+        nargs="*",
+        metavar="NAME",
+        help="The pretrained parts the model started from, e.g. openai/clip-vit-base-patch16 distilgpt2; give the flag "
+        "alone for none (default: the folder's current card).",
+    )
+    parser.add_argument(
+        "--vad_lexicon",
+        help="The lexicon file the VAD table was built from (e.g. NRC-VAD-Lexicon.txt or demo_vad_lexicon.txt): the "
+        "card names its source and terms. Default: a note that asks for it (and NRC-VAD's terms, should it be that).",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="Load the finished folder in a fresh process (offline, outside this repository, without HF_TOKEN or other "
+        "credentials in its environment) with AutoModel, AutoProcessor and the pipeline, and predict once.",
+    )
+    parser.add_argument("--hub_model_id", help="Hub repository to upload to, e.g. you/sevlm-artemis (omit to only write the folder).")
+    parser.add_argument("--private", action="store_true", help="Create the Hub repository as private.")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from sevlm.hub import find_metrics, publish, push_folder, verify_folder
+
+    metrics = None if args.no_metrics else (args.metrics or "auto")
+    if metrics == "auto":
+        metrics = find_metrics(args.folder)
+        for found in metrics:
+            print(f"Metrics for the card: {display_path(found)}")
+    try:
+        folder = publish(
+            args.folder,
+            output_dir=args.output_dir,
+            metrics=metrics,
+            dataset=args.dataset,
+            base_models=None if args.base_models is None else tuple(args.base_models),
+            vad_lexicon=args.vad_lexicon,
+            repo_id=args.hub_model_id,
+            overwrite=args.overwrite,
+        )
+        print(f"Hub folder ready: {display_path(folder)} (model card: {display_path(folder / 'README.md')})")
+        if args.verify:
+            outputs = verify_folder(folder)
+            print(f"Verified in a fresh process: {outputs['pipeline_results'][0]}")
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"sevlm-publish: {display_path(str(error))}", file=sys.stderr)
+        return 1
+    if args.hub_model_id:
+        print(push_folder(folder, args.hub_model_id, private=args.private))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: the protocol's metrics (`metric`, also an `evaluate` module), the EA classifier, runs and reports."""

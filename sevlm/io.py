@@ -1,0 +1,386 @@
+"""Writing files without losing anyone's: the one file-writing layer of every SEVLM tool.
+
+- `replace_file` / `write_text_atomic` / `write_json_atomic`: a file is replaced only by a complete new one, with the
+  permissions a plain `open()` would give it (the umask's, or those of the file it replaces).
+- `check_new_file`: a single output file (`--output`) may not replace an existing file unless asked, nor a file that
+  belongs to a tool's folder (an index's `index_config.json`), nor be a folder.
+- `staged_output` / `OutputFiles`: a folder of outputs (an evaluation, a prepared corpus, a Hub folder, cards, a
+  gallery). Each folder a tool writes into holds a record, `.sevlm-output.json`, of the entries it wrote and which
+  kind of output owns each. A later run with overwrite replaces only the entries its own kind recorded; everything
+  else in the folder stays, and an output whose name is taken by something else is an error that names it.
+- `display_path`: any file name as printable text; `json_safe`: NaN -> null, numpy/torch scalars -> numbers.
+"""
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+OUTPUT_RECORD = ".sevlm-output.json"
+RECORD_FORMAT = 1
+SHOWN_NAMES = 8  # names listed in one error message
+
+
+# ------------------------------------------------------------------------------------------------ names
+def display_path(path):
+    """`path` as text that can always be printed and written as UTF-8.
+
+    On Linux a file name is bytes; Python keeps bytes that are not UTF-8 (old zip archives, Windows copies) as lone
+    surrogates, which `print`, `json.dump` and CSV writers refuse. They are shown as `\\xNN` escapes instead.
+    """
+    return os.fsencode(os.fspath(path)).decode("utf-8", errors="backslashreplace")
+
+
+def listed(names, limit=SHOWN_NAMES):
+    """`a, b, c and 4 more` for messages."""
+    names = [display_path(name) for name in names]
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ------------------------------------------------------------------------------------------------ modes
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode():
+    """What `open(path, "w")` gives a new file: 0o666 less the umask (0o644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def new_folder_mode():
+    """What `mkdir` gives a new folder: 0o777 less the umask (0o755 under umask 022)."""
+    return 0o777 & ~_umask()
+
+
+def make_temporary_file(target, suffix=".tmp"):
+    """A temporary file beside `target` (same file system, so that `os.replace` is atomic), with the permissions of
+    the file it will replace or of a new file (`mkstemp` alone makes it owner-only)."""
+    target = Path(target)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    mode = os.stat(target).st_mode & 0o7777 if target.is_file() else new_file_mode()
+    os.fchmod(descriptor, mode)
+    return descriptor, Path(temporary)
+
+
+def make_temporary_folder(target, suffix="staging"):
+    """A folder beside `target` with a new folder's permissions (`mkdtemp` alone makes it owner-only)."""
+    target = Path(target)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{suffix}-", dir=target.parent))
+    os.chmod(folder, new_folder_mode())
+    return folder
+
+
+# ----------------------------------------------------------------------------------------- single files
+@contextlib.contextmanager
+def replace_file(path, mode="w", encoding="utf-8", newline=None):
+    """Write `path` through a temporary file in the same folder, moved into place only when the block succeeds.
+
+    If the block raises, the temporary file is removed and an existing `path` stays as it was. The file gets the
+    permissions of the file it replaces, or those of a new file under the umask.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = make_temporary_file(path)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
+        with open(descriptor, mode, **kwargs) as stream:
+            yield stream
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text):
+    with replace_file(path) as stream:
+        stream.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path, data, indent=2):
+    return write_text_atomic(path, json.dumps(json_safe(data), indent=indent, ensure_ascii=False) + "\n")
+
+
+def check_new_file(path, overwrite=False, flag="--overwrite", what="--output"):
+    """Refuse, before any work, to write the single output file `path` where it would destroy something:
+
+    - a folder (or a path through a file) is an error;
+    - an existing file is replaced only with `overwrite`;
+    - a file recorded by a tool's output folder (say an index's `index_config.json`) is never replaced;
+    - the folder must be writable.
+    """
+    path = Path(path)
+    shown = display_path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {shown} is a folder; give a file name (e.g. {display_path(path / 'out.jsonl')}).")
+    parent = path.parent
+    for ancestor in (parent, *parent.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise NotADirectoryError(f"{what} {shown}: {display_path(ancestor)} is a file, not a folder.")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise PermissionError(f"{what} {shown}: cannot write in {display_path(ancestor)}; choose another place.")
+            break
+    owner = read_record(parent).get(path.name)
+    if owner is not None:
+        raise FileExistsError(
+            f"{what} {shown} belongs to the {owner} in {display_path(parent)}; writing it would break that. "
+            "Choose another file name."
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{what} {shown} already exists. Pass {flag} to replace it, or choose another file name.")
+    return path
+
+
+# ----------------------------------------------------------------------------------------- output folders
+def read_record(folder):
+    """`{entry name: owner}` of a folder's output record (empty when it has none or it is unreadable)."""
+    try:
+        record = json.loads((Path(folder) / OUTPUT_RECORD).read_text(encoding="utf-8"))
+        entries = record.get("entries", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(name): str(owner) for name, owner in entries.items()} if isinstance(entries, dict) else {}
+
+
+def write_record(folder, entries):
+    """Write a folder's output record (`{entry name: owner}`); no record when there is nothing to record."""
+    path = Path(folder) / OUTPUT_RECORD
+    if not entries:
+        path.unlink(missing_ok=True)
+        return
+    write_json_atomic(path, {"format": RECORD_FORMAT, "entries": dict(sorted(entries.items()))})
+
+
+def record_entries(folder, names, owner):
+    """Add `names` (entries of `folder`) to its record as outputs of `owner`."""
+    entries = read_record(folder)
+    entries.update({name: owner for name in names})
+    write_record(folder, entries)
+
+
+def folder_entries(folder):
+    """The entries of `folder` other than its record (empty for a missing folder)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir() if entry.name != OUTPUT_RECORD)
+
+
+def check_output_folder(target, owner, names=(), overwrite=False, flag="--overwrite", what="--output_dir"):
+    """Raise before any work when writing the outputs `names` of `owner` into `target` would destroy something.
+
+    - `target` must be a folder (or not exist yet);
+    - outputs an earlier run of `owner` recorded there are replaced only with `overwrite`;
+    - an entry of `names` that exists and was not recorded by `owner` is never replaced: the error names it.
+    Everything else in the folder is left alone.
+    """
+    target = Path(target)
+    shown = display_path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{what} {shown} is a file, not a folder; choose another path.")
+    record = read_record(target)
+    present = set(folder_entries(target))
+    ours = sorted(name for name, kind in record.items() if kind == owner and name in present)
+    taken = sorted(name for name in names if name in present and record.get(name) != owner)
+    if taken:
+        raise FileExistsError(
+            f"{what} {shown} already holds {listed(taken)}, which this {owner} did not write; refusing to replace "
+            f"{'it' if len(taken) == 1 else 'them'} (even with {flag}). Choose another folder, or move "
+            f"{'it' if len(taken) == 1 else 'them'} away."
+        )
+    if ours and not overwrite:
+        raise FileExistsError(
+            f"{what} {shown} holds an earlier {owner} ({listed(ours)}). Pass {flag} to replace it (only those files are "
+            "replaced, once the new ones are complete; anything else in the folder stays), or choose another folder."
+        )
+    return target
+
+
+@contextlib.contextmanager
+def staged_output(target, owner, names=(), overwrite=False, flag="--overwrite", what="--output_dir"):
+    """Build a folder of outputs beside `target` and move them in only when the `with` block succeeds.
+
+        with staged_output(args.output_dir, "evaluation", OUTPUT_FILES, args.overwrite, "--overwrite") as staging:
+            ...write every output into `staging`...
+
+    `check_output_folder` runs before the block (and again before the move). Then:
+    - a new or empty `target` is replaced by the staging folder in one rename;
+    - otherwise each new entry is moved in, the entries the earlier run of `owner` recorded and this run did not
+      write are removed, and everything else stays;
+    - the record lists what `owner` wrote. If the block fails, `target` is untouched.
+    A `target` that is a symbolic link keeps the link: the folder it points to receives the outputs.
+    """
+    target = Path(target)
+    real = Path(os.path.realpath(target)) if target.is_symlink() else target
+    check_output_folder(real, owner, names, overwrite, flag, what)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_temporary_folder(real)
+    try:
+        yield staging
+        check_output_folder(real, owner, folder_entries(staging), overwrite, flag, what)
+        move_outputs_in(staging, real, owner)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def move_outputs_in(staging, target, owner):
+    """Move every entry of `staging` into `target` as outputs of `owner` (see `staged_output`)."""
+    staging, target = Path(staging), Path(target)
+    written = folder_entries(staging)
+    record = read_record(target)
+    earlier = {name for name, kind in record.items() if kind == owner}
+    others = {name: kind for name, kind in record.items() if kind != owner}
+    if not folder_entries(target):
+        write_record(staging, {**others, **{name: owner for name in written}})
+        if target.exists():  # empty but for a record of entries that are gone
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        return target
+    # A shared folder: the old outputs of `owner` go aside first, so that a failure can put them back.
+    aside = make_temporary_folder(target, "old")
+    moved = []
+    try:
+        for name in sorted(earlier & set(folder_entries(target))):
+            os.replace(target / name, aside / name)
+            moved.append(name)
+        for name in written:
+            os.replace(staging / name, target / name)
+    except BaseException:
+        for name in moved:
+            if not (target / name).exists():
+                os.replace(aside / name, target / name)
+        raise
+    write_record(target, {**others, **{name: owner for name in written}})
+    shutil.rmtree(aside, ignore_errors=True)
+    return target
+
+
+class OutputFiles:
+    """Files written one by one into a folder that may hold other files (cards beside a user's pictures, a gallery).
+
+        outputs = OutputFiles(args.cards, "card folder", overwrite=args.overwrite, flag="--overwrite")
+        outputs.check(planned_names)              # before any work: nothing of anyone else's is in the way
+        with outputs.open(name, "wb") as stream: ...
+        outputs.close()                           # records what was written
+
+    A file is replaced only if an earlier run of the same kind recorded it and `overwrite` is set; the record is
+    updated as files are written, so that an interrupted run's files are known to the next one.
+    """
+
+    def __init__(self, folder, owner, overwrite=False, flag="--overwrite", what="--output_dir"):
+        self.folder, self.owner, self.overwrite, self.flag, self.what = Path(folder), owner, overwrite, flag, what
+        self.written = []
+
+    def check(self, names):
+        check_output_folder(self.folder, self.owner, names, self.overwrite, self.flag, self.what)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{self.what} {display_path(self.folder)}: cannot write there; choose another folder.")
+        return self
+
+    def path(self, name):
+        return self.folder / name
+
+    @contextlib.contextmanager
+    def open(self, name, mode="w", **kwargs):
+        with replace_file(self.folder / name, mode, **kwargs) as stream:
+            yield stream
+        self.written.append(name)
+        if len(self.written) % 50 == 1:
+            self.close()
+
+    def close(self):
+        """Record the files written so far."""
+        if self.written:
+            record_entries(self.folder, self.written, self.owner)
+        return self.written
+
+
+# ------------------------------------------------------------------------------- whole-folder replacement
+@contextlib.contextmanager
+def staged_directory(target, overwrite=False, is_replaceable=None, what="output"):
+    """Build a folder beside `target` and swap it in only when the `with` block succeeds.
+
+        with staged_directory(output_dir, overwrite=args.overwrite, is_replaceable=looks_like_ours) as staging:
+            ...write everything into `staging`...
+
+    - A non-empty `target` is an error unless `overwrite` is true; with `overwrite`, `is_replaceable(target)` must
+      also accept it (so that an unrelated folder is never deleted). The check happens before the block runs.
+    - The old folder is removed only after the new one is complete; if the block fails, `target` is untouched and
+      the staging folder is removed.
+    - A `target` that is a symbolic link to a folder keeps the link: the folder it points to is replaced.
+    """
+    target = Path(target)
+    real = Path(os.path.realpath(target)) if target.is_symlink() else target
+    check_replaceable(target, overwrite, is_replaceable, what)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{real.name}.staging-", dir=real.parent))
+    try:
+        yield staging
+        swap_in(staging, real)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_replaceable(target, overwrite, is_replaceable=None, what="output"):
+    """Raise `FileExistsError` when `target` holds something that may not be replaced (see `staged_directory`)."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{what} {display_path(target)} is a file, not a folder; choose another path.")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{what} {display_path(target)} is not empty. Pass --overwrite to replace it (the old content is removed "
+            "only once the new one is complete), or choose another path."
+        )
+    if is_replaceable is not None and not is_replaceable(target):
+        raise FileExistsError(
+            f"{what} {display_path(target)} is not empty and does not hold an earlier result of this tool; refusing to "
+            "delete it even with --overwrite. Choose an empty or new folder."
+        )
+
+
+def swap_in(staging, target):
+    """Replace folder `target` by folder `staging` (same file system): old moved aside, new renamed, old deleted."""
+    staging, target = Path(staging), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+
+# -------------------------------------------------------------------------------------------------- json
+def json_safe(value):
+    """NaN / inf -> None, numpy and torch scalars -> Python numbers, tuples -> lists, recursively."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

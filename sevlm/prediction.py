@@ -1,0 +1,239 @@
+"""Predicting for image files, the work of `sevlm-predict`: the model folder's `art-emotion` pipeline over batches
+of images (each file read once, one bad image costing only itself), rows for JSON Lines or CSV, and cards."""
+
+import csv
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from sevlm.io import display_path
+from sevlm.loading import DEMO_MODEL, check_model_folder, pick_device
+from sevlm.render import make_card
+
+TASK = "art-emotion"
+
+
+def output_format(path):
+    """`jsonl` or `csv` by a file name's suffix (None for any other)."""
+    return {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}.get(Path(path).suffix.lower())
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+class ImageTooLarge(ValueError):
+    """An image above the decompression-bomb limit (`--max_image_pixels`)."""
+
+
+def read_image(path):
+    """The image at `path` as an RGB PIL image (`image_loader`); an error naming the file when it cannot be used."""
+    from PIL import Image
+
+    from processing_sevlm import load_image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # below the limit: fine, read it
+            return load_image(str(path))
+    except Exception as error:
+        bomb = error if isinstance(error, Image.DecompressionBombError) else error.__cause__
+        if isinstance(bomb, Image.DecompressionBombError):
+            raise ImageTooLarge(
+                f"{display_path(path)} is larger than the decompression-bomb limit ({bomb}); if you trust the file, "
+                "pass --max_image_pixels with at least its width x height."
+            ) from error
+        raise
+
+
+# -------------------------------------------------------------------------------------------------- model
+def load_pipeline(model_name_or_path, device=None):
+    """The model folder's `art-emotion` pipeline. Folders saved before the pipeline existed get this repository's."""
+    from transformers import AutoConfig, pipeline
+
+    if model_name_or_path == DEMO_MODEL and not os.path.exists(DEMO_MODEL):
+        raise FileNotFoundError(f"No model at {DEMO_MODEL}. Train the demo model first (python train_sevlm.py) or pass --model_name_or_path.")
+    device = pick_device(device)
+    check_model_folder(model_name_or_path)
+    config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=True)
+    if TASK in (getattr(config, "custom_pipelines", None) or {}):
+        return pipeline(TASK, model=model_name_or_path, trust_remote_code=True, device=device)
+    from transformers import AutoModel, AutoProcessor
+
+    from pipeline_sevlm import SevlmArtEmotionPipeline
+
+    print(f"{display_path(model_name_or_path)} has no {TASK} pipeline in its config; using pipeline_sevlm.py from this repository.", file=sys.stderr)
+    model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    return SevlmArtEmotionPipeline(model=model, processor=processor, device=device)
+
+
+def supports_attention_maps(pipe):
+    """Whether the pipeline takes `return_attention_map=True` (pipeline files of older model folders do not)."""
+    try:
+        pipe._sanitize_parameters(return_attention_map=True)
+    except TypeError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- predicting
+def predict(
+    pipe, paths, batch_size=8, emotion=None, generation=None, cards_dir=None, report=None, progress=True, attention_maps=False
+):
+    """Yield one row per readable image: `{"file", "emotion", "score", "scores", "explanation"[, "card"]
+    [, "attention_map"]}`; `file` and `card` are printable text (`display_path`), `card` is None when that card
+    failed.
+
+    Unreadable files (and images the model fails on) go to `report(path, message)` and are skipped. Each file is
+    read once; the same image feeds the model and the card. `attention_maps=True` asks the pipeline for
+    `attention_map` (drawn on the cards).
+    """
+    from tqdm.auto import tqdm
+
+    report = report or (lambda path, message: None)
+    generation = dict(generation or {})
+    if emotion is not None:
+        generation["emotion"] = emotion
+    if attention_maps:
+        generation["return_attention_map"] = True
+    card_names = CardNames(cards_dir) if cards_dir else None
+    bar = tqdm(total=len(paths), unit="image", desc="Predicting", disable=not progress, file=sys.stderr)
+    try:
+        for start in range(0, len(paths), batch_size):
+            batch = []
+            for path in paths[start : start + batch_size]:
+                try:
+                    batch.append((path, read_image(path)))
+                except Exception as error:  # corrupt, truncated, too large (a decompression bomb), ...
+                    reason = error if isinstance(error, ImageTooLarge) else error.__cause__ or error
+                    report(path, f"cannot be read ({reason})")
+            for path, image, result in _run_batch(pipe, batch, generation, report):
+                row = {"file": display_path(path), **result}
+                if card_names is not None:
+                    card = card_names.next(path)
+                    row["card"] = None
+                    try:
+                        make_card(image, result, card, title=display_path(Path(path).name), asked=emotion is not None)
+                        row["card"] = display_path(card)
+                    except Exception as error:
+                        message = f"card for {display_path(path)} not written ({error}); the prediction is kept"
+                        tqdm.write(display_path(message), file=sys.stderr)
+                yield row
+            bar.update(len(paths[start : start + batch_size]))
+    finally:
+        bar.close()
+
+
+def _run_batch(pipe, batch, generation, report):
+    """Pipeline results for a batch; if the batch fails, image by image, so that one bad image costs only itself."""
+    if not batch:
+        return []
+    images = [image for _, image in batch]
+    try:
+        results = pipe(images, batch_size=len(images), **generation)
+        return [(path, image, result) for (path, image), result in zip(batch, results)]
+    except Exception as error:
+        if len(batch) == 1:
+            report(batch[0][0], f"prediction failed: {error}")
+            return []
+    outputs = []
+    for item in batch:
+        outputs.extend(_run_batch(pipe, [item], generation, report))
+    return outputs
+
+
+class CardNames:
+    """Card file names from image names (`painting.jpg` -> `painting.png`), numbered when two images share a stem.
+
+    Names are the printable form of the image's (`display_path`), so that the `card` written in a row is the
+    card's real file name, also for image names that are not valid UTF-8.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.used = set()
+
+    def next(self, path):
+        stem = display_path(Path(path).stem) or "image"
+        name, number = f"{stem}.png", 2
+        while name in self.used:
+            name, number = f"{stem}-{number}.png", number + 1
+        self.used.add(name)
+        return self.folder / name
+
+
+# --------------------------------------------------------------------------------------------------- output
+class RowWriter:
+    """Streams rows as JSON lines (file or stdout) or CSV, flushing each row.
+
+    A file is written beside its target (`.NAME.*.partial`) and moved into place by `close()`: an existing file is
+    replaced only when the new one holds at least one row, also after an interruption (the rows written so far
+    are kept); with no row the old file stays untouched. CSV columns are fixed before the first row: `file,
+    emotion, score, explanation`, `card` when `cards` is set (empty when that card failed), one `score_<emotion>`
+    column per class. Rows are written as given (`file` and `card` already printable, see `predict`).
+    """
+
+    def __init__(self, path, emotions, cards=False):
+        self.path = Path(path) if path else None
+        self.format = output_format(path) if path else "jsonl"
+        self.columns = ["file", "emotion", "score", "explanation"] + (["card"] if cards else [])
+        self.columns += [score_column(name) for name in emotions]
+        self.rows = 0
+        self.temporary = None
+        if self.path is None:
+            self.handle = sys.stdout
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+            self.temporary = Path(temporary)
+            self.handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        self.csv = None
+        if self.format == "csv":
+            self.csv = csv.DictWriter(self.handle, fieldnames=self.columns)
+            self.csv.writeheader()
+
+    def write(self, row):
+        if self.csv is None:
+            self.handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            flat = {key: value for key, value in row.items() if key in self.columns}
+            flat.update({score_column(name): value for name, value in row["scores"].items()})
+            self.csv.writerow(flat)
+        self.handle.flush()
+        self.rows += 1
+
+    def close(self):
+        """Move the file into place if it holds a row, else drop it. Returns "written", "replaced" (an existing file
+        was replaced), "unchanged" (no row; an existing file was left as it was), "not written" (no row, no old
+        file) or None for stdout."""
+        if self.path is None:
+            self.handle.flush()
+            return None
+        self.handle.close()
+        existed = self.path.exists()
+        if not self.rows:
+            self.temporary.unlink(missing_ok=True)
+            return "unchanged" if existed else "not written"
+        _give_mode(self.temporary, self.path if existed else None)
+        os.replace(self.temporary, self.path)
+        return "replaced" if existed else "written"
+
+
+def _give_mode(path, like=None):
+    """Permissions of `like` (the file being replaced) or the umask's default, not mkstemp's owner-only 0600."""
+    if like is not None:
+        mode = os.stat(like).st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(path, mode)
+
+
+def score_column(emotion):
+    """CSV column of an emotion's score: `score_something_else`."""
+    return "score_" + emotion.replace(" ", "_")
+
+

@@ -1,0 +1,121 @@
+"""The shape of the code base: one import rule, visible in the tree.
+
+- the model files (copied into every model folder) import only each other and their libraries;
+- `sevlm.*` imports the model files and itself, never a command;
+- commands (`train_sevlm.py`, `eval_sevlm.py`, `app.py`, `dataset_scripts/`, `sevlm/cli/`) import `sevlm.*` and the
+  model files, never another command;
+- nothing but the tests' subprocess scripts touches `sys.path`;
+- every command's `--help` loads neither torch nor transformers' models (what makes it answer at once), except
+  `sevlm-train`, whose flags are transformers' `TrainingArguments`.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO_ROOT
+
+MODEL_FILES = {"configuration_sevlm", "modeling_sevlm", "processing_sevlm", "pipeline_sevlm"}
+COMMAND_MODULES = {"train_sevlm", "eval_sevlm", "app", "dataset_scripts"}
+MODEL_FILE_LIBRARIES = {"torch", "transformers", "numpy", "PIL"}
+STANDARD_LIBRARY = set(sys.stdlib_module_names)
+
+
+def python_files(*parts):
+    root = REPO_ROOT.joinpath(*parts)
+    return sorted(root.rglob("*.py")) if root.is_dir() else [root]
+
+
+def imported_modules(path):
+    """Every module a file imports (also inside functions), as dotted names; relative imports resolved to the file's
+    package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = path.relative_to(REPO_ROOT).parent.parts
+                base = ".".join(package[: len(package) - node.level + 1]) if package else ""
+                names.append(".".join(part for part in (base, node.module or "") if part))
+            else:
+                names.append(node.module)
+    return names
+
+
+def is_command(module):
+    top = module.split(".")[0]
+    return top in COMMAND_MODULES or module.startswith("sevlm.cli")
+
+
+def test_model_files_import_only_each_other_and_their_libraries():
+    for name in sorted(MODEL_FILES):
+        path = REPO_ROOT / f"{name}.py"
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            assert top in MODEL_FILES | MODEL_FILE_LIBRARIES | STANDARD_LIBRARY or module in MODEL_FILES, (path.name, module)
+
+
+def test_the_package_never_imports_a_command():
+    for path in python_files("sevlm"):
+        if "cli" in path.relative_to(REPO_ROOT).parts:
+            continue
+        for module in imported_modules(path):
+            assert not is_command(module), (path.relative_to(REPO_ROOT).as_posix(), module)
+
+
+def test_commands_never_import_another_command():
+    commands = python_files("sevlm", "cli") + python_files("dataset_scripts")
+    commands += [REPO_ROOT / "train_sevlm.py", REPO_ROOT / "eval_sevlm.py", REPO_ROOT / "app.py"]
+    for path in commands:
+        own = path.relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
+        for module in imported_modules(path):
+            if module in ("sevlm.cli.arguments", "sevlm.cli"):
+                continue  # the commands' shared argument groups
+            assert not is_command(module) or module == own, (own, module)
+
+
+def test_nothing_patches_sys_path():
+    for path in python_files("sevlm") + python_files("dataset_scripts") + python_files("bench"):
+        text = path.read_text(encoding="utf-8")
+        assert "sys.path.insert" not in text and "sys.path.append" not in text, path.relative_to(REPO_ROOT).as_posix()
+    for name in ("train_sevlm.py", "eval_sevlm.py", "app.py", *(f"{module}.py" for module in MODEL_FILES)):
+        assert "sys.path" not in (REPO_ROOT / name).read_text(encoding="utf-8"), name
+
+
+COMMANDS = [
+    "eval_sevlm",
+    "app.py",
+    "dataset_scripts.prepare_corpus",
+    "dataset_scripts.prepare_artemis",
+    "dataset_scripts.make_demo_corpus",
+    "sevlm.cli.predict",
+    "sevlm.cli.index",
+    "sevlm.cli.search",
+    "sevlm.cli.publish",
+    "sevlm.cli.emotion_classifier",
+]
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_help_loads_no_model_libraries(module, tmp_path):
+    """`--help` answers from the argument definitions alone: neither torch nor transformers' model code is loaded
+    (they take seconds to import on a small machine)."""
+    run = f"runpy.run_path({str(REPO_ROOT / module)!r}" if module.endswith(".py") else f"runpy.run_module({module!r}"
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = [{module!r}, '--help']\n"
+        "try:\n"
+        f"    {run}, run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(name for name in ('torch', 'transformers.modeling_utils', 'datasets', 'gradio') if name in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "usage:" in result.stdout, result.stderr[-2000:]
+    assert "HEAVY []" in result.stderr, result.stderr[-2000:]
