@@ -20,7 +20,7 @@ from pathlib import Path
 import pipeline_sevlm
 from configuration_sevlm import ARTEMIS_EMOTIONS
 from pipeline_sevlm import TASK, pipeline_config_entry
-from sevlm.io import display_path, replace_file, staged_directory, write_json_atomic, write_text_atomic
+from sevlm.io import OUTPUT_RECORD, display_path, replace_file, staged_output, write_json_atomic, write_text_atomic
 from sevlm.loading import CODE_FILES
 
 REQUIRED_FILES = (
@@ -31,10 +31,29 @@ REQUIRED_FILES = (
     "tokenizer_config.json",
     "README.md",
 )
-# Files of a training run that do not belong in a Hub folder.
-RUN_FILES = {"training_args.bin", "trainer_state.json", "train_results.json", "all_results.json", "eval_results.json", "test_results.json"}
-HUB_SUFFIXES = {".json", ".safetensors", ".py", ".txt", ".model", ".jinja", ".png"}
-UPLOAD_IGNORE = ["checkpoint-*", "checkpoint-*/*", "runs/*", ".*", "*.incomplete/*", "*.bin", "*.tmp"]
+# The files a SEVLM model folder is made of (model, code, processor and tokenizer, the card): a Hub folder holds these
+# and nothing else, and only these are uploaded. Weights may be sharded (model-00001-of-00002.safetensors + index).
+HUB_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    *CODE_FILES,
+    "processor_config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "README.md",
+)
+HUB_FILE_PATTERN = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+# Names that suggest a secret: warned about when found in a model folder (they are never copied or uploaded).
+CREDENTIAL_NAME = re.compile(r"token|secret|passw|credential|api[_-]?key|\.env$|^\.netrc$|\.pem$|\.key$|id_rsa|id_ed25519", re.I)
+HUB_OWNER = "Hub folder"
 ARTEMIS = "ArtEmis"
 DEMO_DATASET = "SEVLM demo corpus"
 DATASET_NAMES = {"artemis": ARTEMIS, "sevlm-demo-corpus": DEMO_DATASET}  # card dataset ids -> names
@@ -109,7 +128,7 @@ def load_metrics(source, protocol=None):
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(
-            f"Metrics file {display_path(path)} not found; run eval_sevlm.py first (it writes OUT/metrics.json)."
+            f"Metrics file {display_path(path)} not found; run sevlm-eval first (it writes OUT/metrics.json)."
         )
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
@@ -145,19 +164,29 @@ def decoding(eval_args):
     return f"{how}, at most {tokens} new tokens" if tokens else how
 
 
-def find_metrics(folder):
+def find_metrics(folder, report=None):
     """The metrics of a folder, eval_sevlm.py's first: its default output (outputs/eval/<name>/test/metrics.json, from
     the working directory) and the training run's results (all_results.json as `trainer.save_metrics` writes it, else
-    eval_results.json, else an older train_results.json). A list of paths, empty when there is none."""
+    eval_results.json, else train_results.json). A list of paths, empty when there is none.
+
+    A metrics file older than the folder's weights describes an earlier model (say one trained before into the same
+    folder): it is left out, and `report(path, reason)` is told why.
+    """
     folder = Path(folder)
+    weights = [folder / name for name in ("model.safetensors", "model.safetensors.index.json") if (folder / name).is_file()]
+    trained = max((path.stat().st_mtime for path in weights), default=None)
+    candidates = [Path("outputs") / "eval" / folder.resolve().name / "test" / "metrics.json"]
+    candidates += [next((folder / name for name in ("all_results.json", "eval_results.json", "train_results.json")
+                         if (folder / name).is_file()), folder / "all_results.json")]
     found = []
-    evaluated = Path("outputs") / "eval" / folder.resolve().name / "test" / "metrics.json"
-    if evaluated.is_file():
-        found.append(evaluated)
-    for name in ("all_results.json", "eval_results.json", "train_results.json"):
-        if (folder / name).is_file():
-            found.append(folder / name)
-            break
+    for path in candidates:
+        if not path.is_file():
+            continue
+        if trained is not None and path.stat().st_mtime < trained:
+            if report is not None:
+                report(path, "older than the model's weights, so it describes an earlier model")
+            continue
+        found.append(path)
     return found
 
 
@@ -384,6 +413,14 @@ def write_model_card(
     return write_text_atomic(folder / "README.md", str(card))
 
 
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+
+
+def markdown_text(text):
+    """`text` as literal Markdown: class and dataset names are data, never markup or HTML."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
 def _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo_id, vad_lexicon, art):
     where = repo_id or "REPO_ID_OR_FOLDER"
     prompt = config.get("prompt_text", " the emotion is").strip()
@@ -394,7 +431,7 @@ def _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo
     )
     protocols = "".join(f"- **{PROTOCOLS[p][0]}**: {PROTOCOLS[p][1]}\n" for p in PROTOCOLS if any(row[3] == p for row in rows))
     measured = "".join(f"- **{METRICS[key][0]}** (`{key}`): {METRICS[key][2]}.\n" for key in METRICS if any(row[1] == key for row in rows))
-    source = f" eval_sevlm.py evaluated it on {', '.join(evaluated_on)}." if evaluated_on else ""
+    source = f" sevlm-eval evaluated it on {', '.join(evaluated_on)}." if evaluated_on else ""
     comparable = (
         "\nOnly eval_sevlm.py numbers on ArtEmis's official test split can be set beside the SEVLM paper's table; "
         "emotional alignment needs the same text-emotion classifier as well.\n"
@@ -408,17 +445,19 @@ def _card_body(folder, config, emotions, task, dataset, rows, evaluated_on, repo
             f"Protocols:\n\n{protocols}\nMetrics:\n\n{measured}{comparable}"
         )
     else:
-        metrics_text = "Not evaluated yet: `eval_sevlm.py` writes the metrics, `publish_sevlm.py --metrics` puts them here.\n"
+        metrics_text = "Not evaluated yet: `sevlm-eval` writes the metrics, `sevlm-publish --metrics` puts them here.\n"
     example = {name: round(1 / len(emotions), 2) for name in emotions[:2]}
-    shown = ", ".join(f'"{name}": {value}' for name, value in example.items())
+    shown = ", ".join(f"{json.dumps(name, ensure_ascii=False)}: {value}" for name, value in example.items())
+    first, last = (json.dumps(name, ensure_ascii=False) for name in (emotions[0], emotions[-1]))
+    where = json.dumps(where, ensure_ascii=False)
     if dataset:
-        trained = f"Trained on {dataset}." + (f" {ARTEMIS_TERMS}" if is_artemis(dataset) else "")
+        trained = f"Trained on {markdown_text(dataset)}." + (f" {ARTEMIS_TERMS}" if is_artemis(dataset) else "")
     else:
         trained = "The training data was not recorded with this folder (publish with `--dataset NAME` to name it)."
     return f"""
 # SEVLM: small emotional vision-language model
 
-Given {subject}, this model names the emotion it evokes, one of {len(emotions)} classes ({", ".join(emotions)}), and
+Given {subject}, this model names the emotion it evokes, one of {len(emotions)} classes ({", ".join(map(markdown_text, emotions))}), and
 explains why in one sentence. It is a SEVLM (Zhang, Zheng, Wang, Guo, "Training A Small Emotional Vision Language
 Model for Visual Art Comprehension", ECCV 2024): a CLIP vision tower encodes the image; a GPT-2 decoder with
 cross-attention writes `{prompt} {{emotion}}{connector} {{explanation}}`, with VAD (valence, arousal, dominance)
@@ -437,11 +476,11 @@ The `{task}` pipeline:
 ```python
 from transformers import pipeline
 
-pipe = pipeline("{task}", model="{where}", trust_remote_code=True)
+pipe = pipeline("{task}", model={where}, trust_remote_code=True)
 pipe("image.jpg")
-# {{"emotion": "{emotions[0]}", "score": ..., "scores": {{{shown}, ...}}, "explanation": "..."}}
+# {{"emotion": {first}, "score": ..., "scores": {{{shown}, ...}}, "explanation": "..."}}
 pipe(["a.jpg", "b.png"], batch_size=8)     # a list of results
-pipe("image.jpg", emotion="{emotions[-1]}")    # explain a given emotion
+pipe("image.jpg", emotion={last})    # explain a given emotion
 ```
 
 `emotion` is the class with the highest score, `scores` holds every class's probability, and the explanation is
@@ -450,8 +489,8 @@ generated for the emotion shown. With the model and processor:
 ```python
 from transformers import AutoModel, AutoProcessor
 
-model = AutoModel.from_pretrained("{where}", trust_remote_code=True).eval()
-processor = AutoProcessor.from_pretrained("{where}", trust_remote_code=True)
+model = AutoModel.from_pretrained({where}, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained({where}, trust_remote_code=True)
 inputs = processor(images="image.jpg")
 ids = model.generate(pixel_values=inputs["pixel_values"])
 print(processor.post_process_generation(ids))           # [{{"emotion": ..., "explanation": ...}}]
@@ -514,26 +553,51 @@ def push_folder(folder, repo_id, private=False, token=None):
     if not repo_id:
         raise ValueError("Pushing needs --hub_model_id (e.g. your-name/sevlm-artemis).")
     check_folder(folder)
+    files, _ = hub_files(folder)
     api = HfApi(token=token)
     api.create_repo(repo_id, private=bool(private), exist_ok=True)
-    return api.upload_folder(folder_path=str(folder), repo_id=repo_id, ignore_patterns=UPLOAD_IGNORE)
+    # Exactly the model folder's own files: a run's checkpoints, logs, notes or a stray token file never leave.
+    return api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[path.name for path in files])
 
 
 # ------------------------------------------------------------------------------------------ publishing
-def copy_hub_files(folder, output_dir):
-    """Copy the files a Hub folder needs (weights, config, code, processor, tokenizer) from a model folder into
-    `output_dir`; checkpoints, TensorBoard runs, training-state files and the old card stay behind."""
-    folder, output_dir = Path(folder), Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+def hub_files(folder):
+    """The files of `folder` a Hub folder takes (`HUB_FILES`, sharded weights), and what is left out with why:
+    anything else (run files, checkpoints, notes, best_* folders), symbolic links that lead out of the folder, and
+    files whose name suggests a secret (said loudly). Returns `(paths, [(name, reason), ...])`."""
+    folder = Path(folder)
+    root = folder.resolve()
+    taken, left_out = [], []
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in HUB_SUFFIXES and path.name not in RUN_FILES and not path.name.startswith("."):
-            shutil.copyfile(path, output_dir / path.name)
+        name = path.name
+        if name not in HUB_FILES and not HUB_FILE_PATTERN.fullmatch(name):
+            if CREDENTIAL_NAME.search(name):
+                left_out.append((name, "its name suggests a credential; it is never copied or uploaded: keep it elsewhere"))
+            elif name != OUTPUT_RECORD:
+                left_out.append((name, "not a file of a model folder"))
+            continue
+        real = path.resolve()
+        if path.is_symlink() and root not in real.parents:
+            left_out.append((name, f"a symbolic link out of the folder (to {display_path(real)}); copy the file itself in"))
+            continue
+        if not real.is_file():
+            left_out.append((name, "not a regular file"))
+            continue
+        taken.append(path)
+    return taken, left_out
+
+
+def copy_hub_files(folder, output_dir, report=None):
+    """Copy the files of a model folder a Hub folder takes (see `hub_files`) into `output_dir`; `report(name,
+    reason)` hears of each file left out."""
+    files, left_out = hub_files(folder)
+    for name, reason in left_out:
+        if report is not None:
+            report(name, reason)
+    for path in files:
+        if path.name != "README.md":  # the card is written anew
+            shutil.copyfile(path, Path(output_dir) / path.name)
     return output_dir
-
-
-def is_hub_folder(folder):
-    """An earlier result of this tool (so `--overwrite` may replace it): a config.json and a model card."""
-    return (Path(folder) / "config.json").is_file() and (Path(folder) / "README.md").is_file()
 
 
 def publish(
@@ -546,12 +610,14 @@ def publish(
     repo_id=None,
     overwrite=False,
     metrics_protocol=None,
+    report=None,
 ):
     """Turn a saved SEVLM folder into a complete Hub folder and return its path.
 
-    With `output_dir`, the Hub files are copied into a folder built beside it and swapped in when complete (a
-    non-empty `output_dir` is an error unless `overwrite` is set and it holds an earlier Hub folder); without it
-    the model folder itself is completed. Either way the `art-emotion` pipeline is added (config.json
+    With `output_dir`, the model folder's own files (`hub_files`: never run files, notes, credentials or links out
+    of the folder) are copied into a folder built beside it and moved in when complete; an earlier Hub folder there
+    is replaced only with `overwrite`, and only its own files (a git repository's `.git/` and anything else stay).
+    Without it the model folder itself is completed. `report(name, reason)` hears of every file left out. Either way the `art-emotion` pipeline is added (config.json
     `custom_pipelines` + pipeline_sevlm.py), the model card is written and the result is checked.
     `metrics`: a source or a list of sources (see `load_metrics`), None for no metrics, or "auto" (see
     `find_metrics`). `dataset` and `base_models` default to those of the folder's current card (train_sevlm.py
@@ -573,6 +639,9 @@ def publish(
         metrics_protocol=metrics_protocol,
     )
     if output_dir is None:
+        for name, reason in hub_files(folder)[1]:
+            if report is not None:
+                report(name, reason)
         add_pipeline_to_folder(folder)
         write_model_card(folder, **card)
         check_folder(folder)
@@ -580,8 +649,9 @@ def publish(
     output_dir = Path(output_dir)
     if folder.resolve() == output_dir.resolve():
         raise ValueError(f"--output_dir {display_path(output_dir)} is the model folder itself; leave it out to publish in place.")
-    with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_hub_folder, what="--output_dir") as staging:
-        copy_hub_files(folder, staging)
+    names = [path.name for path in hub_files(folder)[0]] + ["README.md"]
+    with staged_output(output_dir, HUB_OWNER, names, overwrite, "--overwrite", "--output_dir") as staging:
+        copy_hub_files(folder, staging, report)
         add_pipeline_to_folder(staging)
         write_model_card(staging, **card)
         check_folder(staging)

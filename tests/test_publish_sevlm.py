@@ -4,6 +4,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from types import SimpleNamespace
@@ -20,11 +21,13 @@ from pipeline_sevlm import TASK, SevlmArtEmotionPipeline
 from processing_sevlm import SevlmProcessor
 from sevlm.cli.publish import build_parser, main
 from sevlm.hub import (
+    HUB_FILES,
     _card_metrics,
     check_folder,
     find_metrics,
     is_credential,
     publish,
+    push_folder,
     training_card_fields,
     verify_environment,
     verify_folder,
@@ -92,7 +95,7 @@ def card_metadata(folder):
 
 
 def test_hub_folder_is_complete_and_clean(hub_folder):
-    names = sorted(path.name for path in hub_folder.iterdir())
+    names = sorted(path.name for path in hub_folder.iterdir() if path.name != ".sevlm-output.json")
     assert names == sorted([
         "README.md", "config.json", "configuration_sevlm.py", "generation_config.json", "model.safetensors",
         "modeling_sevlm.py", "pipeline_sevlm.py", "processing_sevlm.py", "processor_config.json", "tokenizer.json",
@@ -128,7 +131,7 @@ def test_model_card(hub_folder):
     assert results["test", "EA classifier accuracy (eval_sevlm.py, %)"] == (55.0, "eval")
     assert len(results) == 13  # the paper's metrics and their companions; KL, VAD distance, per-emotion dicts and counts stay out
     assert "| test | BLEU-4 | 10.0 | eval_sevlm.py |" in text
-    assert "eval_sevlm.py evaluated it on `data/artemis-v1` (beam search with 3 beams, at most 25 new tokens)." in text
+    assert "sevlm-eval evaluated it on `data/artemis-v1` (beam search with 3 beams, at most 25 new tokens)." in text
     assert "COCO caption toolkit" in text and "training-time" not in text  # the one protocol used, explained
     assert "ArtEmis's official test split can be set beside the SEVLM paper's table" in text
     assert "www.artemisdataset.org" in text and "Trained on ArtEmis." in text
@@ -208,11 +211,11 @@ def test_metrics_found_from_train_results(trained_folder, tmp_path, monkeypatch)
 
 
 def test_errors_name_the_problem(trained_folder, hub_folder, tmp_path):
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(FileExistsError, match="holds an earlier Hub folder .*--overwrite"):
         publish(trained_folder, hub_folder)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         publish(tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match=r"run eval_sevlm.py"):
+    with pytest.raises(FileNotFoundError, match=r"run sevlm-eval"):
         publish(trained_folder, tmp_path / "x", metrics=tmp_path / "missing.json")
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -356,7 +359,8 @@ def test_cli_messages_instead_of_tracebacks(trained_folder, hub_folder, tmp_path
     with redirect_stderr(stderr), redirect_stdout(io.StringIO()):
         assert main([str(trained_folder), "--output_dir", str(hub_folder)]) == 1
         assert main([str(trained_folder), "--output_dir", str(tmp_path / "x"), "--metrics", str(tmp_path / "missing.json")]) == 1
-    assert "is not empty. Pass --overwrite" in stderr.getvalue() and "run eval_sevlm.py first" in stderr.getvalue()
+    assert "holds an earlier Hub folder" in stderr.getvalue() and "Pass --overwrite" in stderr.getvalue()
+    assert "run sevlm-eval first" in stderr.getvalue()
     assert not (tmp_path / "x").exists()
 
 
@@ -372,12 +376,115 @@ def test_output_dir_replaced_only_when_complete(trained_folder, metrics_file, tm
     publish(trained_folder, hub, metrics=metrics_file, dataset="ArtEmis", overwrite=True)
     assert "| test | BLEU-4 | 10.0 | eval_sevlm.py |" in (hub / "README.md").read_text(encoding="utf-8")
     assert sorted(name for name in os.listdir(tmp_path) if name.startswith(".")) == []  # no staging folder left
-    stranger = tmp_path / "stranger"
-    stranger.mkdir()
-    (stranger / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="does not hold an earlier result"):
-        publish(trained_folder, stranger, metrics=None, overwrite=True)
-    assert (stranger / "notes.txt").read_text() == "mine"
+    # A folder with other files: the Hub files go beside them, and only they are replaced later.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("mine")
+    publish(trained_folder, shared, metrics=None)
+    publish(trained_folder, shared, metrics=None, overwrite=True)
+    assert (shared / "notes.txt").read_text() == "mine" and (shared / "model.safetensors").is_file()
+
+
+def test_overwrite_never_deletes_a_repository(trained_folder, tmp_path):
+    """`--output_dir REPO --overwrite` on a git repository with its own README.md and config.json deleted the
+    repository; now nothing of it is touched and the message names the files in the way."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / "src").mkdir()
+    (repo / "src" / "train.py").write_text("print()")
+    (repo / "README.md").write_text("# my project")
+    (repo / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"README\.md.*did not write"):
+        publish(trained_folder, repo, metrics=None, overwrite=True)
+    assert (repo / "README.md").read_text() == "# my project" and (repo / ".git" / "HEAD").is_file()
+    assert (repo / "src" / "train.py").is_file() and (repo / "config.json").read_text() == "{}"
+
+
+def test_a_hub_folder_holds_exactly_the_model_files(trained_tiny, tmp_path, monkeypatch):
+    """Files were copied by suffix: a token file, credentials, a link to /etc/passwd and a run's best_* folder went
+    into the Hub folder (and would have been uploaded). Now only a model folder's own files go, links out of the
+    folder are never followed, and a file that looks like a credential is named in a warning."""
+    model, processor, _ = trained_tiny
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    (folder / "hf_token.txt").write_text("hf_secret")
+    (folder / "credentials.json").write_text("{}")
+    (folder / "notes").mkdir()
+    (folder / "notes" / ".env").write_text("KEY=1")
+    (folder / "best_emotion_accuracy").mkdir()
+    (folder / "special_tokens_map.json").symlink_to("/etc/passwd")
+    left_out = {}
+    hub = publish(folder, tmp_path / "hub", metrics=None, report=lambda name, why: left_out.setdefault(name, why))
+    names = {path.name for path in hub.iterdir()} - {".sevlm-output.json"}
+    assert names <= set(HUB_FILES) and {"config.json", "model.safetensors", "tokenizer.json"} <= names
+    assert not {"hf_token.txt", "credentials.json", "special_tokens_map.json", "notes", "best_emotion_accuracy"} & names
+    assert "credential" in left_out["hf_token.txt"] and "credential" in left_out["credentials.json"]
+    assert "symbolic link out of the folder" in left_out["special_tokens_map.json"]
+    # An upload takes the same files, in place too.
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, *args, **kwargs):
+            pass
+
+        def upload_folder(self, folder_path, repo_id, allow_patterns=None, **kwargs):
+            uploaded.update(folder=folder_path, allow=allow_patterns, other=kwargs)
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    publish(folder, metrics=None, dataset="ArtEmis")
+    push_folder(folder, "someone/sevlm")
+    assert set(uploaded["allow"]) <= set(HUB_FILES) and "hf_token.txt" not in uploaded["allow"]
+    assert "special_tokens_map.json" not in uploaded["allow"] and "model.safetensors" in uploaded["allow"]
+
+
+def test_card_text_from_data_is_not_markup(trained_tiny, tmp_path):
+    """Class names and the dataset name are data: Markdown and HTML in them are shown as written, and the usage
+    code stays valid Python."""
+    emotions = ["calm | quiet", "<script>alert(1)</script>", "*bold*"]
+    texts = [f" the emotion is {e} because {x}" for e in emotions for x in ("the sky is calm", "it is dark")] * 10
+    processor = SevlmProcessor.from_vision_text(
+        CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+        train_tokenizer(texts, vocab_size=300), emotions=emotions,
+    )
+    vision = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    text = GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=64)
+    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor)
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    write_model_card(folder, dataset="[click](javascript:alert(1))")
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    body = card.split("---\n", 2)[2]
+    prose = re.sub(r"```.*?```", "", body, flags=re.S)  # code blocks show their text as it is
+    assert "<script>" not in prose and "\\<script\\>" in prose
+    assert "calm \\| quiet" in prose and "\\*bold\\*" in prose
+    assert "[click](javascript" not in prose and "\\[click\\]\\(javascript" in prose
+    code = body.split("```python\n")[1].split("```")[0]
+    compile(code, "card", "exec")  # the names are quoted as Python strings
+
+
+def test_metrics_older_than_the_weights_are_not_the_models(trained_tiny, tmp_path, monkeypatch):
+    """After retraining into a folder, results written before the new weights describe the old model."""
+    model, processor, _ = trained_tiny
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    results = folder / "test_results.json"
+    (folder / "all_results.json").write_text(json.dumps({"test_emotion_accuracy": 0.9}))
+    weights = folder / "model.safetensors"
+    os.utime(folder / "all_results.json", (weights.stat().st_mtime - 60,) * 2)
+    monkeypatch.chdir(tmp_path)
+    stale = []
+    assert find_metrics(folder, report=lambda path, why: stale.append((path.name, why))) == []
+    assert stale and stale[0][0] == "all_results.json" and "earlier model" in stale[0][1]
+    assert not results.exists()
 
 
 def test_publish_help_explains_every_flag():

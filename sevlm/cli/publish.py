@@ -27,13 +27,15 @@ def build_parser():
     parser.add_argument(
         "--output_dir",
         help="Write the Hub folder here (built beside it, moved into place when complete) instead of completing the "
-        "model folder in place. Must be new or empty unless --overwrite is given.",
+        "model folder in place. Only the files a model folder is made of are copied (config, weights, code, "
+        "processor, tokenizer, card): never run files, notes, credentials or links out of the folder.",
     )
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="Replace an earlier Hub folder at --output_dir (only once the new one is complete; a folder that is not a "
-        "Hub folder is never replaced).",
+        help="Replace the files of an earlier Hub folder at --output_dir (once the new ones are complete); anything "
+        "else there (a git repository's .git/, your own files) stays, and a file this tool did not write is never "
+        "replaced.",
     )
     parser.add_argument(
         "--metrics",
@@ -76,9 +78,15 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from sevlm.hub import find_metrics, publish, push_folder, verify_folder
 
+    def left_out(name, reason):
+        print(f"left out {display_path(name)}: {reason}", file=sys.stderr)
+
+    def stale(path, reason):
+        print(f"not on the card: {display_path(path)} is {reason} (evaluate the model again)", file=sys.stderr)
+
     metrics = None if args.no_metrics else (args.metrics or "auto")
     if metrics == "auto":
-        metrics = find_metrics(args.folder)
+        metrics = find_metrics(args.folder, report=stale)
         for found in metrics:
             print(f"Metrics for the card: {display_path(found)}")
     try:
@@ -91,6 +99,7 @@ def main(argv=None):
             vad_lexicon=args.vad_lexicon,
             repo_id=args.hub_model_id,
             overwrite=args.overwrite,
+            report=left_out,
         )
         print(f"Hub folder ready: {display_path(folder)} (model card: {display_path(folder / 'README.md')})")
         if args.verify:
