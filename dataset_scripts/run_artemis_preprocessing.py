@@ -64,7 +64,8 @@ def parse_args(argv=None):
                              "sets the next four options; false lets you choose them.")
     parser.add_argument("--too_long_utter_prc", type=int, default=None,
                         help="[--too-long-utter-prc] Drop utterances longer than this percentile of the training "
-                             "split's token lengths (script default 100: none). Needs --preprocess_for_deep_nets false.")
+                             "split's token lengths (script default 100: none). Needs --preprocess_for_deep_nets "
+                             "false.")
     parser.add_argument("--too_short_len", type=int, default=None,
                         help="[--too-short-len] Drop utterances with fewer tokens (script default 0). Needs "
                              "--preprocess_for_deep_nets false.")
@@ -117,8 +118,11 @@ def main(argv=None):
         return 1
     splits = ", ".join(f"{split} {counts['paintings']} paintings / {counts['annotations']} annotations"
                        for split, counts in record["splits"].items())
-    print(f"\nArtEmis's preprocessing ran with {versions_text(record)}; shims: {', '.join(record['shims']) or 'none'}.")
+    shims = ", ".join(record["shims"]) or "none"
+    print(f"\nArtEmis's preprocessing ran with {versions_text(record)}; shims: {shims}.")
     print(f"Script: {record['script_is']}.")
+    for warning in record["warnings"]:
+        print(f"Warning: {warning}")
     print(f"{PREPROCESSED_CSV}: {splits}.")
     print(f"Written to {display_path(args.output_dir)} ({', '.join(record['outputs'])}; the run in {RUN_RECORD}).")
     return 0

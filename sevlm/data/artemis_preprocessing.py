@@ -28,8 +28,8 @@ import csv
 import hashlib
 import importlib
 import importlib.metadata
-import os
 import platform
+import re
 import runpy
 import subprocess
 import sys
@@ -87,6 +87,38 @@ PANDAS1_CONCAT_PARAMETERS = ("axis", "join", "ignore_index", "keys", "levels", "
 DEEP_NET_OVERRIDES = ("too_long_utter_prc", "too_short_len", "min_word_freq", "too_high_repetition")
 
 
+# NLTK 3.10.1 changed its word tokenizer: an apostrophe that opens a word ('em, 'tis, the quote of 'two words') is
+# split off as its own token. NLTK 3.4.5 (ArtEmis's pin) to 3.10.0 kept it on the word. Not a shim's doing: the same
+# with or without one.
+NLTK_APOSTROPHE_CHANGE = (3, 10, 1)
+
+
+def nltk_tokenizer_warning():
+    """A warning when the installed NLTK tokenizes differently from the NLTK ArtEmis used (None otherwise)."""
+    try:
+        import nltk
+    except ImportError:
+        return None
+    if version_tuple(nltk.__version__) < NLTK_APOSTROPHE_CHANGE:
+        return None
+    return (f"nltk {nltk.__version__} splits an apostrophe that opens a word ('em, 'tis, 'two words') off as its own "
+            "token; NLTK 3.4.5 (ArtEmis's pin) to 3.10.0 kept it on the word, so utterances with one get other "
+            "tokens than ArtEmis's own file. For ArtEmis's tokens: pip install 'nltk<3.10.1'.")
+
+
+def version_tuple(text):
+    """'3.10.1' -> (3, 10, 1); a part with a suffix ('9rc1', 'post1') ends the numbers after its leading digits."""
+    numbers = []
+    for part in text.split("."):
+        digits = re.match(r"\d*", part).group()
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if digits != part:
+            break
+    return tuple(numbers)
+
+
 class ArtemisPreprocessingError(Exception):
     """A problem with the inputs or the environment, said in words that name what to do."""
 
@@ -132,7 +164,7 @@ def pandas_string_option_problem():
 
     try:
         pandas.get_option("future.infer_string")
-    except Exception:  # OptionError: the option is absent
+    except KeyError:  # pandas' OptionError: the option is absent
         major = int(pandas.__version__.split(".")[0])
         if major >= 3:
             return (f"pandas {pandas.__version__} can no longer turn string inference off (the option "
@@ -156,7 +188,7 @@ def compatibility_shims(names=tuple(SHIMS)):
             warnings.filterwarnings("ignore", message=".*future.infer_string.*")
             try:
                 stack.enter_context(pandas.option_context("future.infer_string", False))
-            except Exception as error:  # pandas < 2.1 has no such option and infers no strings
+            except KeyError as error:  # pandas' OptionError: pandas < 2.1 has no such option and infers no strings
                 if pandas_string_option_problem():
                     raise ArtemisPreprocessingError(pandas_string_option_problem()) from error
         if "concat_axis" in names:
@@ -252,9 +284,10 @@ def _script_context(repo, script, argv):
     """sys.argv and sys.path as `python <script> <argv>` from the repository would have them; restored after."""
     saved_argv, saved_path = sys.argv, list(sys.path)
     loaded = sys.modules.get("artemis")
-    if loaded is not None and not Path(loaded.__file__).resolve().is_relative_to(repo):
-        raise ArtemisPreprocessingError(f"another `artemis` package ({display_path(loaded.__file__)}) is already "
-                                        f"loaded in this process; run from a fresh Python.")
+    location = getattr(loaded, "__file__", None)
+    if loaded is not None and (location is None or not Path(location).resolve().is_relative_to(repo)):
+        raise ArtemisPreprocessingError(f"another `artemis` package ({display_path(location or loaded)}) is already "
+                                        "loaded in this process; run from a fresh Python.")
     sys.argv = [str(script), *argv]
     sys.path.insert(0, str(repo))  # its `artemis` package, whether or not it is pip-installed
     try:
@@ -290,7 +323,8 @@ def run_script(repo, argv, shims=tuple(SHIMS)):
             ) from error
         except SystemExit as error:  # its argparse
             if error.code not in (0, None):
-                raise ArtemisPreprocessingError(f"ArtEmis's script refused its arguments {argv} (exit {error.code}).") from error
+                message = f"ArtEmis's script refused its arguments {argv} (exit {error.code})."
+                raise ArtemisPreprocessingError(message) from error
 
 
 def package_versions(names=RECORDED_PACKAGES):
@@ -329,7 +363,8 @@ def split_counts(preprocessed_csv):
         for row in csv.DictReader(handle):
             annotations[row["split"]] += 1
             paintings.setdefault(row["split"], set()).add((row["art_style"], row["painting"]))
-    return {split: {"annotations": annotations[split], "paintings": len(paintings[split])} for split in sorted(annotations)}
+    return {split: {"annotations": annotations[split], "paintings": len(paintings[split])}
+            for split in sorted(annotations)}
 
 
 def check_options(options):
@@ -366,8 +401,12 @@ def run_artemis_preprocessing(artemis_repo, raw_artemis_data_csv, output_dir, op
     check_dependencies(dependencies)
     if "infer_string" in shims and pandas_string_option_problem():
         raise ArtemisPreprocessingError(pandas_string_option_problem())
+    warning = nltk_tokenizer_warning()
+    if warning:
+        print(f"[run_artemis_preprocessing] warning: {warning}")
     started = time.perf_counter()
-    with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_replaceable, what="--output_dir") as staging:
+    staging_folder = staged_directory(output_dir, overwrite, is_replaceable, what="--output_dir")
+    with staging_folder as staging:
         argv = script_arguments(raw_csv.resolve(), staging, options)
         run_script(repo, argv, shims)
         if not (staging / PREPROCESSED_CSV).is_file():
@@ -388,6 +427,7 @@ def run_artemis_preprocessing(artemis_repo, raw_artemis_data_csv, output_dir, op
             "versions": package_versions(),
             "platform": platform.platform(),
             "shims": {name: SHIMS[name] for name in shims},
+            "warnings": [warning] if warning else [],
             "outputs": {path.name: path.stat().st_size for path in sorted(staging.iterdir())},
             "splits": split_counts(staging / PREPROCESSED_CSV),
             "seconds": round(time.perf_counter() - started, 1),
