@@ -5,8 +5,10 @@ Generates, in a temporary folder:
     high-coverage paintings with 41-50), raw utterances (capitals, punctuation, commas, quotes, double spaces), rows
     of a painting scattered through the file, a few NFD names and WikiArt mojibake names (`joaquã\\xadn-...`);
   - the matching `artemis_preprocessed.csv` as ArtEmis's `preprocess_artemis_data.py --preprocess-for-deep-nets
-    True` writes it: the official split (rest for repetition >= 41), lower-cased `utterance_spelled`, tokens, about
-    5% of the rows dropped;
+    True` writes it (`write_preprocessed_csv`): the official split (rest for repetition >= 41, after the other
+    rows), its tokens (`''` from quotes kept), rows under 5 tokens or above the training split's 95th length
+    percentile dropped, its vocabulary encoding. On the generated data this file is byte for byte the one ArtEmis's
+    own script writes (compared with `python -m dataset_scripts.run_artemis_preprocessing`);
   - one small JPEG per painting (default 32x32; a few stored with Info-ZIP `#Uxxxx` names), written in parallel;
 then times `prepare_artemis` with the preprocessed CSV (CSV stage and image stage separately, `--num_proc 2`) and
 the CSV stage of the raw CSV with the official split, and prints the split sizes, times and disk use.
@@ -24,10 +26,12 @@ import multiprocessing
 import os
 import platform
 import random
+import re
 import shutil
 import tempfile
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -114,38 +118,72 @@ def write_raw_csv(path, paintings, seed=0, block=3000):
     return rows
 
 
-def spelled(utterance):
-    """A stand-in for ArtEmis's text preprocessing: lower case, punctuation to spaces, single spaces."""
-    kept = "".join(char if char.isalnum() or char == " " else " " for char in utterance.lower())
-    return " ".join(kept.split())
+# ArtEmis's text preprocessing (`artemis/language/basics.py: pre_process_text`) as it acts on the utterances generated
+# here (words of WORDS, commas, . ! ..., and `"I'm"`): lower case; a quote, word characters and a quote lose the two
+# quotes (`unquote_words`: `"i'm"` -> ` i m"`); these punctuation marks become spaces; NLTK's word tokenizer splits on
+# spaces and makes a closing `"` the token `''` (an opening one "``"). Its spell checking changes none of these words.
+ARTEMIS_QUOTED_WORD = re.compile(r"""['|"]\w+['|"]""")
+ARTEMIS_PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(".?!,:;/\\-~*_=[–]{}$^@|%#<—>", " "))
+# `--preprocess-for-deep-nets True`: fewer tokens than this, or more than this percentile of the training split's
+# lengths (all rows before any drop), and a row is dropped; words used fewer times in training become <unk>.
+ARTEMIS_TOO_SHORT, ARTEMIS_TOO_LONG_PERCENTILE, ARTEMIS_MIN_WORD_FREQ = 5, 95, 5
+ARTEMIS_SPECIAL = {"<pad>": 0, "<sos>": 1, "<eos>": 2, "<unk>": 3}
 
 
-def write_preprocessed_csv(raw_csv, path, unit_splits, drop_every=33):
-    """`artemis_preprocessed.csv` from the raw CSV: the official split of each row (`unit_splits`: art_style +
-    painting -> split; rows with repetition >= 41 -> rest), spelled text and tokens; rows under 5 tokens and every
-    `drop_every`-th row ("too long") dropped. Returns (rows written, rows dropped)."""
+def artemis_tokens(utterance):
+    """The tokens ArtEmis's preprocessing makes of a generated utterance (see above)."""
+    text = ARTEMIS_QUOTED_WORD.sub(lambda match: f" {match.group()[1:-1]} ", utterance.lower())
+    tokens = []
+    for word in text.translate(ARTEMIS_PUNCTUATION_TO_SPACE).split():
+        opening, word = word.startswith('"'), word.lstrip('"')
+        closing, word = word.endswith('"'), word.rstrip('"')
+        tokens += ["``"] * opening + [word] * bool(word) + ["''"] * closing
+    return tokens
+
+
+def artemis_vocabulary(train_tokens):
+    """ArtEmis's `build_vocab`: the special symbols, then the training words used at least ARTEMIS_MIN_WORD_FREQ
+    times, in the order they first occur."""
+    counts = Counter(token for tokens in train_tokens for token in tokens)
+    words = [word for word, count in counts.items() if count >= ARTEMIS_MIN_WORD_FREQ]
+    return {**ARTEMIS_SPECIAL, **{word: index for index, word in enumerate(words, start=len(ARTEMIS_SPECIAL))}}
+
+
+def artemis_encode(tokens, vocabulary, max_len):
+    """ArtEmis's `Vocabulary.encode`: <sos>, the first max_len token ids, <eos>, <pad> up to max_len + 2."""
+    ids = [vocabulary.get(token, ARTEMIS_SPECIAL["<unk>"]) for token in tokens][:max_len]
+    padding = [ARTEMIS_SPECIAL["<pad>"]] * (max_len - len(tokens))
+    return [ARTEMIS_SPECIAL["<sos>"], *ids, ARTEMIS_SPECIAL["<eos>"], *padding]
+
+
+def write_preprocessed_csv(raw_csv, path, unit_splits):
+    """`artemis_preprocessed.csv` as ArtEmis's `preprocess_artemis_data.py --preprocess-for-deep-nets True` writes
+    it from the generated raw CSV: the official split of each row (`unit_splits`: art_style + painting -> split),
+    the rows with repetition >= 41 after the others as `rest`; rows under 5 tokens or above the 95th percentile of
+    the training split's token lengths dropped; tokens, tokens_len, utterance_spelled, tokens_encoded (vocabulary of
+    the kept training rows) and emotion_label. Returns (rows written, rows dropped)."""
     names = {"validation": "val"}
-    written = dropped = 0
-    with open(raw_csv, encoding="utf-8", newline="") as source, open(path, "w", encoding="utf-8", newline="") as sink:
-        reader, writer = csv.reader(source), csv.writer(sink)
+    with open(raw_csv, encoding="utf-8", newline="") as source:
+        reader = csv.reader(source)
         next(reader)
+        rows = [(style, name, emotion, text, int(repetition)) for style, name, emotion, text, repetition in reader]
+    rows = [row for row in rows if row[4] < 41] + [row for row in rows if row[4] >= 41]
+    splits = [names.get(unit_splits[style + name], unit_splits[style + name]) if repetition < 41 else "rest"
+              for style, name, _, _, repetition in rows]
+    tokens = [artemis_tokens(row[3]) for row in rows]
+    train_lengths = [len(t) for t, split in zip(tokens, splits) if split == "train"]
+    too_long = np.percentile(train_lengths, ARTEMIS_TOO_LONG_PERCENTILE)
+    kept = [i for i, t in enumerate(tokens) if ARTEMIS_TOO_SHORT <= len(t) <= too_long]
+    vocabulary = artemis_vocabulary(tokens[i] for i in kept if splits[i] == "train")
+    with open(path, "w", encoding="utf-8", newline="") as sink:
+        writer = csv.writer(sink, lineterminator="\n")  # pandas' to_csv
         writer.writerow(PREPROCESSED_HEADER)
-        for number, (style, name, emotion, utterance, repetition) in enumerate(reader):
-            text = spelled(utterance)
-            tokens = text.split()
-            if len(tokens) < 5 or number % drop_every == 0:
-                dropped += 1
-                continue
-            split = "rest" if int(repetition) >= 41 else names.get(unit_splits[style + name], unit_splits[style + name])
-            encoded = [1] + [3 + (hash_word(token) % 9000) for token in tokens] + [2]
-            writer.writerow([style, name, emotion, utterance, repetition, split, repr(tokens), len(tokens), text,
-                             repr(encoded), ARTEMIS_EMOTIONS.index(emotion)])
-            written += 1
-    return written, dropped
-
-
-def hash_word(word):
-    return sum((index + 1) * ord(char) for index, char in enumerate(word))
+        for i in kept:
+            style, name, emotion, utterance, repetition = rows[i]
+            writer.writerow([style, name, emotion, utterance, repetition, splits[i], repr(tokens[i]), len(tokens[i]),
+                             " ".join(tokens[i]), repr(artemis_encode(tokens[i], vocabulary, int(too_long))),
+                             ARTEMIS_EMOTIONS.index(emotion)])
+    return len(kept), len(rows) - len(kept)
 
 
 def image_file_name(name):
