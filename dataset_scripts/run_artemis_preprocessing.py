@@ -21,7 +21,7 @@ from sevlm.data.artemis_preprocessing import (
     run_artemis_preprocessing,
     versions_text,
 )
-from utils_sevlm import display_path
+from sevlm.io import display_path
 
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
 

@@ -23,7 +23,6 @@ from nltk.tokenize import NLTKWordTokenizer  # noqa: E402
 from nltk.tokenize.punkt import PunktSentenceTokenizer  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from bench.bench_prepare import painting_names, raw_utterance, write_raw_csv  # noqa: E402
 from dataset_scripts import run_artemis_preprocessing as cli  # noqa: E402
 from sevlm.data import artemis_preprocessing as runner  # noqa: E402
 from sevlm.data.artemis_preprocessing import (  # noqa: E402
@@ -37,6 +36,7 @@ from sevlm.data.artemis_preprocessing import (  # noqa: E402
     run_artemis_preprocessing,
     word_tokenize_without_punkt,
 )
+from sevlm.data.lookalike import painting_names, raw_utterance, write_raw_csv  # noqa: E402
 
 STANDIN_DEPENDENCIES = {"pandas": "pandas", "sklearn": "scikit-learn", "nltk": "nltk"}
 
@@ -178,7 +178,7 @@ def test_the_shims_are_sufficient_and_change_nothing(inputs, tmp_path, no_punkt,
     record = run(inputs, output, options={"random_seed": 7, "split_loads": [0.8, 0.1, 0.1]})
     assert record["script_is"].startswith("not a known upstream version")
 
-    written = sorted(path.name for path in output.iterdir())
+    written = sorted(path.name for path in output.iterdir() if path.name != ".sevlm-output.json")
     assert written == ["artemis_preprocessed.csv", "config.json.txt", RUN_RECORD]
     config = json.loads((output / "config.json.txt").read_text())
     assert config["random_seed"] == 7 and config["split_loads"] == [0.8, 0.1, 0.1]
@@ -333,9 +333,16 @@ def test_overwrite_never_deletes_a_folder_of_other_files(inputs, tmp_path, no_pu
     output = tmp_path / "preprocessed"
     output.mkdir()
     (output / "notes.txt").write_text("mine")
+    run(inputs, output, overwrite=True)
+    run(inputs, output, overwrite=True)
+    assert (output / "notes.txt").read_text() == "mine" and (output / "artemis_preprocessed.csv").is_file()
+    (output / "notes.txt").unlink()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "artemis_preprocessed.csv").write_text("my own file")
     with pytest.raises(FileExistsError, match="refusing"):
-        run(inputs, output, overwrite=True)
-    assert (output / "notes.txt").read_text() == "mine"
+        run(inputs, mine, overwrite=True)
+    assert (mine / "artemis_preprocessed.csv").read_text() == "my own file"
 
 
 # ------------------------------------------------------------------------------------- arguments and errors
@@ -444,8 +451,8 @@ def test_the_generated_preprocessed_csv_follows_artemis_rules(tmp_path):
     more than the training split's 95th length percentile), keeps the quotes' `''` tokens and puts `rest` last."""
     import csv
 
-    from bench.bench_prepare import artemis_tokens, write_preprocessed_csv
-    from dataset_scripts.prepare_artemis import official_split
+    from sevlm.data.artemis import official_split
+    from sevlm.data.lookalike import artemis_tokens, write_preprocessed_csv
 
     paintings = painting_names(400, seed=5, high_coverage=6)
     raw_csv = tmp_path / "raw.csv"

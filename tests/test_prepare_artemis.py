@@ -19,7 +19,6 @@ from datasets import disable_progress_bars, load_dataset, load_from_disk
 from helpers import REPO_ROOT
 from PIL import Image
 
-from bench.bench_prepare import write_artemis_shaped
 from configuration_sevlm import ARTEMIS_EMOTIONS
 from dataset_scripts.prepare_artemis import main, parse_args
 from sevlm.data.artemis import (
@@ -36,6 +35,7 @@ from sevlm.data.artemis import (
     v2_sample_rows,
 )
 from sevlm.data.corpus import PrepareReport, failed_report_path
+from sevlm.data.lookalike import write_artemis_shaped
 from sevlm.data.settings import REPORT_NAME
 
 disable_progress_bars()

@@ -10,8 +10,8 @@ import pytest
 from helpers import FIXTURE_LEXICON, REPO_ROOT
 
 import eval_sevlm
-from bench.bench_prepare import write_artemis_shaped
 from dataset_scripts.prepare_artemis import main as prepare_main
+from sevlm.data.lookalike import write_artemis_shaped
 from train_sevlm import train
 
 # What the recipe uses that cannot run here (downloads, a GPU) is swapped for the demo's tiny parts; the rest of the

@@ -38,7 +38,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from utils_sevlm import display_path, staged_directory, write_json_atomic
+from sevlm.io import display_path, staged_output, write_json_atomic
 
 SCRIPT = Path("artemis") / "scripts" / "preprocess_artemis_data.py"
 # The two resource files the script reads from its own repository (spell checking: SymSpell's word frequencies and
@@ -256,11 +256,6 @@ def check_dependencies(modules=DEPENDENCIES):
         )
 
 
-def is_replaceable(folder):
-    """An earlier output folder of this tool holds nothing but the script's files and the run record."""
-    return all(path.name in SCRIPT_OUTPUTS + (RUN_RECORD,) for path in Path(folder).iterdir())
-
-
 # ------------------------------------------------------------------------------------------------- running
 def script_arguments(raw_artemis_data_csv, save_out_dir, options):
     """The script's own command line: `options` maps its option names (random_seed, split_loads, ...) to values;
@@ -387,9 +382,9 @@ def run_artemis_preprocessing(artemis_repo, raw_artemis_data_csv, output_dir, op
 
     `options` maps the script's own option names (preprocess_for_deep_nets, random_seed, too_long_utter_prc,
     too_short_len, split_loads, min_word_freq, automatic_spell_check, too_high_repetition, group_gt_anno,
-    n_train_examples) to values; missing or None ones keep the script's default. An `output_dir` that is not empty is
-    replaced only with `overwrite` and only when it holds nothing but an earlier result (the script's four files
-    and the record), once the new one is complete. `dependencies` ({module: pip package}) are checked first.
+    n_train_examples) to values; missing or None ones keep the script's default. An earlier result in `output_dir` is
+    replaced only with `overwrite`, once the new one is complete, and only its own files (the script's four files and
+    the record); anything else in the folder stays. `dependencies` ({module: pip package}) are checked first.
     Returns the run record (a dict)."""
     options = dict(options or {})
     check_options(options)
@@ -405,8 +400,8 @@ def run_artemis_preprocessing(artemis_repo, raw_artemis_data_csv, output_dir, op
     if warning:
         print(f"[run_artemis_preprocessing] warning: {warning}")
     started = time.perf_counter()
-    staging_folder = staged_directory(output_dir, overwrite, is_replaceable, what="--output_dir")
-    with staging_folder as staging:
+    names = SCRIPT_OUTPUTS + (RUN_RECORD,)
+    with staged_output(output_dir, "ArtEmis preprocessing", names, overwrite, "--overwrite", "--output_dir") as staging:
         argv = script_arguments(raw_csv.resolve(), staging, options)
         run_script(repo, argv, shims)
         if not (staging / PREPROCESSED_CSV).is_file():
