@@ -22,6 +22,9 @@ EXPLANATION_TOKEN = "<explanation>"
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 EXIF_ORIENTATION = 0x0112
+# A decoded image keeps at most this many pixels on its long side (the model sees a few hundred): a huge scan or a
+# hostile file (a 300 KB PNG of 13000 x 13000 16-bit pixels) then costs bounded memory after decoding.
+LARGEST_SIDE = 4096
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -36,7 +39,9 @@ def load_image(source, index=0, draft_size=None):
             still gives at least this size; much faster when the image is resized down afterwards.
 
     The EXIF orientation is applied (a camera photo of a painting comes out upright); 16-bit images are scaled to 8 bits
-    (65535 -> 255); transparency is composited on white; palette, CMYK, grayscale and 1-bit images are converted.
+    (65535 -> 255); transparency is composited on white; palette, CMYK, grayscale and 1-bit images are converted. A
+    file larger than `LARGEST_SIDE` pixels on its long side is shrunk to it right after decoding (box filter; JPEGs
+    decode at a reduced scale), before any conversion.
     An unreadable file, or one larger than PIL's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`), raises a
     `ValueError` that names it.
     """
@@ -66,13 +71,13 @@ def printable_path(path):
 def _read_image(file, name, draft_size):
     try:
         with Image.open(file) as opened:
-            if draft_size is not None and opened.format == "JPEG":
-                width, height = draft_size
+            if opened.format == "JPEG":
+                width, height = draft_size or (LARGEST_SIDE, LARGEST_SIDE)
                 if opened.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: the draft is too
                     width, height = height, width
                 opened.draft(opened.mode, (width, height))
             opened.load()
-            return _to_rgb(ImageOps.exif_transpose(opened), name)
+            return _to_rgb(ImageOps.exif_transpose(_bounded(opened)), name)
     except Image.DecompressionBombError as error:
         raise ValueError(
             f"{name} is too large to decode safely ({error}). If the file is trusted, raise "
@@ -86,13 +91,27 @@ def _read_image(file, name, draft_size):
         raise ValueError(f"{name} cannot be read: {error}") from error
 
 
+def _bounded(image):
+    """`image` with its long side shrunk to `LARGEST_SIDE` (box filter, which every mode supports, 16-bit included)."""
+    side = max(image.size)
+    if side <= LARGEST_SIDE:
+        return image
+    size = tuple(max(1, round(length * LARGEST_SIDE / side)) for length in image.size)
+    resample = Image.Resampling.NEAREST if image.mode in ("P", "1") else Image.Resampling.BOX
+    return image.resize(size, resample)
+
+
 def _to_rgb(image, name):
     """Any PIL mode -> RGB: 16-bit and float scaled to 8 bits, transparency on white."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255):
-            array = array / 257.0  # 16-bit: 65535 -> 255
-        elif image.mode == "F" and array.max(initial=0) <= 1.0:
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        array = np.asarray(image)
+        if image.mode.startswith("I;16") or array.max(initial=0) > 255:
+            # 16-bit: 65535 -> 255, rounded, in integers (a float64 copy of a large scan is 8 bytes a pixel).
+            array = (array.astype(np.uint32) * 255 + 32767) // 65535
+        image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        if array.max(initial=0) <= 1.0:
             array = array * 255.0  # floats in [0, 1]
         image = Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8))
     if image.mode in ("P", "L", "RGB") and "transparency" in image.info:

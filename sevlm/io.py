@@ -369,6 +369,19 @@ def swap_in(staging, target):
 
 
 
+# --------------------------------------------------------------------------------------------------- csv
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula: text starting with `=`, `+`, `-`, `@`, a
+    tab or a carriage return (a file named `=HYPERLINK(...).jpg`) gets a leading `'` (OWASP's advice). Numbers and
+    other values pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 # -------------------------------------------------------------------------------------------------- json
 def json_safe(value):
     """NaN / inf -> None, numpy and torch scalars -> Python numbers, tuples -> lists, recursively."""

@@ -5,12 +5,11 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
-from sevlm.io import display_path
-from sevlm.loading import DEMO_MODEL, check_model_folder, pick_device
+from sevlm.io import display_path, make_temporary_file, spreadsheet_safe
+from sevlm.loading import check_model_folder, pick_device
 from sevlm.render import make_card
 
 TASK = "art-emotion"
@@ -48,46 +47,25 @@ def read_image(path):
 
 # -------------------------------------------------------------------------------------------------- model
 def load_pipeline(model_name_or_path, device=None):
-    """The model folder's `art-emotion` pipeline. Folders saved before the pipeline existed get this repository's."""
-    from transformers import AutoConfig, pipeline
+    """The model folder's own `art-emotion` pipeline (its code, `trust_remote_code`), on `device`."""
+    from transformers import pipeline
 
-    if model_name_or_path == DEMO_MODEL and not os.path.exists(DEMO_MODEL):
-        raise FileNotFoundError(f"No model at {DEMO_MODEL}. Train the demo model first (python train_sevlm.py) or pass --model_name_or_path.")
-    device = pick_device(device)
     check_model_folder(model_name_or_path)
-    config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=True)
-    if TASK in (getattr(config, "custom_pipelines", None) or {}):
-        return pipeline(TASK, model=model_name_or_path, trust_remote_code=True, device=device)
-    from transformers import AutoModel, AutoProcessor
-
-    from pipeline_sevlm import SevlmArtEmotionPipeline
-
-    print(f"{display_path(model_name_or_path)} has no {TASK} pipeline in its config; using pipeline_sevlm.py from this repository.", file=sys.stderr)
-    model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True)
-    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
-    return SevlmArtEmotionPipeline(model=model, processor=processor, device=device)
-
-
-def supports_attention_maps(pipe):
-    """Whether the pipeline takes `return_attention_map=True` (pipeline files of older model folders do not)."""
-    try:
-        pipe._sanitize_parameters(return_attention_map=True)
-    except TypeError:
-        return False
-    return True
+    return pipeline(TASK, model=model_name_or_path, trust_remote_code=True, device=pick_device(device))
 
 
 # ---------------------------------------------------------------------------------------------- predicting
 def predict(
-    pipe, paths, batch_size=8, emotion=None, generation=None, cards_dir=None, report=None, progress=True, attention_maps=False
+    pipe, paths, batch_size=8, emotion=None, generation=None, cards=None, report=None, progress=True, attention_maps=False
 ):
     """Yield one row per readable image: `{"file", "emotion", "score", "scores", "explanation"[, "card"]
     [, "attention_map"]}`; `file` and `card` are printable text (`display_path`), `card` is None when that card
     failed.
 
     Unreadable files (and images the model fails on) go to `report(path, message)` and are skipped. Each file is
-    read once; the same image feeds the model and the card. `attention_maps=True` asks the pipeline for
-    `attention_map` (drawn on the cards).
+    read once; the same image feeds the model and the card. `cards`: a `sevlm.io.OutputFiles` checked beforehand for
+    the names of `card_names(paths)`. `attention_maps=True` asks the pipeline for `attention_map` (drawn on the
+    cards).
     """
     from tqdm.auto import tqdm
 
@@ -97,7 +75,7 @@ def predict(
         generation["emotion"] = emotion
     if attention_maps:
         generation["return_attention_map"] = True
-    card_names = CardNames(cards_dir) if cards_dir else None
+    names = card_names(paths) if cards is not None else {}
     bar = tqdm(total=len(paths), unit="image", desc="Predicting", disable=not progress, file=sys.stderr)
     try:
         for start in range(0, len(paths), batch_size):
@@ -110,12 +88,12 @@ def predict(
                     report(path, f"cannot be read ({reason})")
             for path, image, result in _run_batch(pipe, batch, generation, report):
                 row = {"file": display_path(path), **result}
-                if card_names is not None:
-                    card = card_names.next(path)
+                if cards is not None:
                     row["card"] = None
                     try:
-                        make_card(image, result, card, title=display_path(Path(path).name), asked=emotion is not None)
-                        row["card"] = display_path(card)
+                        with cards.open(names[path], "wb") as stream:
+                            make_card(image, result, stream, title=display_path(Path(path).name), asked=emotion is not None)
+                        row["card"] = display_path(cards.path(names[path]))
                     except Exception as error:
                         message = f"card for {display_path(path)} not written ({error}); the prediction is kept"
                         tqdm.write(display_path(message), file=sys.stderr)
@@ -143,36 +121,32 @@ def _run_batch(pipe, batch, generation, report):
     return outputs
 
 
-class CardNames:
-    """Card file names from image names (`painting.jpg` -> `painting.png`), numbered when two images share a stem.
-
-    Names are the printable form of the image's (`display_path`), so that the `card` written in a row is the
-    card's real file name, also for image names that are not valid UTF-8.
-    """
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.used = set()
-
-    def next(self, path):
+def card_names(paths):
+    """`{path: card file name}`: `painting.jpg` -> `painting.png`, numbered (`painting-2.png`) when two images share a
+    stem. Names are the printable form of the image's (`display_path`), so that the `card` written in a row is the
+    card's real file name, also for image names that are not valid UTF-8."""
+    names, used = {}, set()
+    for path in paths:
         stem = display_path(Path(path).stem) or "image"
         name, number = f"{stem}.png", 2
-        while name in self.used:
+        while name in used:
             name, number = f"{stem}-{number}.png", number + 1
-        self.used.add(name)
-        return self.folder / name
+        used.add(name)
+        names[path] = name
+    return names
 
 
 # --------------------------------------------------------------------------------------------------- output
 class RowWriter:
     """Streams rows as JSON lines (file or stdout) or CSV, flushing each row.
 
-    A file is written beside its target (`.NAME.*.partial`) and moved into place by `close()`: an existing file is
-    replaced only when the new one holds at least one row, also after an interruption (the rows written so far
-    are kept); with no row the old file stays untouched. CSV columns are fixed before the first row: `file,
-    emotion, score, explanation`, `card` when `cards` is set (empty when that card failed), one `score_<emotion>`
-    column per class. Rows are written as given (`file` and `card` already printable, see `predict`).
+    A file is written beside its target (`.NAME.*.partial`) and moved into place by `close()` when it holds at least
+    one row, also after an interruption (the rows written so far are kept); with no row an existing file stays
+    untouched. (Whether an existing file may be replaced at all is `sevlm.io.check_new_file`'s to say, before any
+    work.) CSV columns are fixed before the first row: `file, emotion, score, explanation`, `card` when `cards` is set
+    (empty when that card failed), one `score_<emotion>` column per class; text cells that a spreadsheet would run
+    as a formula are written as text (`spreadsheet_safe`). Rows are written as given (`file` and `card` already
+    printable, see `predict`).
     """
 
     def __init__(self, path, emotions, cards=False):
@@ -186,8 +160,7 @@ class RowWriter:
             self.handle = sys.stdout
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-            self.temporary = Path(temporary)
+            descriptor, self.temporary = make_temporary_file(self.path, suffix=".partial")
             self.handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
         self.csv = None
         if self.format == "csv":
@@ -198,7 +171,7 @@ class RowWriter:
         if self.csv is None:
             self.handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            flat = {key: value for key, value in row.items() if key in self.columns}
+            flat = {key: spreadsheet_safe(value) for key, value in row.items() if key in self.columns}
             flat.update({score_column(name): value for name, value in row["scores"].items()})
             self.csv.writerow(flat)
         self.handle.flush()
@@ -216,20 +189,8 @@ class RowWriter:
         if not self.rows:
             self.temporary.unlink(missing_ok=True)
             return "unchanged" if existed else "not written"
-        _give_mode(self.temporary, self.path if existed else None)
         os.replace(self.temporary, self.path)
         return "replaced" if existed else "written"
-
-
-def _give_mode(path, like=None):
-    """Permissions of `like` (the file being replaced) or the umask's default, not mkstemp's owner-only 0600."""
-    if like is not None:
-        mode = os.stat(like).st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(path, mode)
 
 
 def score_column(emotion):

@@ -1,9 +1,11 @@
 """Pictures for people: PNG cards (the image, its emotion with every score as bars, the explanation, optionally the
 attention heat map), drawn with matplotlib without a display."""
 
+import os
 import textwrap
 import warnings
-from pathlib import Path
+
+from sevlm.io import replace_file
 
 CARD_SIZE = (1200, 600)  # pixels
 CARD_DPI = 100
@@ -22,16 +24,20 @@ HEAT_MAP_OPACITY = 0.7  # opacity where attention is highest
 
 
 # --------------------------------------------------------------------------------------------------- cards
-def make_card(image, result, path, title=None, asked=False):
-    """Write a PNG card (`CARD_SIZE` pixels, see `draw_card`) to `path`; returns the path."""
+def make_card(image, result, target, title=None, asked=False):
+    """Write a PNG card (`CARD_SIZE` pixels, see `draw_card`) to `target`, a binary stream or a new file's path (a
+    file is written through `sevlm.io.replace_file`)."""
     from matplotlib import rc_context
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(target, (str, os.PathLike)):
+        with replace_file(target, "wb") as stream:
+            make_card(image, result, stream, title, asked)
+        return target
     with rc_context(PLAIN_TEXT), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # glyphs missing from the font (e.g. CJK file names) are drawn as boxes
         figure = draw_card(image, result, title=title, asked=asked)
-        figure.savefig(path, dpi=CARD_DPI, facecolor="white")
-    return Path(path)
+        figure.savefig(target, dpi=CARD_DPI, facecolor="white", format="png")
+    return target
 
 
 # Every text on a card is plain text: `$...$` in a file name, class name or explanation is not matplotlib math.

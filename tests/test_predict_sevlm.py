@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-from helpers import build_tiny
+from helpers import build_tiny, random_images
 from PIL import Image
 
 import sevlm.prediction as prediction
@@ -20,6 +21,7 @@ from sevlm.cli.predict import build_parser, main, parse_args
 from sevlm.generation import generation_kwargs
 from sevlm.hub import add_pipeline_to_folder
 from sevlm.images import find_images
+from sevlm.io import OUTPUT_RECORD
 from sevlm.render import CARD_SIZE, COLORS, _color, draw_card, make_card
 
 NON_ASCII = "Ölgemälde – ça ü 夜.png"
@@ -157,7 +159,7 @@ def test_cli_in_fresh_process_with_cards(trained_tiny, gallery, latin1_gallery, 
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [row["emotion"] for row in rows] == ["sadness", "anger", "something else", "awe", "sadness"]
     assert rows[-1]["file"] == os.path.join(latin1_gallery, NOT_UTF8_SHOWN)
-    cards = sorted(path.name for path in (tmp_path / "cards").iterdir())
+    cards = sorted(path.name for path in (tmp_path / "cards").iterdir() if path.name != OUTPUT_RECORD)
     assert cards == sorted(["a.png", "a-2.png", "d.png", NON_ASCII, NOT_UTF8_SHOWN])
     assert sorted(os.path.basename(row["card"]) for row in rows) == cards
     with Image.open(tmp_path / "cards" / NON_ASCII) as card:
@@ -193,6 +195,13 @@ def test_existing_output_replaced_only_by_a_file_with_rows(pipe, gallery, tmp_pa
     os.chmod(output, 0o640)
     images = [str(gallery / "a.png"), str(gallery / "d.JPG"), str(gallery / "nested" / NON_ASCII)]
     argv = ["--output", str(output), "--batch_size", "1", "--no_progress"]
+
+    # Without --overwrite an existing file is never replaced, and that is said before the model is loaded.
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pytest.fail("loaded the model"))
+    code, _, stderr = run_main([*images, *argv])
+    assert code == 1 and "already exists. Pass --overwrite" in stderr
+    assert output.read_text(encoding="utf-8") == "earlier results\n"
+    argv.append("--overwrite")
 
     # Nothing predicted (the only input is corrupt): the old file stays as it was.
     monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
@@ -257,7 +266,7 @@ def test_names_that_are_not_utf8_everywhere(pipe, latin1_gallery, tmp_path, monk
     assert f"skipped {latin1_gallery}/d\\xe9fect.jpg: cannot be read" in stderr
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [os.path.basename(row["file"]) for row in rows] == ["b.png", NOT_UTF8_SHOWN]
-    assert sorted(os.listdir(cards)) == sorted(["b.png", NOT_UTF8_SHOWN])  # card names are printable too
+    assert sorted(set(os.listdir(cards)) - {OUTPUT_RECORD}) == sorted(["b.png", NOT_UTF8_SHOWN])  # card names are printable too
     assert all(os.path.isfile(row["card"]) for row in rows)  # ... so that the rows name real files
 
     output = tmp_path / "out.csv"
@@ -272,10 +281,10 @@ def test_failed_card_keeps_the_row_and_the_columns(pipe, gallery, tmp_path, monk
     monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
     real_make_card = make_card
 
-    def make_card_failing_first(image, result, path, **kwargs):
-        if path.name == "a.png":
+    def make_card_failing_first(image, result, target, **kwargs):
+        if kwargs.get("title") == "a.png":
             raise RuntimeError("disk full")
-        return real_make_card(image, result, path, **kwargs)
+        return real_make_card(image, result, target, **kwargs)
 
     monkeypatch.setattr(prediction, "make_card", make_card_failing_first)
     output = tmp_path / f"out{suffix}"
@@ -444,20 +453,75 @@ def test_attention_maps_flag(pipe, gallery, tmp_path, monkeypatch):
     assert code == 0 and attention.asked == [True]
     assert json.loads(stdout)["attention_map"] == [[1.0, 0.0], [0.0, 0.0]]
     output = tmp_path / "out.csv"
-    code, _, _ = run_main([str(gallery / "a.png"), "--cards", str(cards), "--attention_maps", "--output", str(output), "--no_progress"])
+    argv = ["--cards", str(cards), "--attention_maps", "--output", str(output), "--no_progress", "--overwrite"]
+    code, _, _ = run_main([str(gallery / "a.png"), *argv])
     assert code == 0 and "attention_map" not in output.read_text(encoding="utf-8").splitlines()[0]  # cards only
     code, stdout, _ = run_main([str(gallery / "a.png"), "--no_progress"])
     assert attention.asked[-1] is False and "attention_map" not in json.loads(stdout)
 
-    class OldPipeline:  # a model folder whose pipeline_sevlm.py predates attention maps
-        emotions = pipe.emotions
 
-        def _sanitize_parameters(self, **kwargs):
-            raise TypeError(f"Unknown argument(s) {sorted(kwargs)}")
+def test_cards_never_replace_a_file_they_did_not_write(pipe, gallery, tmp_path, monkeypatch):
+    """`sevlm-predict DIR --cards DIR` overwrote the user's pictures with cards (`<name>.png`). Now every card name
+    is checked before the model is loaded: a file the command did not write is never replaced, and a card of an
+    earlier run only with --overwrite."""
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for name in ("a.png", "d.JPG"):
+        (pictures / name).write_bytes((gallery / name).read_bytes())
+    before = (pictures / "a.png").read_bytes()
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pytest.fail("loaded the model"))
+    for extra in ([], ["--overwrite"]):
+        code, stdout, stderr = run_main([str(pictures), "--cards", str(pictures), "--no_progress", *extra])
+        assert code == 1 and stdout == "" and "a.png, which this card folder did not write" in stderr
+        assert (pictures / "a.png").read_bytes() == before and not (pictures / "d.png").exists()
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "notes.txt").write_text("mine")
+    assert run_main([str(pictures), "--cards", str(cards), "--no_progress"])[0] == 0
+    first = (cards / "a.png").read_bytes()
+    code, _, stderr = run_main([str(pictures), "--cards", str(cards), "--no_progress"])
+    assert code == 1 and "earlier card folder" in stderr and "--overwrite" in stderr
+    assert run_main([str(pictures), "--cards", str(cards), "--no_progress", "--overwrite"])[0] == 0
+    assert (cards / "notes.txt").read_text() == "mine" and (cards / "a.png").read_bytes()[:8] == first[:8]
 
-    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: OldPipeline())
-    code, _, stderr = run_main([str(gallery / "a.png"), "--attention_maps", "--no_progress"])
-    assert code == 1 and "cannot return attention maps" in stderr and "save the model again" in stderr
+
+def test_unusable_output_places_are_errors_before_any_prediction(pipe, gallery, tmp_path, monkeypatch):
+    """--output or --cards pointing at a folder, through a file or at an unwritable place failed only after every
+    image was predicted."""
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pytest.fail("loaded the model"))
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    cases = {
+        ("--output", str(tmp_path / "folder.jsonl")): "is a folder",
+        ("--output", str(blocker / "out.jsonl")): "is a file, not a folder",
+        ("--cards", str(blocker)): "is a file, not a folder",
+    }
+    (tmp_path / "folder.jsonl").mkdir()
+    if os.geteuid() != 0:  # root writes anywhere
+        cases[("--output", str(locked / "out.jsonl"))] = "cannot write"
+    for flags, message in cases.items():
+        code, stdout, stderr = run_main([str(gallery / "a.png"), *flags, "--no_progress"])
+        assert code == 1 and message in stderr, (flags, stderr)
+
+
+def test_csv_cells_are_never_spreadsheet_formulas(pipe, tmp_path, monkeypatch):
+    """File names starting with =, +, -, @ were written raw into CSV, where a spreadsheet runs them as formulas."""
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = random_images(1)[0]
+    for name in ("=HYPERLINK(x).png", "+1.png", "@sum.png", "-2.png"):
+        image.save(folder / name)
+    output = tmp_path / "out.csv"
+    monkeypatch.chdir(folder)  # relative names: the cells start with the file name
+    assert run_main([".", "--output", str(output), "--no_progress"])[0] == 0
+    with open(output, encoding="utf-8", newline="") as handle:
+        files = [row["file"] for row in csv.DictReader(handle)]
+    assert sorted(files) == ["'+1.png", "'-2.png", "'=HYPERLINK(x).png", "'@sum.png"]
 
 
 def test_attention_maps_end_to_end(pipe, gallery, tmp_path, monkeypatch):

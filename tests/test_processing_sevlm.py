@@ -376,3 +376,20 @@ def test_loading_needs_no_remote_code_prompt_and_warns_nothing(trained_tiny, tmp
     assert result.returncode == 0, output[-3000:]
     assert "loaded SevlmProcessor 9" in result.stdout
     assert "custom code" not in output and "model of type" not in output, output[-3000:]
+
+
+def test_huge_images_are_shrunk_right_after_decoding(tmp_path):
+    """A hostile file (a 300 KB PNG of 13000 x 13000 16-bit pixels) took sevlm-predict to 5 GB: decoded images keep at
+    most LARGEST_SIDE pixels on the long side, shrunk before any conversion (16-bit included), aspect kept."""
+    from processing_sevlm import LARGEST_SIDE
+
+    wide = np.full((6, LARGEST_SIDE * 2), 65535, dtype=np.uint16)
+    Image.fromarray(wide).save(tmp_path / "wide16.png")
+    loaded = load_image(tmp_path / "wide16.png")
+    assert loaded.size == (LARGEST_SIDE, 3) and loaded.mode == "RGB" and loaded.getpixel((0, 0)) == (255, 255, 255)
+    small = np.arange(0, 65536, 257, dtype=np.uint16).reshape(16, 16)
+    Image.fromarray(small).save(tmp_path / "small16.png")
+    # 16-bit to 8-bit without a float copy: the same values as round(x / 257).
+    assert np.array_equal(np.asarray(load_image(tmp_path / "small16.png"))[..., 0], np.round(small / 257).astype(np.uint8))
+    Image.new("RGB", (LARGEST_SIDE + 100, 50), (10, 200, 30)).save(tmp_path / "wide.jpg")
+    assert load_image(tmp_path / "wide.jpg").size[0] <= LARGEST_SIDE

@@ -6,102 +6,119 @@
 
 Each image gives one row: file, emotion, score, the score of every emotion and the explanation (the semantics
 are those of the `art-emotion` pipeline, see pipeline_sevlm.py). Files that cannot be read are reported on stderr
-and skipped. An existing --output file is replaced only once at least one row is written (CTRL-C keeps the rows
-written so far). The exit status is 0 when at least one image was predicted, 1 otherwise (130 when interrupted).
+and skipped. Nothing that exists is replaced without --overwrite: an --output file, or a card of an earlier run;
+a file in the --cards folder that this command did not write is never replaced. The exit status is 0 when at least
+one image was predicted, 1 otherwise (130 when interrupted; CTRL-C keeps the rows written so far).
 """
 
-import argparse
 import sys
+from dataclasses import dataclass, field
 
-from sevlm.generation import generation_kwargs, generation_problems
+from sevlm import DEMO_MODEL
+from sevlm.generation import GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS, find_images
 from sevlm.io import display_path
-from sevlm.loading import DEMO_MODEL
-from sevlm.prediction import output_format
 
-CARD_SIZE = (1200, 600)  # pixels; sevlm.render draws them
-# ---------------------------------------------------------------------------------------------- arguments
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="sevlm-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+CARD_SIZE = (1200, 600)  # pixels, drawn by sevlm.render
+CARD_OWNER = "card folder"
+
+
+@dataclass
+class PredictArguments(GenerationArguments):
+    model_name_or_path: str = field(
+        default=DEMO_MODEL,
+        metadata={"aliases": ["--model"], "help": "Saved SEVLM folder or Hub id, loaded with its own code (trust_remote_code)."},
     )
+    output: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the predictions go: a .jsonl file (one JSON object per image) or a .csv file (one column per "
+            "emotion score). Written beside its target and moved into place when the run ends (and only when at "
+            "least one image was predicted). Default: JSON lines on stdout."
+        },
+    )
+    cards: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Also write one PNG card per image into this folder ({CARD_SIZE[0]}x{CARD_SIZE[1]} pixels): the "
+            "image, the emotion with a bar chart of all emotion scores, and the explanation, named after the image "
+            "(painting.jpg -> painting.png). A name taken by a file this command did not write stops the run before "
+            "any work."
+        },
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace an existing --output file and the cards an earlier run wrote into --cards."},
+    )
+    attention_maps: bool = field(
+        default=False,
+        metadata={
+            "help": "Also ask the model where its explanation looked: cards get a semi-transparent heat map over the "
+            "image (the explanation's cross-attention over the image patches), JSON Lines rows an 'attention_map' "
+            "field (rows x columns of the patch grid, values in [0, 1]). Needs --cards or JSON Lines output."
+        },
+    )
+    emotion: str | None = field(
+        default=None,
+        metadata={
+            "help": "Explain this emotion (one of the model's classes, e.g. awe) for every image instead of the "
+            "predicted one; the score is then the model's own probability of it."
+        },
+    )
+    batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together."})
+    device: str | None = field(
+        default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: the device accelerate picks (CUDA, then MPS, then CPU)."}
+    )
+    extensions: str = field(
+        default=",".join(IMAGE_EXTENSIONS),
+        metadata={"help": "Comma-separated file extensions picked up in folders and globs. Files named directly are always tried."},
+    )
+    max_image_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Largest image (width x height pixels) opened; larger files are skipped as possible decompression "
+            "bombs (default: Pillow's limit, twice Image.MAX_IMAGE_PIXELS: 178,956,970). Raise it for huge scans you "
+            "trust."
+        },
+    )
+    seed: int = field(default=42, metadata={"help": "Random seed, for reproducible sampling."})
+    torch_num_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads for torch (default: torch's choice). Small models run as fast on 1 and are then not "
+            "slowed down by other jobs on a shared machine."
+        },
+    )
+    no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
+
+
+def build_parser():
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(PredictArguments, prog="sevlm-predict", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "inputs",
         nargs="+",
         help="Image files, folders (searched recursively for image files) or glob patterns such as 'art/**/*.jpg' "
         "(quote them so that the shell does not expand them).",
     )
-    parser.add_argument(
-        "--model_name_or_path",
-        "--model",
-        default=DEMO_MODEL,
-        help=f"Saved SEVLM folder or Hub id, loaded with trust_remote_code (default: {DEMO_MODEL}).",
-    )
-    parser.add_argument(
-        "--output",
-        help="Where the predictions go: a .jsonl file (one JSON object per image) or a .csv file (one column per "
-        "emotion score). Written beside its target and moved into place when the run ends; an existing file is "
-        "replaced only when at least one image was predicted. Default: JSON lines on stdout.",
-    )
-    parser.add_argument(
-        "--cards",
-        metavar="DIR",
-        help=f"Also write one PNG card per image into DIR ({CARD_SIZE[0]}x{CARD_SIZE[1]} pixels): the image, the "
-        "emotion with a bar chart of all emotion scores, and the explanation. Named after the image file.",
-    )
-    parser.add_argument(
-        "--attention_maps",
-        action="store_true",
-        help="Also ask the model where its explanation looked: cards get a semi-transparent heat map over the image "
-        "(the explanation's cross-attention over the image patches), JSON Lines rows an 'attention_map' field (rows "
-        "x columns of the patch grid, values in [0, 1]). Needs --cards or JSON Lines output.",
-    )
-    parser.add_argument("--batch_size", type=int, default=8, help="Images encoded and generated together (default: 8).")
-    parser.add_argument("--device", help="cuda, cuda:1, mps or cpu. Default: the device accelerate picks (CUDA, then MPS, then CPU).")
-    parser.add_argument(
-        "--emotion",
-        help="Explain this emotion (one of the model's classes, e.g. awe) for every image instead of the predicted one; "
-        "the score is then the model's own probability of it.",
-    )
-    parser.add_argument(
-        "--extensions",
-        default=",".join(IMAGE_EXTENSIONS),
-        help="Comma-separated file extensions picked up in folders and globs (default: %(default)s). Files named "
-        "directly are always tried.",
-    )
-    parser.add_argument(
-        "--max_image_pixels",
-        type=int,
-        help="Largest image (width x height pixels) opened; larger files are skipped as possible decompression "
-        "bombs (default: Pillow's limit, twice Image.MAX_IMAGE_PIXELS: 178,956,970). Raise it for huge scans you trust.",
-    )
-    generation = parser.add_argument_group("generation (defaults: the model's generation config, greedy)")
-    generation.add_argument("--max_new_tokens", type=int, help="Most tokens generated for the explanation, at least 1 (model default: 25).")
-    generation.add_argument("--num_beams", type=int, help="Beam width, at least 1 (1: greedy).")
-    generation.add_argument("--do_sample", action="store_true", help="Sample the explanation instead of greedy/beam decoding.")
-    generation.add_argument("--temperature", type=float, help="Sampling temperature, above 0 (needs --do_sample).")
-    generation.add_argument("--top_p", type=float, help="Nucleus sampling mass, in (0, 1] (needs --do_sample).")
-    generation.add_argument("--top_k", type=int, help="Top-k sampling cut-off, 0 or more; 0 switches it off (needs --do_sample).")
-    generation.add_argument("--seed", type=int, default=42, help="Random seed, for reproducible sampling (default: 42).")
-    parser.add_argument(
-        "--torch_num_threads",
-        type=int,
-        help="CPU threads for torch (default: torch's choice). Small models run as fast on 1 and are then not slowed "
-        "down by other jobs on a shared machine.",
-    )
-    parser.add_argument("--no_progress", action="store_true", help="Hide the progress bar.")
     return parser
 
 
 def parse_args(argv=None):
+    from sevlm.prediction import output_format
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    args.inputs = positional.inputs
     if args.batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {args.batch_size}.")
     if args.output and output_format(args.output) is None:
         parser.error(f"--output {display_path(args.output)}: use a file name ending in .jsonl or .csv.")
     if args.max_image_pixels is not None and args.max_image_pixels < 1:
         parser.error(f"--max_image_pixels must be at least 1, got {args.max_image_pixels}.")
+    if args.torch_num_threads is not None and args.torch_num_threads < 1:
+        parser.error(f"--torch_num_threads must be at least 1, got {args.torch_num_threads}.")
     if args.attention_maps and not args.cards and output_format(args.output or "-.jsonl") == "csv":
         parser.error("--attention_maps draws on cards or adds a field to JSON Lines rows: add --cards DIR or write .jsonl.")
     for problem in generation_problems(args):
@@ -109,56 +126,62 @@ def parse_args(argv=None):
     return args
 
 
-# ----------------------------------------------------------------------------------------------------- main
+def check_outputs(args, paths):
+    """Everything this run will write, checked before the model is loaded: the --output file and every card name.
+    Returns the card folder's `OutputFiles` (or None)."""
+    from sevlm.io import OutputFiles, check_new_file
+    from sevlm.prediction import card_names
+
+    if args.output:
+        check_new_file(args.output, args.overwrite, "--overwrite", "--output")
+    if not args.cards:
+        return None
+    return OutputFiles(args.cards, CARD_OWNER, args.overwrite, "--overwrite", "--cards").check(card_names(paths).values())
+
+
 def main(argv=None):
     args = parse_args(argv)
-    from sevlm.loading import pick_device
-    from sevlm.prediction import RowWriter, load_pipeline, predict, supports_attention_maps
-
     paths, problems = find_images(args.inputs, [ext.strip() for ext in args.extensions.split(",") if ext.strip()])
     for item, reason in problems:
         print(f"skipped {display_path(item)}: {reason}", file=sys.stderr)
     if not paths:
         print("No images to predict: pass image files, folders or glob patterns.", file=sys.stderr)
         return 1
+    try:
+        cards = check_outputs(args, paths)
+    except OSError as error:
+        print(f"sevlm-predict: error: {display_path(str(error))}", file=sys.stderr)
+        return 1
     if args.max_image_pixels is not None:
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = args.max_image_pixels / 2  # Pillow refuses images above twice this value
     if args.torch_num_threads is not None:
-        if args.torch_num_threads < 1:
-            print(f"--torch_num_threads must be at least 1, got {args.torch_num_threads}.", file=sys.stderr)
-            return 2
         import torch
 
         torch.set_num_threads(args.torch_num_threads)
-
+    from tqdm.auto import tqdm
     from transformers import set_seed
+
+    from sevlm.loading import pick_device
+    from sevlm.names import match_emotion
+    from sevlm.prediction import RowWriter, load_pipeline, predict
 
     set_seed(args.seed)
     try:
         device = pick_device(args.device)
-    except (RuntimeError, ValueError) as error:  # an unknown device name, or CUDA asked for where there is none
-        print(f"--device {args.device}: {error}", file=sys.stderr)
+    except ValueError as error:  # an unknown device name, or CUDA asked for where there is none
+        print(error, file=sys.stderr)
         return 1
     try:
         pipe = load_pipeline(args.model_name_or_path, device)
     except (OSError, ValueError) as error:
         print(f"Cannot load the model {display_path(args.model_name_or_path)}: {display_path(str(error))}", file=sys.stderr)
         return 1
-    if args.emotion is not None and args.emotion.strip().lower() not in [name.lower() for name in pipe.emotions]:
+    emotion = None if args.emotion is None else match_emotion(args.emotion, pipe.emotions)
+    if args.emotion is not None and emotion is None:
         print(f"--emotion {args.emotion!r} is not one of the model's emotions: {', '.join(pipe.emotions)}.", file=sys.stderr)
         return 1
-    if args.attention_maps and not supports_attention_maps(pipe):
-        print(
-            f"--attention_maps: the pipeline of {display_path(args.model_name_or_path)} cannot return attention maps. "
-            "It was saved by an older version of this project: save the model again with the current one (train, or "
-            "load it and call save_pretrained), which writes matching code files.",
-            file=sys.stderr,
-        )
-        return 1
-
-    from tqdm.auto import tqdm
 
     failed = []
 
@@ -173,9 +196,9 @@ def main(argv=None):
             pipe,
             paths,
             batch_size=args.batch_size,
-            emotion=args.emotion,
+            emotion=emotion,
             generation=generation_kwargs(args),
-            cards_dir=args.cards,
+            cards=cards,
             report=report,
             progress=not args.no_progress,
             attention_maps=args.attention_maps,
@@ -185,6 +208,8 @@ def main(argv=None):
         interrupted = True
     finally:
         outcome = writer.close()
+        if cards is not None:
+            cards.close()
     done = writer.rows
     print(summary(args, done, len(paths), outcome, interrupted), file=sys.stderr)
     if failed:
