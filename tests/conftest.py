@@ -48,3 +48,26 @@ def trained_tiny(tokenizer):
     model, processor = build_tiny(tokenizer=copy.deepcopy(tokenizer))
     model, images = overfit(model, processor)
     return model, processor, images
+
+
+# ------------------------------------------------------------------------------------------- slow tests
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="Also run the end-to-end tests marked slow (fresh processes, whole training runs, the installed wheel): "
+        "what CI runs. Without it, `pytest` is the quick loop.",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: an end-to-end test that takes seconds to minutes (run with --run-slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
