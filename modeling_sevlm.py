@@ -625,14 +625,19 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
           take it (or this whole output) as `encoder_hidden_states`.
         - `pooler_output` `(images, hidden)`: its mean over the patches, the image's global vector (the one the
           contrastive head reads; an image search index stores it).
-        - `hidden_states`, `attentions`: the vision tower's, with `output_hidden_states` / `output_attentions`.
+        - `hidden_states`, `attentions`: the vision tower's, with `output_hidden_states` / `output_attentions` (given,
+          or set in this config or the vision config).
 
         The vision tower runs without gradients while it is frozen (`config.freeze_vision`).
         """
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        frozen = self.config.freeze_vision
         vision = self.vision_model
+        # Resolved here from this config or the vision tower's: an explicit None would switch the tower's default off.
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions or vision.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states or vision.config.output_hidden_states
+        frozen = self.config.freeze_vision
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision.config, output_attentions):
             outputs = vision(
                 pixel_values=pixel_values.to(dtype=vision.dtype, device=vision.device),
