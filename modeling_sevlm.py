@@ -924,18 +924,25 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         if not self.config.vad_encoder_causal and kwargs.get("use_cache", True):
             logger.warning_once("The bidirectional VAD encoder changes past positions at every step: generating without a KV cache.")
             kwargs["use_cache"] = False
-        return super().generate(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, **kwargs)
+        # Read once per call rather than at every step (checking the config's format fields costs more than the step's
+        # segment lookup); restored afterwards, as an assistant model may be this same model.
+        outer, self._decoding_format = getattr(self, "_decoding_format", None), self.sequence_format
+        try:
+            return super().generate(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, **kwargs)
+        finally:
+            self._decoding_format = outer
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)
         # The segments of the new tokens follow from the whole sequence so far (a cached step only sees its new
         # token): a token is explanation once the connector has completed. `input_ids` is what generate keeps right
         # through beam reordering and assisted-decoding rollbacks, and a decoding step asks about one token only.
+        sequences = getattr(self, "_decoding_format", None) or self.sequence_format
         new_tokens = model_inputs["input_ids"].shape[1]
         if new_tokens == 1 and input_ids.shape[1] > 1:
-            model_inputs["token_type_ids"] = self.sequence_format.last_segment_ids(input_ids)
+            model_inputs["token_type_ids"] = sequences.last_segment_ids(input_ids)
         else:
-            model_inputs["token_type_ids"] = self.segment_ids(input_ids)[:, -new_tokens:].clone(memory_format=torch.contiguous_format)
+            model_inputs["token_type_ids"] = sequences.segment_ids(input_ids)[:, -new_tokens:].clone(memory_format=torch.contiguous_format)
         return model_inputs
 
     @torch.no_grad()
