@@ -377,12 +377,14 @@ class SevlmVadEncoder(nn.Module):
         return bias.view(-1, 1, length, bias.shape[-1])
 
 
-def _holds_tokens(cache_layer):
-    """Whether a cache layer holds tokens already. An allocated static layer counts as holding them: asking its
-    length would make the host wait for the device."""
+def _holds_tokens(cache_layer, exact=False):
+    """Whether a cache layer holds tokens already. An allocated static layer counts as holding them unless `exact`:
+    reading its length makes the host wait for the device."""
     if not cache_layer.is_initialized:
         return False
-    return isinstance(cache_layer, StaticLayer) or cache_layer.get_seq_length() > 0
+    if isinstance(cache_layer, StaticLayer) and not exact:
+        return True
+    return int(cache_layer.get_seq_length()) > 0
 
 
 def _real_keys(attention_mask):
@@ -850,12 +852,15 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         if layers and _holds_tokens(layers[0]):
             first_vad = self.config.text_config.n_layer
             vad_cached = self.config.vad_encoder_causal and len(layers) > first_vad and _holds_tokens(layers[first_vad])
-            if token_type_ids is None or (self.config.use_vad_embedding and vad_features is None and not vad_cached):
+            missing = token_type_ids is None or (self.config.use_vad_embedding and vad_features is None and not vad_cached)
+            # A static cache allocated before its first tokens (as for a chunked prefill) is empty after all.
+            if missing and _holds_tokens(layers[0], exact=True):
                 raise ValueError(
                     "With a filled `cache` pass the new tokens' `token_type_ids` (and `vad_features` when the cache "
                     "does not hold the VAD encoder's state), or use `generate()`."
                 )
-            return token_type_ids
+            if not missing:
+                return token_type_ids
         derived = self.segment_ids(input_ids)
         if token_type_ids is not None and not torch.equal(token_type_ids.to(derived.device), derived):
             raise ValueError(
@@ -921,6 +926,11 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             input_ids = self.prompt(memory.shape[0])
             attention_mask = torch.ones_like(input_ids)
         kwargs.pop("token_type_ids", None)  # re-derived from the ids at every step
+        chunked = kwargs.get("prefill_chunk_size") or getattr(kwargs.get("generation_config") or self.generation_config, "prefill_chunk_size", None)
+        if chunked:
+            # A chunked prefill sees one chunk of the prompt at a time: the prompt's segments go along (generate
+            # slices them to each chunk's end).
+            kwargs["token_type_ids"] = self.segment_ids(input_ids)
         if not self.config.vad_encoder_causal and kwargs.get("use_cache", True):
             logger.warning_once("The bidirectional VAD encoder changes past positions at every step: generating without a KV cache.")
             kwargs["use_cache"] = False
@@ -932,17 +942,21 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         finally:
             self._decoding_format = outer
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)
         # The segments of the new tokens follow from the whole sequence so far (a cached step only sees its new
         # token): a token is explanation once the connector has completed. `input_ids` is what generate keeps right
         # through beam reordering and assisted-decoding rollbacks, and a decoding step asks about one token only.
+        # A chunked prefill passes one chunk of the prompt at a time, with the prompt's segments up to its end.
         sequences = getattr(self, "_decoding_format", None) or self.sequence_format
         new_tokens = model_inputs["input_ids"].shape[1]
         if new_tokens == 1 and input_ids.shape[1] > 1:
-            model_inputs["token_type_ids"] = sequences.last_segment_ids(input_ids)
+            segments = sequences.last_segment_ids(input_ids)
+        elif token_type_ids is not None:
+            segments = token_type_ids[:, -new_tokens:]
         else:
-            model_inputs["token_type_ids"] = sequences.segment_ids(input_ids)[:, -new_tokens:].clone(memory_format=torch.contiguous_format)
+            segments = sequences.segment_ids(input_ids)[:, -new_tokens:]
+        model_inputs["token_type_ids"] = segments.clone(memory_format=torch.contiguous_format) if new_tokens > 1 else segments
         return model_inputs
 
     @torch.no_grad()

@@ -89,6 +89,24 @@ def test_beam_search_sampling_and_assisted_decoding_equal_uncached_generation(li
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("cache_implementation", [None, "static"])
+def test_chunked_prefill_of_a_prompt_that_reaches_into_the_explanation(live_vad, cache_implementation):
+    """A chunked prefill hands the model one chunk of the prompt at a time: the chunks after the connector are still
+    explanation (the prompt's segments go along), and a static cache allocated before its first chunk is empty."""
+    model, processor, _ = live_vad
+    batch = processor(images=random_images(1, seed=4), emotions=["fear"], explanations=["the storm is frightening and dark"])
+    prompt = {"input_ids": batch["input_ids"][:, :-1], "attention_mask": batch["attention_mask"][:, :-1]}
+    connector = prompt["input_ids"][0].tolist().index(processor.connector_token_ids[0])
+    assert prompt["input_ids"].shape[1] - connector > 6  # explanation tokens fill whole chunks after the connector's
+    memory = model.get_image_features(batch["pixel_values"]).last_hidden_state
+    expected = reference_greedy(model, memory, prompt["input_ids"], prompt["attention_mask"], 8)
+    chunked = model.generate(
+        **prompt, encoder_hidden_states=memory, max_new_tokens=8, prefill_chunk_size=3, cache_implementation=cache_implementation
+    )
+    assert torch.equal(chunked, expected)
+
+
+@torch.no_grad()
 def test_the_vad_encoder_runs_over_the_new_token_only(live_vad):
     """A decoding step feeds the VAD encoder its new token (it used to rerun over the whole sequence), and the
     encoder's keys and values ride in the decoder's self-attention cache, as long as the decoder's."""
