@@ -89,6 +89,24 @@ def test_beam_search_sampling_and_assisted_decoding_equal_uncached_generation(li
 
 
 @torch.no_grad()
+def test_the_bidirectional_encoder_generates_as_the_recomputing_loop(tokenizer):
+    """The bidirectional VAD encoder changes past positions at every step, so generation runs without a cache (even
+    when one is asked for) and recomputes the whole sequence, as the loop does."""
+    model, processor = build_tiny(tokenizer=copy.deepcopy(tokenizer), vad_encoder_causal=False)
+    with torch.no_grad():
+        model.vad_fusion.weight[:, -3:].normal_(0.0, 0.5, generator=torch.Generator().manual_seed(1))
+    model.eval()
+    batch = processor(images=random_images(4, seed=3), emotions=CONDITIONED)
+    memory = model.get_image_features(batch["pixel_values"]).last_hidden_state
+    expected = reference_greedy(model, memory, batch["input_ids"], batch["attention_mask"], 12)
+    for options in ({}, {"use_cache": True}, {"num_beams": 1, "cache_implementation": "static"}):
+        generated = model.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], encoder_hidden_states=memory, max_new_tokens=12, **options
+        )
+        assert torch.equal(generated, expected), options
+
+
+@torch.no_grad()
 @pytest.mark.parametrize("cache_implementation", [None, "static"])
 def test_chunked_prefill_of_a_prompt_that_reaches_into_the_explanation(live_vad, cache_implementation):
     """A chunked prefill hands the model one chunk of the prompt at a time: the chunks after the connector are still
