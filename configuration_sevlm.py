@@ -51,6 +51,9 @@ class SevlmSequenceFormat:
 
     Built from a `SevlmConfig` (`config.sequence_format`, the source of truth) or by the processor from its tokenizer.
     Every field is a token id or a list of them; `emotions` are the class names in index order.
+
+    `eos_token_id` may be None (transformers' generation tests unset it to check lengths): generation then runs to
+    `max_new_tokens` and reading stops at the end of the ids; building training sequences needs it.
     """
 
     FIELDS = (
@@ -79,7 +82,7 @@ class SevlmSequenceFormat:
     ):
         self.emotions = list(emotions)
         self.bos_token_id = int(bos_token_id)
-        self.eos_token_id = int(eos_token_id)
+        self.eos_token_id = None if eos_token_id is None else int(eos_token_id)
         self.pad_token_id = int(pad_token_id)
         self.emotion_token_id = int(emotion_token_id)
         self.explanation_token_id = int(explanation_token_id)
@@ -148,6 +151,11 @@ class SevlmSequenceFormat:
         """A whole training sequence, the explanation shortened to fit `max_length` (the `<eos>` is kept)."""
         if max_length < self.min_max_length:
             raise ValueError(self.max_length_error(max_length))
+        if self.eos_token_id is None:
+            raise ValueError(
+                "Training sequences end with <eos>, but the text config has no `eos_token_id`: set "
+                "`config.text_config.eos_token_id` to the tokenizer's eos id (SevlmProcessor.token_id_config())."
+            )
         head = self.prompt(emotion_index)
         room = max_length - len(head) - 1
         return head + list(explanation_ids)[:room] + [self.eos_token_id]
@@ -196,15 +204,28 @@ class SevlmSequenceFormat:
         Written with one comparison per connector token against Python ints, so that it runs on any device without a
         host-to-device copy and traces into a static graph.
         """
-        width, length = len(self.connector_token_ids), input_ids.shape[1]
+        length = input_ids.shape[1]
         completes = input_ids.new_zeros(input_ids.shape, dtype=bool)
-        if length >= width:
-            match = input_ids[:, width - 1 :] == self.connector_token_ids[-1]
-            for offset, token in enumerate(self.connector_token_ids[:-1]):
-                match = match & (input_ids[:, offset : length - width + 1 + offset] == token)
-            completes[:, width - 1 :] = match
+        if length >= len(self.connector_token_ids):
+            completes[:, len(self.connector_token_ids) - 1 :] = self._connector_ends(input_ids)
         explanation = completes.cumsum(-1) > 0
         return input_ids.new_full(input_ids.shape, self.emotion_token_id).masked_fill(explanation, self.explanation_token_id)
+
+    def last_segment_ids(self, input_ids):
+        """The segment id of the last token of each row, `[batch, 1]`: `segment_ids(input_ids)[:, -1:]` in a few
+        operations (a generation step asks this for its new token)."""
+        if input_ids.shape[1] < len(self.connector_token_ids):
+            return input_ids[:, -1:].new_full((input_ids.shape[0], 1), self.emotion_token_id)
+        explanation = self._connector_ends(input_ids).any(-1, keepdim=True)
+        return explanation * (self.explanation_token_id - self.emotion_token_id) + self.emotion_token_id
+
+    def _connector_ends(self, input_ids):
+        """`[batch, seq - len(connector) + 1]`: whether the connector ends at each position from its length on."""
+        width, length = len(self.connector_token_ids), input_ids.shape[1]
+        match = input_ids[:, width - 1 :] == self.connector_token_ids[-1]
+        for offset, token in enumerate(self.connector_token_ids[:-1]):
+            match = match & (input_ids[:, offset : length - width + 1 + offset] == token)
+        return match
 
     # ------------------------------------------------------------------------------------------- reading
     def split_generated(self, ids):
@@ -220,7 +241,7 @@ class SevlmSequenceFormat:
         ids = ids[start:]
         if ids[: len(self.prompt_token_ids)] == self.prompt_token_ids:
             ids = ids[len(self.prompt_token_ids) :]
-        if self.eos_token_id in ids:
+        if self.eos_token_id is not None and self.eos_token_id in ids:
             ids = ids[: ids.index(self.eos_token_id)]
         cut = _find(ids, self.connector_token_ids)
         if cut < 0:
@@ -275,7 +296,8 @@ class SevlmConfig(PreTrainedConfig):
             Ids of the `<emotion>` / `<explanation>` segment tokens, set from the processor's tokenizer.
             Together with `emotions`, the tokenised prompt, connector and names below and `text_config`'s
             bos/eos/pad ids they define the sequence format (`config.sequence_format`): the config is its single
-            source, and a processor is checked against it (`SevlmProcessor.check_config`).
+            source, and a processor is checked against it (`SevlmProcessor.check_config`). `eos_token_id` may be
+            None: generation then never stops early (training needs it).
         prompt_token_ids, connector_token_ids (`list[int]`, *optional*):
             Tokenised prompt and connector, set from the processor's tokenizer.
         emotion_token_ids (`list[list[int]]`, *optional*):
@@ -370,11 +392,10 @@ class SevlmConfig(PreTrainedConfig):
 
     @property
     def has_token_ids(self) -> bool:
-        """Whether the tokenizer-dependent ids were filled in (by `from_vision_text`)."""
+        """Whether the tokenizer-dependent ids were filled in (by `from_vision_text`); `eos_token_id` may be None."""
         text = self.text_config
         return None not in (
             text.bos_token_id,
-            text.eos_token_id,
             text.pad_token_id,
             self.emotion_token_id,
             self.explanation_token_id,

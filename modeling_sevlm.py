@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionModel, GenerationConfig, GenerationMixin, GPT2LMHeadModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache, StaticLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, can_return_tuple, logging
 from transformers.utils.deprecation import deprecate_kwarg
@@ -52,6 +53,11 @@ class SevlmOutput(ModelOutput):
         the decoder's attention over the image patches per layer: `(batch, heads, seq, patches)` each. Patch `p`
         is row `p // side`, column `p % side` of the vision tower's patch grid (`side = image_size // patch_size`).
     image_embeds (`torch.FloatTensor` of shape `(images, patches, hidden)`, *optional*): cross-attention memory.
+    image_outputs (`BaseModelOutputWithPooling`, *optional*): the image encoder's output when this call encoded the
+        images (from `pixel_values`, or `get_image_features`' output given as `encoder_hidden_states`), as
+        `get_image_features` returns it: `last_hidden_state` (the memory), `pooler_output`, and the vision tower's
+        `hidden_states` / `attentions` with `output_hidden_states` / `output_attentions`. As transformers'
+        vision-language models return `image_outputs`; None when only the memory was given.
     """
 
     loss: torch.FloatTensor | None = None
@@ -66,6 +72,11 @@ class SevlmOutput(ModelOutput):
     attentions: tuple | None = None
     cross_attentions: tuple | None = None
     image_embeds: torch.FloatTensor | None = None
+    image_outputs: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self):
+        # The image encoder's output becomes a tuple as well, as in transformers' vision-language outputs.
+        return tuple(self[key].to_tuple() if key == "image_outputs" else self[key] for key in self.keys())
 
 
 @contextmanager
@@ -87,8 +98,13 @@ class SevlmVadEncoder(nn.Module):
     """Transformer over per-token VAD values (d_model 3) with learned positions; causal by default.
 
     Post-norm layers with ReLU as `nn.TransformerEncoderLayer`, and a final layer norm. The forward pass is written
-    out with one fused projection and `scaled_dot_product_attention` per layer: at d_model 3 the cost is all in op
-    dispatch, and this halves it (it runs at every generation step).
+    out with one fused projection per layer: at d_model 3 the cost is all in operator dispatch, not arithmetic.
+
+    Two ways through it, with the same weights and the same results:
+    - whole sequences (`cache_layers=None`): training, scoring, and generation without a KV cache;
+    - with a KV cache (`cache_layers`, one transformers cache layer per encoder layer, causal encoder only): the keys
+      and values of the given tokens are appended to the cache and attention reads the cache, so that a generation
+      step runs the encoder over its new token only, as the decoder does.
     """
 
     def __init__(self, config):
@@ -108,7 +124,30 @@ class SevlmVadEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(3)
 
-    def forward(self, vad_values, attention_mask=None):
+    def forward(self, vad_values, attention_mask=None, positions=None, cache_layers=None):
+        """VAD features `[batch, length, 3]` of `vad_values` `[batch, length, 3]`.
+
+        Args:
+            attention_mask: `[batch, keys]`, 1 for real tokens and 0 for padding (keys: the cached tokens and these),
+                or the decoder's 4-d mask `[batch, 1, length, keys]` (True, or 0 when additive, where a query may read
+                a key) that `generate` makes for a static cache.
+            positions: `[batch, length]` position ids of tokens after cached ones (`generate`'s, which count the
+                real tokens as this encoder does); by default counted over the real tokens of the mask.
+            cache_layers: the transformers cache layers that hold this encoder's keys and values, one per layer.
+                Empty ones get the keys and values of these tokens; filled ones are read and extended.
+        """
+        if cache_layers is not None:
+            if not self.causal:
+                raise ValueError("The bidirectional VAD encoder changes past positions at every step: it takes no cache.")
+            if _holds_tokens(cache_layers[0]):
+                return self._cached(vad_values, attention_mask, positions, cache_layers)
+        if attention_mask is not None and attention_mask.dim() == 4:
+            attention_mask = _real_keys(attention_mask)[:, : vad_values.shape[1]]
+        return self._whole(vad_values, attention_mask, cache_layers)
+
+    def _whole(self, vad_values, attention_mask, cache_layers=None):
+        """Whole sequences (training, scoring, generation without a cache, and the prompt of a cached generation,
+        whose keys and values go into the empty `cache_layers`)."""
         batch, length, width = vad_values.shape
         device = vad_values.device
         if attention_mask is None:
@@ -122,13 +161,15 @@ class SevlmVadEncoder(nn.Module):
         if self.causal:
             allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=device).tril()
         allowed = allowed | torch.eye(length, dtype=torch.bool, device=device)
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
             attention = layer.self_attn
             query, key, value = (
                 F.linear(hidden, attention.in_proj_weight, attention.in_proj_bias)
                 .view(batch, length, 3, self.heads, width // self.heads)
                 .permute(2, 0, 3, 1, 4)
             )
+            if cache_layers is not None:
+                cache_layers[index].update(key, value)
             mixed = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=allowed, dropout_p=attention.dropout if self.training else 0.0
             )
@@ -137,6 +178,93 @@ class SevlmVadEncoder(nn.Module):
             feed_forward = layer.linear2(layer.dropout(F.relu(layer.linear1(hidden))))
             hidden = layer.norm2(hidden + layer.dropout2(feed_forward))
         return self.norm(hidden)
+
+    def _cached(self, vad_values, attention_mask, positions, cache_layers):
+        """Tokens after cached ones (a decoding step): their keys and values are appended to the cache and they read
+        it, so nothing before them is recomputed. Written for few operators, which are what a decoding step launches
+        at this width; dropout is left out (generation runs in eval mode)."""
+        batch, length, width = vad_values.shape
+        heads = self.heads
+        if positions is None:
+            positions = self._positions(attention_mask, length, cache_layers[0], vad_values.device)
+        hidden = (vad_values + self.position_embedding.weight[positions].to(vad_values.dtype)).view(batch * length, width)
+        bias = self._attention_bias(attention_mask, length, cache_layers[0], vad_values)
+        if bias is not None:
+            bias = bias.expand(-1, heads, -1, -1).reshape(-1, length, bias.shape[-1])
+        scale = (width // heads) ** -0.5
+        for layer, cache_layer in zip(self.layers, cache_layers):
+            attention = layer.self_attn
+            query, key, value = (
+                F.linear(hidden, attention.in_proj_weight, attention.in_proj_bias)
+                .view(batch, length, 3, heads, width // heads)
+                .permute(2, 0, 3, 1, 4)
+            )
+            keys, values = cache_layer.update(key, value)
+            # Batched matrix products over (batch x heads): scores of the new tokens against every cached key, the
+            # bias and the scale in one operator.
+            query = query.reshape(batch * heads, length, -1)
+            keys = keys.view(batch * heads, -1, keys.shape[-1]).transpose(1, 2)
+            scores = torch.baddbmm(bias, query, keys, alpha=scale) if bias is not None else torch.bmm(query, keys) * scale
+            mixed = torch.bmm(scores.softmax(-1), values.view(batch * heads, -1, values.shape[-1]))
+            mixed = mixed.view(batch, heads, length, -1).transpose(1, 2).reshape(batch * length, width)
+            hidden = layer.norm1(hidden + attention.out_proj(mixed))
+            hidden = layer.norm2(hidden + layer.linear2(F.relu(layer.linear1(hidden))))
+        return self.norm(hidden).view(batch, length, width)
+
+    @staticmethod
+    def _positions(attention_mask, length, cache_layer, device):
+        """Position ids of the new tokens when the caller gave none: counted over the real tokens, as `_whole` does."""
+        if attention_mask is None:
+            return (torch.arange(length, device=device) + cache_layer.get_seq_length()).unsqueeze(0)
+        if attention_mask.dim() == 4:
+            return _real_keys(attention_mask).long().sum(-1, keepdim=True) - length + torch.arange(length, device=device)
+        return (attention_mask.long().cumsum(-1)[:, -length:] - 1).clamp(min=0)
+
+    @staticmethod
+    def _attention_bias(attention_mask, length, cache_layer, like):
+        """Additive bias `[batch or 1, 1, length, keys]`, shared by the layers: 0 where a new token may read a key,
+        the dtype's lowest value where not (padding, later tokens, unfilled static-cache slots); None when a single
+        new token may read every cached key."""
+        static = isinstance(cache_layer, StaticLayer)
+        if length > 1 or static:
+            # Positions of the new tokens in the cache; the length is a tensor for a static layer (not read back).
+            new = torch.arange(length, device=like.device) + cache_layer.get_seq_length()
+        if attention_mask is not None and attention_mask.dim() == 4:  # the decoder's mask, made by generate()
+            blocked = attention_mask.logical_not() if attention_mask.dtype == torch.bool else attention_mask != 0
+        elif length == 1 and not static:  # a decoding step: its token reads every cached token but padding
+            if attention_mask is None:
+                return None
+            blocked = (attention_mask == 0).view(attention_mask.shape[0], 1, 1, -1)
+        else:
+            keys = cache_layer.max_cache_len if static else cache_layer.get_seq_length() + length
+            blocked = torch.arange(keys, device=like.device) > new[:, None]  # later tokens and unfilled slots
+            if attention_mask is not None:
+                padding = attention_mask[:, :keys] == 0
+                blocked = blocked | F.pad(padding, (0, keys - padding.shape[1]))[:, None, None, :]
+        if length > 1:
+            # Each token reads itself: a query that may read nothing would be NaN in float16, and NaN times the zero
+            # weight other tokens give it is still NaN.
+            own = torch.arange(blocked.shape[-1], device=like.device) == new[:, None]
+            blocked = blocked & own.logical_not()
+        bias = blocked.to(like.dtype) * torch.finfo(like.dtype).min
+        return bias.view(-1, 1, length, bias.shape[-1])
+
+
+def _holds_tokens(cache_layer, exact=False):
+    """Whether a cache layer holds tokens already. An allocated static layer counts as holding them unless `exact`:
+    reading its length makes the host wait for the device."""
+    if not cache_layer.is_initialized:
+        return False
+    if isinstance(cache_layer, StaticLayer) and not exact:
+        return True
+    return int(cache_layer.get_seq_length()) > 0
+
+
+def _real_keys(attention_mask):
+    """`[batch, keys]` bool from a 4-d decoder mask: what its last query may read. With left padding the last token
+    is real, so that is every real token up to it."""
+    row = attention_mask[:, 0, -1]
+    return row if row.dtype == torch.bool else row == 0
 
 
 class SevlmVadFusion(nn.Module):
@@ -392,14 +520,19 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
           take it (or this whole output) as `encoder_hidden_states`.
         - `pooler_output` `(images, hidden)`: its mean over the patches, the image's global vector (the one the
           contrastive head reads; an image search index stores it).
-        - `hidden_states`, `attentions`: the vision tower's, with `output_hidden_states` / `output_attentions`.
+        - `hidden_states`, `attentions`: the vision tower's, with `output_hidden_states` / `output_attentions` (given,
+          or set in this config or the vision config).
 
         The vision tower runs without gradients while it is frozen (`config.freeze_vision`).
         """
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        frozen = self.config.freeze_vision
         vision = self.vision_model
+        # Resolved here from this config or the vision tower's: an explicit None would switch the tower's default off.
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions or vision.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states or vision.config.output_hidden_states
+        frozen = self.config.freeze_vision
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision.config, output_attentions):
             outputs = vision(
                 pixel_values=pixel_values.to(dtype=vision.dtype, device=vision.device),
@@ -417,17 +550,25 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         )
         return features if return_dict else features.to_tuple()
 
-    def _image_memory(self, pixel_values, encoder_hidden_states, caller):
-        """The cross-attention memory from `encoder_hidden_states` (a tensor or `get_image_features`' output) or pixels."""
+    def _encode_images(self, pixel_values, encoder_hidden_states, caller, output_attentions=False, output_hidden_states=False):
+        """`(memory, image_outputs)`: the cross-attention memory, from `encoder_hidden_states` (a tensor or
+        `get_image_features`' output) or from pixels, and the image encoder's output when there is one (else None)."""
         if encoder_hidden_states is None:
             if pixel_values is None:
                 raise ValueError(f"{caller} needs an image: pass `pixel_values` (or `encoder_hidden_states`).")
-            return self.get_image_features(pixel_values, return_dict=True).last_hidden_state
+            outputs = self.get_image_features(
+                pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True
+            )
+            return outputs.last_hidden_state, outputs
         if isinstance(encoder_hidden_states, ModelOutput):
-            return encoder_hidden_states.last_hidden_state
+            return encoder_hidden_states.last_hidden_state, encoder_hidden_states
         if isinstance(encoder_hidden_states, tuple):
-            return encoder_hidden_states[0]
-        return encoder_hidden_states
+            return encoder_hidden_states[0], None
+        return encoder_hidden_states, None
+
+    def _image_memory(self, pixel_values, encoder_hidden_states, caller):
+        """The cross-attention memory from `encoder_hidden_states` (a tensor or `get_image_features`' output) or pixels."""
+        return self._encode_images(pixel_values, encoder_hidden_states, caller)[0]
 
     def segment_ids(self, input_ids):
         """`<explanation>` from the token that completes the connector on, `<emotion>` before (whole sequences)."""
@@ -436,6 +577,22 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
     def vad_features(self, input_ids, attention_mask=None):
         """VAD encoder over the table's VAD values of whole sequences: `[batch, seq, 3]`."""
         return self.vad_encoder(self.vad_table[input_ids], attention_mask)
+
+    def _vad_cache_layers(self, cache):
+        """The cache layers that hold the VAD encoder's keys and values (created when missing), or None.
+
+        They follow the decoder's own layers in its self-attention cache, of the same kind (static layers in a
+        static cache), so that everything `generate` does to the cache (beam search reordering it, assisted decoding
+        cropping it, a static cache allocating and compiling it) also applies to them.
+        """
+        if cache is None or not self.config.vad_encoder_causal:
+            return None
+        layers = (cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache).layers
+        first, count = self.config.text_config.n_layer, len(self.vad_encoder.layers)
+        while len(layers) < first + count:
+            kind = layers[0] if layers else None
+            layers.append(StaticLayer(kind.max_cache_len) if isinstance(kind, StaticLayer) else DynamicLayer())
+        return layers[first : first + count]
 
     def _embed(self, input_ids, token_type_ids, vad_features):
         embeddings = self.get_input_embeddings()(input_ids)
@@ -470,8 +627,7 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, seq)`): token ids (only the uncached tail when `cache`
-                holds earlier steps; then `token_type_ids` and `vad_features` of that tail must be given, as
-                `generate` does).
+                holds earlier steps; then `token_type_ids` of that tail must be given, as `generate` does).
             pixel_values (`torch.FloatTensor` of shape `(images, 3, H, W)`): paintings. One per sequence, or one per
                 row of `image_index`.
             token_type_ids: segment ids. The model derives them from `input_ids`; given ones (the processor's) must
@@ -482,16 +638,26 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
                 different emotions.
             encoder_hidden_states: precomputed `get_image_features(pixel_values)` (its output or its
                 `last_hidden_state`), instead of `pixel_values`.
-            vad_features (`torch.FloatTensor` of shape `(batch, seq, 3)`): precomputed VAD encoder outputs.
-            cache: the key/value cache of earlier steps (`past_key_values=` is accepted as its deprecated name).
+            vad_features (`torch.FloatTensor` of shape `(batch, seq, 3)`): precomputed VAD encoder outputs, used
+                instead of the model's own (with a cache the encoder still runs, to keep its cached state in step).
+            cache: the key/value cache of earlier steps (`past_key_values=` is accepted as its deprecated name). It
+                also holds the VAD encoder's keys and values (after the decoder's layers), so a cached step runs the
+                encoder over its new tokens only. Made here when `use_cache` and none is given.
+            use_cache: return the cache; by default the text config's `use_cache`, except when `labels` are given
+                (a training step needs no cache).
             output_attentions, output_hidden_states: also return the decoder's `attentions`, `cross_attentions` (over
-                the image patches) and `hidden_states`. Attention weights are computed with the eager kernel for the
-                call (SDPA does not return them).
+                the image patches) and `hidden_states`, and the vision tower's in `image_outputs` when the images are
+                encoded here. Attention weights are computed with the eager kernel for the call (SDPA does not
+                return them).
             return_dict: `False` returns a tuple of the non-`None` fields of `SevlmOutput`, in order.
         """
         if input_ids is None:
             raise ValueError("SEVLM needs `input_ids` (use the SevlmProcessor to build them).")
-        encoder_hidden_states = self._image_memory(pixel_values, encoder_hidden_states, "SEVLM")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        encoder_hidden_states, image_outputs = self._encode_images(
+            pixel_values, encoder_hidden_states, "SEVLM", output_attentions, output_hidden_states
+        )
         image_embeds = encoder_hidden_states
         if image_index is not None:
             encoder_hidden_states = encoder_hidden_states[image_index]
@@ -500,14 +666,20 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
                 f"Got {encoder_hidden_states.shape[0]} images for {input_ids.shape[0]} sequences; "
                 "pass one image per sequence or an `image_index`."
             )
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        if use_cache is None:
+            use_cache = labels is None and self.config.text_config.use_cache
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config.text_config)
         if not torch.compiler.is_compiling():
             token_type_ids = self._checked_segments(input_ids, token_type_ids, vad_features, cache)
         if token_type_ids is None:
             token_type_ids = self.segment_ids(input_ids)
-        if self.config.use_vad_embedding and vad_features is None:
-            vad_features = self.vad_features(input_ids, attention_mask)
+        if self.config.use_vad_embedding:
+            vad_layers = self._vad_cache_layers(cache)
+            if vad_layers is not None or vad_features is None:
+                # With a cache the encoder runs over the new tokens only, even when features are given.
+                computed = self.vad_encoder(self.vad_table[input_ids], attention_mask, position_ids, vad_layers)
+                vad_features = computed if vad_features is None else vad_features
 
         with _eager_attention(self.language_model.config, output_attentions):
             outputs = self.language_model.transformer(
@@ -563,15 +735,25 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
             image_embeds=image_embeds,
+            image_outputs=image_outputs,
         )
 
     def _checked_segments(self, input_ids, token_type_ids, vad_features, cache):
         """Segment ids for this call: given ones for a cached step (the model cannot see the earlier tokens), derived
         ones otherwise, after checking that given ones agree with them."""
-        if cache is not None and cache.get_seq_length() > 0:
-            if token_type_ids is None or (self.config.use_vad_embedding and vad_features is None):
-                raise ValueError("With a filled `cache` pass `token_type_ids` and `vad_features`, or use `generate()`.")
-            return token_type_ids
+        layers = None if cache is None else (cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache).layers
+        if layers and _holds_tokens(layers[0]):
+            first_vad = self.config.text_config.n_layer
+            vad_cached = self.config.vad_encoder_causal and len(layers) > first_vad and _holds_tokens(layers[first_vad])
+            missing = token_type_ids is None or (self.config.use_vad_embedding and vad_features is None and not vad_cached)
+            # A static cache allocated before its first tokens (as for a chunked prefill) is empty after all.
+            if missing and _holds_tokens(layers[0], exact=True):
+                raise ValueError(
+                    "With a filled `cache` pass the new tokens' `token_type_ids` (and `vad_features` when the cache "
+                    "does not hold the VAD encoder's state), or use `generate()`."
+                )
+            if not missing:
+                return token_type_ids
         derived = self.segment_ids(input_ids)
         if token_type_ids is not None and not torch.equal(token_type_ids.to(derived.device), derived):
             raise ValueError(
@@ -637,21 +819,37 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             input_ids = self.prompt(memory.shape[0])
             attention_mask = torch.ones_like(input_ids)
         kwargs.pop("token_type_ids", None)  # re-derived from the ids at every step
+        chunked = kwargs.get("prefill_chunk_size") or getattr(kwargs.get("generation_config") or self.generation_config, "prefill_chunk_size", None)
+        if chunked:
+            # A chunked prefill sees one chunk of the prompt at a time: the prompt's segments go along (generate
+            # slices them to each chunk's end).
+            kwargs["token_type_ids"] = self.segment_ids(input_ids)
         if not self.config.vad_encoder_causal and kwargs.get("use_cache", True):
             logger.warning_once("The bidirectional VAD encoder changes past positions at every step: generating without a KV cache.")
             kwargs["use_cache"] = False
-        return super().generate(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, **kwargs)
+        # Read once per call rather than at every step (checking the config's format fields costs more than the step's
+        # segment lookup); restored afterwards, as an assistant model may be this same model.
+        outer, self._decoding_format = getattr(self, "_decoding_format", None), self.sequence_format
+        try:
+            return super().generate(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, **kwargs)
+        finally:
+            self._decoding_format = outer
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
-        # Segments and VAD features come from the whole sequence so far: a cached step only sees its new token.
-        kwargs["token_type_ids"] = self.segment_ids(input_ids)
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)
-        if self.config.use_vad_embedding:
-            new_tokens = model_inputs["input_ids"].shape[1]
-            # A fresh dense tensor, as `prepare_inputs_for_generation` makes of its own slices: a view would carry the
-            # whole sequence's strides, which change at every step and make a compiled step recompile.
-            features = self.vad_features(input_ids, attention_mask)[:, -new_tokens:]
-            model_inputs["vad_features"] = features.clone(memory_format=torch.contiguous_format)
+        # The segments of the new tokens follow from the whole sequence so far (a cached step only sees its new
+        # token): a token is explanation once the connector has completed. `input_ids` is what generate keeps right
+        # through beam reordering and assisted-decoding rollbacks, and a decoding step asks about one token only.
+        # A chunked prefill passes one chunk of the prompt at a time, with the prompt's segments up to its end.
+        sequences = getattr(self, "_decoding_format", None) or self.sequence_format
+        new_tokens = model_inputs["input_ids"].shape[1]
+        if new_tokens == 1 and input_ids.shape[1] > 1:
+            segments = sequences.last_segment_ids(input_ids)
+        elif token_type_ids is not None:
+            segments = token_type_ids[:, -new_tokens:]
+        else:
+            segments = sequences.segment_ids(input_ids)[:, -new_tokens:]
+        model_inputs["token_type_ids"] = segments.clone(memory_format=torch.contiguous_format) if new_tokens > 1 else segments
         return model_inputs
 
     @torch.no_grad()
@@ -677,6 +875,7 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             attention_mask=attention_mask,
             encoder_hidden_states=memory,
             image_index=image_index,
+            use_cache=False,
             logits_to_keep=input_ids.shape[1] - given + 1,
         ).logits.float()
         targets = input_ids[:, given:]

@@ -11,6 +11,7 @@ score of every emotion and an explanation out.
     pipe("painting.jpg", emotion_source="generation") # the emotion the model writes freely (the paper's protocol)
     pipe("painting.jpg", return_attention_map=True)   # + "attention_map": where the explanation looked
     pipe("painting.jpg", num_beams=3, max_new_tokens=20)  # any generate() option
+    pipe(images, batch_size=32, compile=True)         # compiled decoding (static cache + torch.compile), same tokens
 
     from pipeline_sevlm import predict_batch          # the same, as a batched function
     predict_batch(model, processor, ["a.jpg", "b.png"], return_image_embeds=True)
@@ -62,6 +63,7 @@ def predict_batch(
     return_image_embeds=False,
     return_attention_map=False,
     generate_kwargs=None,
+    compile=False,
 ):
     """Emotion, scores and explanation for a batch of images: the prediction path of the pipeline, evaluation,
     training-time evaluation, `sevlm-predict` and the search index.
@@ -85,6 +87,10 @@ def predict_batch(
             before it), averaged over layers, heads and those positions, then divided by its maximum (the
             most-looked-at patch is 1; all zeros when nothing was written after the connector).
         generate_kwargs: `generate()` options (`max_new_tokens`, `num_beams`, `do_sample`, ...).
+        compile: decode with a static KV cache and the decoding step compiled by `torch.compile` (see
+            `compiled_generate_kwargs`): `True` for transformers' settings (inductor, CUDA graphs on a GPU), or a
+            `transformers.CompileConfig`. The tokens are the eager ones. It pays on a GPU, where eager decoding of
+            small batches waits on operator launches; the first call for each batch size compiles (tens of seconds).
 
     Returns:
         One dict per image: `{"emotion": str, "score": float | None, "scores": {name: probability}, "explanation": str}`
@@ -110,6 +116,8 @@ def predict_batch(
     generate_kwargs = dict(generate_kwargs or {})
     if generate_kwargs.get("num_return_sequences", 1) != 1:
         raise ValueError("predict_batch returns one explanation per image: drop `num_return_sequences`.")
+    if compile:
+        generate_kwargs = compiled_generate_kwargs(model, generate_kwargs, compile)
 
     with torch.no_grad():
         features = model.get_image_features(pixel_values, return_dict=True)
@@ -145,6 +153,34 @@ def predict_batch(
             result["attention_map"] = maps[row]
         results.append(result)
     return results
+
+
+def compiled_generate_kwargs(model, generate_kwargs=None, compile=True):
+    """`generate()` options for compiled decoding: a static KV cache, and the decoding step compiled with
+    `torch.compile` on any device (`generate` compiles by itself only on accelerators).
+
+    `compile`: True (a full graph, static shapes, transformers' default backend and mode: inductor, CUDA graphs on
+    a GPU) or a `transformers.CompileConfig`. The cache is sized for the longest prompt (any emotion) plus
+    `max_new_tokens`, so that batches with other emotions reuse the compiled step; each new batch size compiles once.
+    """
+    from transformers import CompileConfig
+
+    options = dict(generate_kwargs or {})
+    if options.get("cache_implementation", "static") != "static":
+        raise ValueError(f"Compiled decoding uses a static cache; drop cache_implementation={options['cache_implementation']!r}.")
+    if options.get("use_cache") is False:
+        raise ValueError("Compiled decoding needs the KV cache: drop use_cache=False.")
+    # A copy: the caller's config is not changed.
+    config = CompileConfig(**compile.to_dict()) if isinstance(compile, CompileConfig) else CompileConfig(fullgraph=True, dynamic=False)
+    config._compile_all_devices = True
+    options["cache_implementation"] = "static"
+    options["compile_config"] = config
+    new_tokens = options.get("max_new_tokens", model.generation_config.max_new_tokens)
+    if new_tokens and "max_cache_len" not in options and hasattr(model.generation_config, "max_cache_len"):
+        sequences = model.sequence_format
+        longest = max(len(sequences.prompt(index)) for index in range(len(sequences.emotions)))
+        options["max_cache_len"] = longest + new_tokens
+    return options
 
 
 def _attention_maps(model, sequences, memory):
@@ -229,6 +265,9 @@ class SevlmArtEmotionPipeline(Pipeline):
         generate_kwargs (`dict`, *optional*) or keyword arguments: `generate()` options (`max_new_tokens`,
             `num_beams`, `do_sample`, `temperature`, `top_p`, ...). Defaults: the model's generation config
             (greedy, 25 new tokens).
+        compile (`bool` or `transformers.CompileConfig`, *optional*, defaults to `False`): compiled decoding, a
+            static KV cache and the decoding step compiled by `torch.compile`, with the same tokens as eager
+            decoding. It pays on a GPU with many images (the first batch of each size compiles, tens of seconds).
 
     Each image is read once and encoded once: the image features feed both the scores and the generation. The work
     is `predict_batch` (this file), which evaluation and the command line call too.
@@ -271,7 +310,9 @@ class SevlmArtEmotionPipeline(Pipeline):
             return []
         return super().__call__(images, **kwargs)
 
-    def _sanitize_parameters(self, emotion=None, emotion_source=None, return_attention_map=None, generate_kwargs=None, **kwargs):
+    def _sanitize_parameters(
+        self, emotion=None, emotion_source=None, return_attention_map=None, generate_kwargs=None, compile=None, **kwargs
+    ):
         preprocess_params = {}
         if emotion is not None:
             self.processor.emotion_index(emotion)  # fail now, with the list of classes, not inside a batch
@@ -281,8 +322,8 @@ class SevlmArtEmotionPipeline(Pipeline):
         if unknown:
             raise TypeError(
                 f"Unknown argument(s) {unknown} for the art-emotion pipeline. It takes `emotion=`, `emotion_source=`, "
-                "`return_attention_map=`, `batch_size=` and generate() options such as max_new_tokens, num_beams, "
-                "do_sample, temperature, top_p."
+                "`return_attention_map=`, `compile=`, `batch_size=` and generate() options such as max_new_tokens, "
+                "num_beams, do_sample, temperature, top_p."
             )
         if emotion_source is not None and emotion_source not in EMOTION_SOURCES:
             raise ValueError(f"emotion_source must be one of {EMOTION_SOURCES}, got {emotion_source!r}.")
@@ -298,6 +339,8 @@ class SevlmArtEmotionPipeline(Pipeline):
             forward_params["emotion_source"] = emotion_source
         if return_attention_map is not None:
             forward_params["return_attention_map"] = bool(return_attention_map)
+        if compile is not None:
+            forward_params["compile"] = compile
         return preprocess_params, forward_params, {}
 
     def preprocess(self, image, emotion=None):
@@ -312,7 +355,7 @@ class SevlmArtEmotionPipeline(Pipeline):
             "emotion_index": torch.tensor([index], dtype=torch.long),
         }
 
-    def _forward(self, model_inputs, generate_kwargs=None, emotion_source="scores", return_attention_map=False):
+    def _forward(self, model_inputs, generate_kwargs=None, emotion_source="scores", return_attention_map=False, compile=False):
         emotions = [None if index < 0 else self.emotions[index] for index in model_inputs["emotion_index"].tolist()]
         results = predict_batch(
             self.model,
@@ -322,6 +365,7 @@ class SevlmArtEmotionPipeline(Pipeline):
             emotion_source=emotion_source,
             return_attention_map=return_attention_map,
             generate_kwargs=generate_kwargs,
+            compile=compile,
         )
         return {"results": results}
 
@@ -350,4 +394,4 @@ if TASK in PIPELINE_REGISTRY.supported_tasks:
 else:
     PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SevlmArtEmotionPipeline, pt_model=AutoModel, type="multimodal")
 
-__all__ = ["SevlmArtEmotionPipeline", "pipeline_config_entry", "predict_batch"]
+__all__ = ["SevlmArtEmotionPipeline", "compiled_generate_kwargs", "pipeline_config_entry", "predict_batch"]

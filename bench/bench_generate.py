@@ -11,16 +11,27 @@ Decode-only: image features given. End-to-end: from pixel values (the CLIP tower
 variant). Greedy, 25 new tokens. Also checks that (a) with VAD fusion off gives the same tokens as (c), and that
 (b) run with the causal encoder gives the same tokens as (a) (the loop is the same model, only slower).
 
+Operators per new token: aten operators counted with torch.profiler over a generation of 2 and of 10 new tokens
+(the difference over 8 tokens: prefill and set-up cancel out), for (a) and (c), on the demo-size model (configs/
+demo_*.json, on the CPU) and on this run's model and device. "compute" counts the leaf operators that do work (not
+views, allocations or conversions that copy nothing), the closer stand-in for GPU kernel launches. A GPU runs
+small-batch decoding launch-bound, so the extra operators of (a) over (c) are its extra time there; the count is
+the same on any device, which lets a CPU measure it.
+
 With `--static-compile`, also (a) with a static KV cache, without and with `torch.compile` of the decoding step
 (`generate(cache_implementation="static")`, which compiles by itself on a GPU: inductor, CUDA graphs), against (a)
 with the default dynamic cache, decode-only; the first compiled call (compilation included) is reported apart, and
-the compiled tokens are checked against the dynamic-cache ones.
+the compiled tokens are checked against the dynamic-cache ones. Where they part, the check prints the gap between
+the two best logits of the eager run at that step next to how far compiled and eager logits differ before it: a gap
+within that difference is a near-tie that rounding decides (float16 with random weights has many), a larger one a
+real difference.
 
     python3 bench/bench_generate.py                # the default run (under 5 minutes on 2 quiet CPU cores)
     python3 bench/bench_generate.py --repeats 5 --ref-repeats 5 --e2e-repeats 5   # the documented medians
     python3 bench/bench_generate.py --quick        # tiny sizes: checks the script only
     python3 bench/bench_generate.py --device cuda --dtype float16 --batch-sizes 1 64 --static-compile --skip-e2e
     python3 bench/bench_generate.py --quick --static-compile --batch-sizes 1 4    # the same on CPU, tiny sizes
+    python3 bench/bench_generate.py --operators-only   # only the operator counts (demo size and real size)
 """
 
 import argparse
@@ -28,6 +39,8 @@ import os
 import time
 
 from _common import (  # noqa: E402
+    REPO_ROOT,
+    SENTENCES,
     build_model,
     foreign_load_line,
     format_table,
@@ -42,7 +55,11 @@ from _common import (  # noqa: E402
     wait_for_quiet,
 )
 
-from sevlm.vad import lookup_vad  # noqa: E402
+from configuration_sevlm import ARTEMIS_EMOTIONS  # noqa: E402
+from modeling_sevlm import SevlmForConditionalGeneration  # noqa: E402
+from processing_sevlm import SevlmProcessor  # noqa: E402
+from sevlm.tokenizer import train_tokenizer  # noqa: E402
+from sevlm.vad import build_vad_table, lookup_vad  # noqa: E402
 
 ZERO_VAD = (0.0, 0.0, 0.0)
 
@@ -130,7 +147,7 @@ def explanation_prompts(processor, batch, device):
     return {k: v.to(device) for k, v in encoded.items()}
 
 
-def plain_generate(plain, encoder_hidden_states, prompt, max_new_tokens):
+def plain_generate(plain, encoder_hidden_states, prompt, max_new_tokens, **options):
     batch = encoder_hidden_states.shape[0]
     return plain.generate(
         input_ids=prompt["input_ids"][:batch],
@@ -139,7 +156,129 @@ def plain_generate(plain, encoder_hidden_states, prompt, max_new_tokens):
         encoder_hidden_states=encoder_hidden_states,
         max_new_tokens=max_new_tokens,
         do_sample=False,
+        **options,
     )
+
+
+# ------------------------------------------------------------------------------------- operators per token
+# Operators that only describe memory (views, allocations, no-op conversions): no GPU kernel behind them.
+METADATA_OPERATORS = frozenset(
+    "aten::" + name
+    for name in (
+        "as_strided view _unsafe_view _reshape_alias reshape flatten unflatten view_as transpose t numpy_T mT permute "
+        "expand expand_as select slice narrow unsqueeze squeeze unbind split chunk alias detach detach_ lift_fresh "
+        "resolve_conj resolve_neg empty empty_like empty_strided to contiguous is_nonzero"
+    ).split()
+)
+
+
+# Matrix products that first copy their additive input into the output: both a copy and the product itself.
+PRODUCTS_WITH_INPUT = frozenset(f"aten::{name}" for name in ("addmm", "baddbmm", "addbmm", "addmv", "_addmm_activation"))
+
+
+def _is_compute(event):
+    """Whether an operator does work of its own: not a view or allocation, and not a wrapper whose work is all in
+    the operators it calls (`linear` calls `addmm`), except for the products in PRODUCTS_WITH_INPUT."""
+    if event.name in METADATA_OPERATORS:
+        return False
+    calls_compute = any(_is_compute(child) for child in event.cpu_children if child.name.startswith("aten::"))
+    return event.name in PRODUCTS_WITH_INPUT or not calls_compute
+
+
+def operators_per_token(generate, short=2, long=10):
+    """(aten operators, compute operators) per new token of `generate(new_tokens)`, counted on the CPU side with
+    torch.profiler: the difference between a generation of `long` and of `short` new tokens, over `long - short`.
+    Compute operators are those `_is_compute` keeps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    totals = []
+    for new_tokens in (short, long):
+        generate(new_tokens)  # lazy set-up stays out of the count
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            generate(new_tokens)
+        events = [event for event in profiler.events() if event.name.startswith("aten::")]
+        totals.append((len(events), sum(map(_is_compute, events))))
+    return tuple((at_long - at_short) / (long - short) for at_short, at_long in zip(*totals))
+
+
+def demo_size_model(lexicon):
+    """(model, processor): the demo model's architecture (configs/demo_*.json) with random weights, on the CPU."""
+    from transformers import CLIPVisionConfig, GPT2Config
+
+    vision = CLIPVisionConfig.from_json_file(str(REPO_ROOT / "configs" / "demo_vision.json"))
+    text = GPT2Config.from_json_file(str(REPO_ROOT / "configs" / "demo_text.json"))
+    texts = [f" the emotion is {e} because {s}" for e in ARTEMIS_EMOTIONS for s in SENTENCES] * 20
+    processor = SevlmProcessor.from_vision_text(vision, train_tokenizer(texts, vocab_size=text.vocab_size))
+    torch.manual_seed(0)
+    model = SevlmForConditionalGeneration.from_vision_text(vision, text, processor, vad_table=build_vad_table(processor.tokenizer, lexicon))
+    return model.eval(), processor
+
+
+def operator_counts(model, processor, batch=1):
+    """Operators per new token of (a) SEVLM and (c) the plain captioner: a dict of (aten, compute) pairs."""
+    plain = plain_captioner(model)
+    prompt = explanation_prompts(processor, batch, model.device)
+    size = model.config.vision_config.image_size
+    pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        features = model.get_image_features(pixels.to(device=model.device, dtype=model.dtype)).last_hidden_state
+
+        def generate_a(new_tokens):
+            return model.generate(
+                encoder_hidden_states=features,
+                input_ids=prompt["input_ids"],
+                attention_mask=prompt["attention_mask"],
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+            )
+
+        def generate_c(new_tokens):
+            return plain_generate(plain, features, prompt, new_tokens, min_new_tokens=new_tokens)
+
+        return {"a": operators_per_token(generate_a), "c": operators_per_token(generate_c)}
+
+
+def operator_rows(counts):
+    rows = []
+    for label, device, count in counts:
+        (a, a_compute), (c, c_compute) = count["a"], count["c"]
+        rows.append([label, device, f"{a:.0f}", f"{c:.0f}", f"{a - c:.0f}", f"{a / c:.2f}",
+                     f"{a_compute:.0f}", f"{c_compute:.0f}", f"{a_compute - c_compute:.0f}"])
+    return rows
+
+
+# ------------------------------------------------------------------------------------ compiled vs eager
+def where_tokens_part(compiled, eager, prompt_length, dtype):
+    """Compare two `generate(..., return_dict_in_generate=True, output_logits=True)` outputs of one model.
+
+    Returns (verdict, detail). "yes": the same tokens. Where they part, at the first new token that differs:
+    "near-tie" when compiled and eager logits agree up to there within rounding (a relative 1e-2 in half precision,
+    1e-4 in float32, of the largest logit) and the eager run's two best logits there are at most twice that apart, so
+    rounding picked the token; "NO" otherwise (a real difference).
+    """
+    steps = min(len(compiled.logits), len(eager.logits))
+
+    def drift(row, last):
+        return max(float((compiled.logits[s][row].float() - eager.logits[s][row].float()).abs().max()) for s in range(last + 1))
+
+    relative = 1e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-4
+    length = min(compiled.sequences.shape[1], eager.sequences.shape[1])
+    differ = (compiled.sequences[:, :length] != eager.sequences[:, :length]).nonzero()
+    if differ.numel() == 0:
+        if compiled.sequences.shape != eager.sequences.shape:
+            return "NO", f"the tokens agree but the lengths differ ({tuple(compiled.sequences.shape)} vs {tuple(eager.sequences.shape)})"
+        worst = max(drift(row, steps - 1) for row in range(compiled.sequences.shape[0]))
+        return "yes", f"same tokens; compiled and eager logits differ by up to {worst:.3g}"
+    row, step = int(differ[0, 0]), int(differ[0, 1]) - prompt_length
+    best_two = eager.logits[step][row].float().topk(2).values
+    gap, seen = float(best_two[0] - best_two[1]), drift(row, step)
+    tolerance = relative * max(1.0, float(eager.logits[step][row].float().abs().max()))
+    verdict = "near-tie" if seen <= tolerance and gap <= 2 * seen else "NO"
+    detail = (f"tokens part at row {row}, new token {step}: the eager run's two best logits there are {gap:.3g} apart; "
+              f"compiled and eager logits differ by up to {seen:.3g} up to there (rounding allows {tolerance:.3g}) -> "
+              + ("a near-tie that rounding decides, not a bug" if verdict == "near-tie" else "a REAL difference"))
+    return verdict, detail
 
 
 class static_cache_runs:
@@ -173,17 +312,21 @@ class static_cache_runs:
         return self._generate(features, compile_config=self.compile_config)
 
     def first_compiled(self, features):
-        """Seconds of the first compiled call (compilation included), and whether its tokens equal the dynamic cache's."""
+        """Seconds of the first compiled call (compilation included), and `where_tokens_part` of its output against
+        the dynamic cache's (eager) output."""
         device = features.device
-        seconds, tokens = timed(lambda: self.compiled(features), device)
-        dynamic = self.model.generate(
+        batch = features.shape[0]
+        with_logits = dict(return_dict_in_generate=True, output_logits=True)
+        seconds, compiled = timed(lambda: self._generate(features, compile_config=self.compile_config, **with_logits), device)
+        eager = self.model.generate(
             encoder_hidden_states=features,
-            input_ids=self.prompt["input_ids"][: features.shape[0]],
-            attention_mask=self.prompt["attention_mask"][: features.shape[0]],
+            input_ids=self.prompt["input_ids"][:batch],
+            attention_mask=self.prompt["attention_mask"][:batch],
             max_new_tokens=self.new_tokens,
             do_sample=False,
+            **with_logits,
         )
-        return seconds, first_mismatch(tokens, dynamic) is None
+        return seconds, where_tokens_part(compiled, eager, self.prompt["input_ids"].shape[1], self.model.dtype)
 
 
 def first_mismatch(x, y):
@@ -191,6 +334,23 @@ def first_mismatch(x, y):
         return f"shapes {tuple(x.shape)} vs {tuple(y.shape)}"
     diff = (x != y).nonzero()
     return None if diff.numel() == 0 else f"row {int(diff[0, 0])} position {int(diff[0, 1])}"
+
+
+def print_operator_table(operator_table):
+    print("## Operators per new token (greedy, batch 1; torch.profiler, tokens 3-10 of a generation)")
+    print("(a) SEVLM generate(); (c) plain GPT-2 with cross-attention; compute = leaf operators that do work "
+          "(no views or allocations): the stand-in for GPU kernel launches")
+    print(format_table(
+        ["model", "device", "(a) ops", "(c) ops", "extra (a)-(c)", "(a)/(c)", "(a) compute", "(c) compute", "extra compute"],
+        operator_rows(operator_table),
+    ), flush=True)
+
+
+def print_operator_target(operator_table, quick):
+    for label, _, count in operator_table:
+        extra = count["a"][0] - count["c"][0]
+        print(f"- extra operators per new token <= 120 ({label}): {extra:.0f} -> {'MET' if extra <= 120 else 'MISSED'}"
+              + (" (QUICK sizes)" if quick and "tiny" in label else ""))
 
 
 def main():
@@ -214,6 +374,9 @@ def main():
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--static-compile", action="store_true",
                         help="also time (a) with a static cache, without and with torch.compile of the decoding step")
+    parser.add_argument("--operators-only", action="store_true",
+                        help="only count the operators per new token (demo size on the CPU, and this run's model), no timing")
+    parser.add_argument("--skip-operators", action="store_true", help="do not count operators per new token")
     parser.add_argument("--compile-backend", default=None,
                         help="torch.compile backend for --static-compile (default: inductor; aot_eager with --quick on a "
                         "CPU, which traces the same graph without inductor's slow CPU code generation)")
@@ -241,6 +404,17 @@ def main():
           f"{int((model.vad_table.abs().sum(-1) > 0).sum())}")
     print("parameters: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in parameter_summary(model).items()))
     print(f"plain captioner (c): GPT2LMHeadModel with cross-attention, {sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M")
+
+    operator_table = []
+    if not args.skip_operators:
+        demo, demo_processor = demo_size_model(source)
+        operator_table.append(("demo size (configs/demo_*.json)", "cpu", operator_counts(demo, demo_processor)))
+        label = "tiny (--quick)" if args.quick else "real size (ViT-B/16 + distilGPT-2)"
+        operator_table.append((label, device.type, operator_counts(model, processor)))
+        print_operator_table(operator_table)
+    if args.operators_only:
+        print_operator_target(operator_table, args.quick)
+        return
 
     reference = ReferenceDecoder(model, tokenizer, lexicon, causal=False)
     new = args.new_tokens
@@ -443,18 +617,26 @@ def main():
               f"backend {backend}); medians")
         print("dynamic = (a) as above; static = cache_implementation='static', not compiled; compiled = static cache with "
               "the decoding step compiled (first call, with compilation, reported apart)")
-        rows = []
-        for batch, (times, first, same) in static.items():
+        rows, details = [], []
+        for batch, (times, first, (same, detail)) in static.items():
             a, st, co = (median(times[k]) for k in ("a", "static", "compiled"))
             rows.append([
                 batch, f"{a:.4f}", f"{batch / a:.1f}", f"{st:.4f}", f"{batch / st:.1f}", f"{co:.4f}", f"{batch / co:.1f}",
-                f"{a / co:.2f}", f"{first:.1f}", "yes" if same else "NO", len(times["a"]),
+                f"{a / co:.2f}", f"{first:.1f}", same, len(times["a"]),
             ])
+            details.append(f"- batch {batch}: {detail}")
         print(format_table(
             ["batch", "dynamic s", "expl/s", "static s", "expl/s", "compiled s", "expl/s", "dynamic/compiled",
              "first call s", "same tokens", "runs"],
             rows,
         ))
+        print("same tokens: yes; near-tie (they part where the eager run's two best logits are closer than rounding moves "
+              "them: rounding decides); NO (a real difference)")
+        for line in details:
+            print(line)
+    if operator_table:
+        print()
+        print_operator_table(operator_table)
     print()
     print(f"## Targets (set for the 2-core CPU; this run: {device.type})"
           + (" -- QUICK run: tiny sizes, verdicts meaningless" if args.quick else ""))
@@ -463,6 +645,7 @@ def main():
         print(f"- (b)/(a) >= 10 at batch {largest}, decode-only: {ratio:.1f} -> {'MET' if ratio >= 10 else 'MISSED'}")
     worst = max(median([x / y for x, y in zip(t["a"], t["c"])]) for t in decode.values())
     print(f"- (a)/(c) <= 1.15 (worst batch, decode-only): {worst:.3f} -> {'MET' if worst <= 1.15 else 'MISSED'}")
+    print_operator_target(operator_table, args.quick)
     print(foreign_load_line())
     print(f"load average at end: {os.getloadavg()[0]:.2f}; total wall time {time.perf_counter() - wall:.0f} s")
 

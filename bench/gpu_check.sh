@@ -10,7 +10,9 @@
 #      RTX 2080 Ti; the plain captioner alongside;
 #   2. generation throughput at batch 1 and 64, fp16, greedy, 25 new tokens: (a) SEVLM generate() vs (c) plain GPT-2
 #      with cross-attention (and a few runs of the reference loop (b)), and (a) with a static KV cache without and
-#      with torch.compile of the decoding step (inductor, CUDA graphs; the first call's compilation shown apart).
+#      with torch.compile of the decoding step (inductor, CUDA graphs; the first call's compilation shown apart; where
+#      compiled and eager tokens part, the logit gap there tells a float16 near-tie from a real difference); and the
+#      aten operators per new token of (a) and (c) at real size on the GPU (and at demo size on the CPU).
 # The repo needs transformers >= 5.24. If the machine's is older, wheels carried in .whl/ (see docs/BENCHMARKS.md
 # for how to download them beforehand) are installed into /tmp/site and put first on PYTHONPATH.
 set -uo pipefail

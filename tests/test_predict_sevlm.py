@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
