@@ -559,3 +559,19 @@ def test_a_folder_without_processor_files_says_what_is_missing(trained_tiny, gal
         load_model_and_processor(folder)
     with pytest.raises(FileNotFoundError, match=r"missing .*processor.save_pretrained"):
         evaluation.load_model(str(folder), "cpu")
+
+
+def test_compile_flag_asks_the_pipeline_for_compiled_decoding(pipe, gallery, monkeypatch):
+    asked = []
+
+    class RecordingPipe:
+        emotions = pipe.emotions
+
+        def __call__(self, images, **kwargs):
+            asked.append(kwargs.get("compile"))
+            return pipe(images, **{key: value for key, value in kwargs.items() if key != "compile"})
+
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: RecordingPipe())
+    assert run_main([str(gallery / "a.png"), "--no_progress", "--compile"])[0] == 0
+    assert run_main([str(gallery / "a.png"), "--no_progress"])[0] == 0
+    assert asked == [True, None]

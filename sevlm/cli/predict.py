@@ -66,6 +66,13 @@ class PredictArguments(GenerationArguments):
         },
     )
     batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together."})
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "Compiled decoding: a static KV cache and the decoding step compiled by torch.compile, with the "
+            "same tokens. It pays on a GPU with many images; the first batch of each size compiles (tens of seconds)."
+        },
+    )
     device: str | None = field(
         default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: the device accelerate picks (CUDA, then MPS, then CPU)."}
     )
@@ -197,7 +204,7 @@ def main(argv=None):
             paths,
             batch_size=args.batch_size,
             emotion=emotion,
-            generation=generation_kwargs(args),
+            generation={**generation_kwargs(args), **({"compile": True} if args.compile else {})},
             cards=cards,
             report=report,
             progress=not args.no_progress,
