@@ -115,7 +115,8 @@ def test_evaluate_load_offline_gives_every_key(evaluate_results):
         "cider", "emotional_alignment", "emotion_explanation_consistency", "unique", "emotion_distribution_kl",
         "vad_distance", "num_vad_excluded",
         "per_emotion_accuracy", "num_paintings", "num_paintings_with_majority", "num_empty_explanations",
-        "num_invalid_emotions",
+        "num_invalid_emotions", "emotion_js_divergence", "emotion_accuracy_any_annotator", "emotion_calibration_error",
+        "emotion_calibration_bins", "emotion_macro_f1", "per_emotion_precision", "per_emotion_recall", "per_emotion_f1",
     }
     assert set(results["per_emotion_accuracy"]) == set(ARTEMIS_EMOTIONS)
 
