@@ -3,8 +3,12 @@
     python eval_sevlm.py                                   # outputs/sevlm-demo on data/demo, split test
     python eval_sevlm.py --model_name_or_path DIR --dataset_path PREPARED --split test --output_dir OUT
     python eval_sevlm.py --predictions_file OUT/predictions.jsonl --dataset_path PREPARED --output_dir OUT2
+    python eval_sevlm.py --slice_by art_style ...          # every metric per style, too
+    python eval_sevlm.py --compare OUT_A OUT_B --output_dir CMP   # paired comparison of two evaluations
 
-Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md, OUT/confusion_matrix.png and OUT/eval_args.json.
+Writes OUT/metrics.json (with 95% bootstrap intervals), OUT/predictions.jsonl, OUT/report.md,
+OUT/confusion_matrix.png, OUT/reliability_diagram.png (with emotion scores), OUT/painting_statistics.json (what
+--compare reads), OUT/slices.json (with --slice_by) and OUT/eval_args.json.
 The metrics live in metrics/sevlm/sevlm.py (also an `evaluate` module); predictions come from the one prediction
 function of the project (`pipeline_sevlm.predict_batch`, the paper's free generation); this script feeds one to the
 other. Any emotion taxonomy works: the classes are the dataset's (and must be the model's).
@@ -19,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from sevlm.evaluation import statistics as stats
 from utils_sevlm import (
     generation_problems,
     json_safe,
@@ -35,7 +40,10 @@ logger = logging.getLogger("eval_sevlm")
 
 DEMO_MODEL = "outputs/sevlm-demo"
 DEMO_DATASET = "data/demo"
-OUTPUT_FILES = ("metrics.json", "predictions.jsonl", "report.md", "confusion_matrix.png", "eval_args.json")
+OUTPUT_FILES = (
+    "metrics.json", "predictions.jsonl", "report.md", "confusion_matrix.png", "eval_args.json", stats.STATISTICS_FILE,
+    "reliability_diagram.png", "slices.json",
+)
 
 # Published ArtEmis v1.0 test results (SEVLM paper, Table 1), in percent: ACC, B1, B2, B3, B4, METEOR, ROUGE-L.
 PUBLISHED_ROWS = {
@@ -93,6 +101,27 @@ class EvalArguments:
     seed: int = field(default=42, metadata={"help": "Random seed (matters with --do_sample)."})
     max_samples: int | None = field(default=None, metadata={"help": "Evaluate only the first N paintings (quick checks; at least 1)."})
     device: str | None = field(default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: accelerate's choice (CUDA, then MPS, then CPU)."})
+    bootstrap: int = field(
+        default=1000,
+        metadata={"help": "Bootstrap resamples of the paintings for the 95%% intervals of every metric (and of --compare "
+                          "and --slice_by); drawn with --seed. 0: no intervals."},
+    )
+    compare: list[str] | None = field(
+        default=None,
+        metadata={"help": "RUN_A RUN_B: compare two evaluation output folders of the same split instead of evaluating. "
+                          "Writes comparison.json and comparison.md to --output_dir (default outputs/eval/compare/A-vs-B): "
+                          "A, B, B - A, its paired-bootstrap 95%% interval and a two-sided p-value per metric, over the "
+                          "paintings both runs scored.", "metavar": "RUN"},
+    )
+    slice_by: str | None = field(
+        default=None,
+        metadata={"help": "A corpus column with one value per painting (e.g. art_style): every metric per value, with "
+                          "counts and intervals, in slices.json and report.md."},
+    )
+    min_slice_size: int = field(
+        default=stats.MIN_SLICE_SIZE,
+        metadata={"help": "Slices with fewer paintings are marked small (their numbers are shown but not stable)."},
+    )
 
 
 def check_arguments(args):
@@ -102,6 +131,12 @@ def check_arguments(args):
         problems.append(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.max_samples is not None and args.max_samples < 1:
         problems.append(f"--max_samples must be at least 1 (leave it out to evaluate every painting), got {args.max_samples}")
+    if args.bootstrap < 0:
+        problems.append(f"--bootstrap must be 0 (no intervals) or more, got {args.bootstrap}")
+    if args.compare is not None and len(args.compare) != 2:
+        problems.append(f"--compare takes two evaluation folders (RUN_A RUN_B), got {len(args.compare)}")
+    if args.min_slice_size < 1:
+        problems.append(f"--min_slice_size must be at least 1, got {args.min_slice_size}")
     sampling = (args.temperature, args.top_p, args.top_k) if args.do_sample else (None, None, None)
     problems += [problem.rstrip(".") for problem in generation_problems(args.max_new_tokens, args.num_beams, *sampling)]
     if problems:
@@ -347,7 +382,8 @@ def score(rows, paintings, emotions, classifier, metric, model=None, processor=N
         )
     else:
         logger.warning("No model VAD table: vad_distance is not computed.")
-    return metric.compute_sevlm_metrics(**inputs), inputs["explanation_emotions"]
+    metrics, painting_stats = metric.compute_sevlm_metrics(**inputs, return_statistics=True)
+    return metrics, inputs["explanation_emotions"], painting_stats
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -438,9 +474,20 @@ def metrics_table(metrics, name, emotions=ARTEMIS_EMOTIONS):
     return "\n".join(lines)
 
 
-def write_report(path, metrics, args, name, emotions, classifier_dir, settings):
+def write_report(path, metrics, args, name, emotions, classifier_dir, settings, slices=None):
     per_emotion = "\n".join(
-        f"| {emotion} | {_percent(accuracy)} |" for emotion, accuracy in metrics["per_emotion_accuracy"].items()
+        f"| {emotion} | {_percent(accuracy)} | {_percent(metrics['per_emotion_precision'][emotion])} | "
+        f"{_percent(metrics['per_emotion_f1'][emotion])} |"
+        for emotion, accuracy in metrics["per_emotion_accuracy"].items()
+    )
+    intervals = metrics.get("confidence_intervals")
+    uncertainty = (
+        "\n## 95% confidence intervals\n\n" + stats.intervals_markdown(metrics, intervals, metrics["confidence_interval_settings"]) + "\n"
+        if intervals else "\nNo confidence intervals (--bootstrap 0).\n"
+    )
+    sliced = f"\n## Slices by {slices['column']}\n\n" + stats.slices_markdown(slices) + "\n" if slices else ""
+    reliability = (
+        "\n![reliability diagram](reliability_diagram.png)\n" if metrics["emotion_calibration_bins"] is not None else ""
     )
     kl, vad = metrics["emotion_distribution_kl"], metrics["vad_distance"]
     classifier_accuracy = metrics["emotion_classifier_accuracy"]
@@ -477,7 +524,7 @@ metrics: COCO caption toolkit (PTB tokenizer, BLEU, METEOR 1.5, ROUGE-L, CIDEr-D
 against the annotators' majority; EA: the classifier's label of the generated explanation against that majority.
 
 {metrics_table(metrics, name, emotions)}
-
+{uncertainty}
 ## Beyond the paper
 
 | Metric | Value |
@@ -486,19 +533,26 @@ against the annotators' majority; EA: the classifier's label of the generated ex
 | Explanation-emotion consistency (classifier label = the model's own emotion) | {_percent(metrics['emotion_explanation_consistency'])} |
 | EA classifier held-out accuracy / chance | {_percent(classifier_accuracy)} / {_percent(classifier_chance)} |
 | Emotion-distribution KL (annotators ‖ model, nats) | {"–" if kl is None or math.isnan(kl) else f"{kl:.4f}"} |
+| Emotion-distribution JS divergence (annotators, model; nats, at most ln 2) | {stats.format_value("emotion_js_divergence", metrics["emotion_js_divergence"])} |
+| Accuracy against any annotator's emotion (not only the majority) | {_percent(metrics["emotion_accuracy_any_annotator"])} |
+| Expected calibration error of the scores' top class vs. the majority (10 equal-width bins) | {_percent(metrics["emotion_calibration_error"])} |
+| Macro F1 of the generated emotion vs. the majority | {_percent(metrics["emotion_macro_f1"])} |
 | VAD distance (explanation vs. references) | {"–" if vad is None or math.isnan(vad) else f"{vad:.4f}"} |
 | Pairs left out of the VAD distance (no VAD-bearing token) | {metrics['num_vad_excluded']} |
 | Empty explanations | {metrics['num_empty_explanations']} |
 | Predicted emotions outside the {len(emotions)} classes | {metrics['num_invalid_emotions']} |
 
-## Accuracy per majority emotion
+## Per emotion (paintings with a majority emotion)
 
-| Emotion | ACC |
-|---|---:|
+Recall (= ACC per majority emotion): of the paintings whose majority is the emotion, the share predicted as it;
+precision: of the paintings predicted as the emotion, the share whose majority it is.
+
+| Emotion | Recall (ACC) | Precision | F1 |
+|---|---:|---:|---:|
 {per_emotion}
 
 ![confusion matrix](confusion_matrix.png)
-"""
+{reliability}{sliced}"""
     write_text_atomic(path, text)
 
 
@@ -508,6 +562,11 @@ def _holds_evaluation(directory):
 
 # --------------------------------------------------------------------------------------------------- main
 def resolve_defaults(args):
+    if args.compare:
+        if args.output_dir is None:  # outputs/eval/compare/<model>-<split>-vs-<model>-<split>
+            labels = ["-".join(Path(run).resolve().parts[-2:]) for run in args.compare]
+            args.output_dir = os.path.join("outputs", "eval", "compare", "-vs-".join(labels))
+        return args
     if args.predictions_file is None and args.model_name_or_path is None:
         args.model_name_or_path = DEMO_MODEL
     if args.output_dir is None:
@@ -539,6 +598,8 @@ def evaluate_model(args):
 
     view, emotions = load_split(args)
     paintings = painting_table(view, emotions)
+    # A --slice_by column is checked before minutes of generation.
+    slice_values = stats.read_slice_column(args.dataset_path, args.split, args.slice_by) if args.slice_by else None
     # A predictions file is checked before any model is loaded: its errors should come at once.
     rows = read_predictions_file(args.predictions_file, paintings, emotions) if args.predictions_file else None
     model = processor = None
@@ -551,26 +612,52 @@ def evaluate_model(args):
         rows = generate_predictions(model, processor, view, emotions, args)
         settings = "Generation: " + ", ".join(f"{key}={value}" for key, value in generation_kwargs(args).items())
     classifier, classifier_dir, classifier_results = load_or_train_classifier(args, emotions)
-    metrics, explanation_emotions = score(rows, paintings, emotions, classifier, metric, model, processor)
+    metrics, explanation_emotions, painting_stats = score(rows, paintings, emotions, classifier, metric, model, processor)
     metrics.update(classifier_metrics(classifier_results))
+    metrics["confidence_intervals"] = stats.bootstrap_intervals(metric, painting_stats, args.bootstrap, args.seed, len(emotions))
+    metrics["confidence_interval_settings"] = stats.interval_settings(args.bootstrap, args.seed)
+    slices = None
+    if slice_values is not None:
+        slices = stats.slice_metrics(metric, painting_stats, [slice_values[row["painting_id"]] for row in rows], args.slice_by,
+                                     args.bootstrap, args.seed, len(emotions), args.min_slice_size)
 
     name = args.predictions_file or args.model_name_or_path
     with staged_directory(args.output_dir, overwrite=True, is_replaceable=_holds_evaluation, what="--output_dir") as staging:
         write_json_atomic(staging / "metrics.json", metrics)
         write_predictions(staging / "predictions.jsonl", rows, paintings, explanation_emotions)
         plot_confusion_matrix(*confusion_counts(rows, paintings, emotions), emotions, staging / "confusion_matrix.png")
-        write_report(staging / "report.md", metrics, args, name, emotions, classifier_dir, settings)
+        if metrics["emotion_calibration_bins"] is not None:
+            stats.plot_reliability_diagram(metrics["emotion_calibration_bins"], staging / "reliability_diagram.png")
+        stats.save_painting_statistics(
+            staging / stats.STATISTICS_FILE, [row["painting_id"] for row in rows],
+            [paintings[row["painting_id"]]["references"] for row in rows], painting_stats, emotions, args.dataset_path,
+            args.split, classifier=os.path.abspath(classifier_dir),
+        )
+        if slices is not None:
+            write_json_atomic(staging / "slices.json", slices)
+        write_report(staging / "report.md", metrics, args, name, emotions, classifier_dir, settings, slices)
         write_json_atomic(staging / "eval_args.json", asdict(args))
+        written = sorted(path.name for path in staging.iterdir())
     print(metrics_table(metrics, name, emotions))
-    print(f"\nWrote {', '.join(OUTPUT_FILES)} to {args.output_dir}")
+    print(f"\nWrote {', '.join(written)} to {args.output_dir}")
     return metrics
+
+
+def compare_evaluations(args):
+    """--compare RUN_A RUN_B: comparison.json and comparison.md in --output_dir; returns the comparison."""
+    check_arguments(args)
+    comparison = stats.compare_runs(load_metric_module(), *args.compare, args.bootstrap, args.seed)
+    paths = stats.write_comparison(args.output_dir, comparison, overwrite=args.overwrite_output_dir)
+    print(stats.comparison_markdown(comparison))
+    print(f"Wrote {', '.join(str(path) for path in paths)}")
+    return comparison
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_arguments(argv)
     try:
-        evaluate_model(args)
+        compare_evaluations(args) if args.compare else evaluate_model(args)
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -22,6 +22,9 @@ METRIC_KEYS = {
     "cider", "emotional_alignment", "emotion_explanation_consistency", "unique", "emotion_distribution_kl",
     "vad_distance", "num_vad_excluded", "per_emotion_accuracy", "num_paintings", "num_paintings_with_majority",
     "num_empty_explanations", "num_invalid_emotions", "emotion_classifier_accuracy", "emotion_classifier_chance_accuracy",
+    "emotion_js_divergence", "emotion_accuracy_any_annotator", "emotion_calibration_error", "emotion_calibration_bins",
+    "emotion_macro_f1", "per_emotion_precision", "per_emotion_recall", "per_emotion_f1", "confidence_intervals",
+    "confidence_interval_settings",
 }
 
 
@@ -149,9 +152,7 @@ def test_rescoring_a_predictions_file(workspace, tmp_path, caplog, monkeypatch):
         {"painting_id": ids[3], "emotion": "fear", "explanation": "the storm is frightening", "emotion_scores": [1 / 9] * 9},
     ]
     path = write_jsonl(tmp_path / "predictions.jsonl", rows)
-    # The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run; stub them.
-    metric = eval_sevlm.load_metric_module()
-    monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
+    stub_caption_metrics(monkeypatch)
     metrics = evaluate(
         ["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out"),
          "--model_name_or_path", str(workspace / "model")]
@@ -255,8 +256,17 @@ def test_missing_classifier_is_trained_where_asked(workspace, tmp_path, caplog):
 
 def stub_caption_metrics(monkeypatch):
     """The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run."""
+    monkeypatch.setattr(eval_sevlm.load_metric_module(), "caption_statistics", fake_caption_statistics)
+
+
+def fake_caption_statistics(predictions, references):
+    """Caption scores of 0.5 without Java, with per-painting statistics of the right shapes."""
     metric = eval_sevlm.load_metric_module()
-    monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
+    count = len(predictions)
+    return {
+        "scores": dict.fromkeys(metric.CAPTION_KEYS, 0.5), "bleu": np.zeros((count, metric.BLEU_COLUMNS)),
+        "meteor": np.zeros((count, metric.METEOR_STATS_LENGTH)), "rouge_l": np.full(count, 0.5), "cider": np.full(count, 0.5),
+    }
 
 
 def test_paper_ea_and_consistency_differ_on_a_hand_made_file(workspace, tmp_path, monkeypatch):
@@ -346,13 +356,13 @@ def test_another_taxonomy_end_to_end(tmp_path, tokenizer):
     split = Dataset.from_dict(rows, features=features)
     DatasetDict(train=split, validation=split, test=split).save_to_disk(str(tmp_path / "data"))
     metric = eval_sevlm.load_metric_module()
-    original = metric.caption_metrics
+    original = metric.caption_statistics
     try:
-        metric.caption_metrics = lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5)
+        metric.caption_statistics = fake_caption_statistics
         metrics = evaluate(["--model_name_or_path", str(tmp_path / "model"), "--dataset_path", str(tmp_path / "data"),
                             "--output_dir", str(tmp_path / "out"), "--max_new_tokens", "4"])
     finally:
-        metric.caption_metrics = original
+        metric.caption_statistics = original
     assert set(metrics["per_emotion_accuracy"]) == set(emotions) and metrics["num_paintings_with_majority"] == 2
     rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert list(rows[0]["emotion_scores"]) == emotions
