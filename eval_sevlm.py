@@ -135,6 +135,8 @@ def check_arguments(args):
         problems.append(f"--bootstrap must be 0 (no intervals) or more, got {args.bootstrap}")
     if args.compare is not None and len(args.compare) != 2:
         problems.append(f"--compare takes two evaluation folders (RUN_A RUN_B), got {len(args.compare)}")
+    if args.compare is not None and args.slice_by:
+        problems.append("--slice_by applies to an evaluation, not to --compare (which compares whole runs)")
     if args.min_slice_size < 1:
         problems.append(f"--min_slice_size must be at least 1, got {args.min_slice_size}")
     sampling = (args.temperature, args.top_p, args.top_k) if args.do_sample else (None, None, None)
@@ -646,6 +648,7 @@ def evaluate_model(args):
 def compare_evaluations(args):
     """--compare RUN_A RUN_B: comparison.json and comparison.md in --output_dir; returns the comparison."""
     check_arguments(args)
+    stats.check_comparison_output(args.output_dir, args.overwrite_output_dir)  # before minutes of resampling
     comparison = stats.compare_runs(load_metric_module(), *args.compare, args.bootstrap, args.seed)
     paths = stats.write_comparison(args.output_dir, comparison, overwrite=args.overwrite_output_dir)
     print(stats.comparison_markdown(comparison))

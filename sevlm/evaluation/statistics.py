@@ -299,13 +299,19 @@ def paired_p_value(differences, observed):
     return (1 + extreme) / (1 + finite.size)
 
 
-def write_comparison(output_dir, comparison, overwrite=False):
-    """comparison.json and comparison.md in `output_dir`; an existing one is replaced only with `overwrite`."""
+def check_comparison_output(output_dir, overwrite=False):
+    """Refuse, naming them, comparison files already in `output_dir` unless `overwrite`; returns their paths."""
     paths = [Path(output_dir) / name for name in COMPARISON_FILES]
     existing = [display_path(path) for path in paths if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite_output_dir to replace, or choose "
                               "another --output_dir.")
+    return paths
+
+
+def write_comparison(output_dir, comparison, overwrite=False):
+    """comparison.json and comparison.md in `output_dir`; an existing one is replaced only with `overwrite`."""
+    paths = check_comparison_output(output_dir, overwrite)
     write_json_atomic(paths[0], comparison)
     write_text_atomic(paths[1], comparison_markdown(comparison))
     return paths
@@ -431,6 +437,7 @@ def plot_reliability_diagram(bins, path, title="Reliability of the emotion score
 __all__ = [
     "bootstrap_distribution",
     "bootstrap_intervals",
+    "check_comparison_output",
     "compare_runs",
     "comparison_markdown",
     "interval_settings",
