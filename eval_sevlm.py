@@ -103,15 +103,15 @@ class EvalArguments:
     device: str | None = field(default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: accelerate's choice (CUDA, then MPS, then CPU)."})
     bootstrap: int = field(
         default=1000,
-        metadata={"help": "Bootstrap resamples of the paintings for the 95%% intervals of every metric (and of --compare "
-                          "and --slice_by); drawn with --seed. 0: no intervals."},
+        metadata={"help": "Bootstrap resamples of the paintings for the 95%% intervals of every metric (and of "
+                          "--compare and --slice_by); drawn with --seed. 0: no intervals."},
     )
     compare: list[str] | None = field(
         default=None,
-        metadata={"help": "RUN_A RUN_B: compare two evaluation output folders of the same split instead of evaluating. "
-                          "Writes comparison.json and comparison.md to --output_dir (default outputs/eval/compare/A-vs-B): "
-                          "A, B, B - A, its paired-bootstrap 95%% interval and a two-sided p-value per metric, over the "
-                          "paintings both runs scored.", "metavar": "RUN"},
+        metadata={"help": "RUN_A RUN_B: compare two evaluation output folders of the same split instead of "
+                          "evaluating. Writes comparison.json and comparison.md to --output_dir (default "
+                          "outputs/eval/compare/A-vs-B): A, B, B - A, its paired-bootstrap 95%% interval and a "
+                          "two-sided p-value per metric, over the paintings both runs scored.", "metavar": "RUN"},
     )
     slice_by: str | None = field(
         default=None,
@@ -483,14 +483,15 @@ def write_report(path, metrics, args, name, emotions, classifier_dir, settings, 
         for emotion, accuracy in metrics["per_emotion_accuracy"].items()
     )
     intervals = metrics.get("confidence_intervals")
+    settings_of_intervals = metrics.get("confidence_interval_settings")
     uncertainty = (
-        "\n## 95% confidence intervals\n\n" + stats.intervals_markdown(metrics, intervals, metrics["confidence_interval_settings"]) + "\n"
+        f"\n## 95% confidence intervals\n\n{stats.intervals_markdown(metrics, intervals, settings_of_intervals)}\n"
         if intervals else "\nNo confidence intervals (--bootstrap 0).\n"
     )
     sliced = f"\n## Slices by {slices['column']}\n\n" + stats.slices_markdown(slices) + "\n" if slices else ""
-    reliability = (
-        "\n![reliability diagram](reliability_diagram.png)\n" if metrics["emotion_calibration_bins"] is not None else ""
-    )
+    has_bins = metrics["emotion_calibration_bins"] is not None
+    reliability = "\n![reliability diagram](reliability_diagram.png)\n" if has_bins else ""
+    js = stats.format_value("emotion_js_divergence", metrics["emotion_js_divergence"])
     kl, vad = metrics["emotion_distribution_kl"], metrics["vad_distance"]
     classifier_accuracy = metrics["emotion_classifier_accuracy"]
     classifier_chance = metrics["emotion_classifier_chance_accuracy"]
@@ -535,9 +536,11 @@ against the annotators' majority; EA: the classifier's label of the generated ex
 | Explanation-emotion consistency (classifier label = the model's own emotion) | {_percent(metrics['emotion_explanation_consistency'])} |
 | EA classifier held-out accuracy / chance | {_percent(classifier_accuracy)} / {_percent(classifier_chance)} |
 | Emotion-distribution KL (annotators ‖ model, nats) | {"–" if kl is None or math.isnan(kl) else f"{kl:.4f}"} |
-| Emotion-distribution JS divergence (annotators, model; nats, at most ln 2) | {stats.format_value("emotion_js_divergence", metrics["emotion_js_divergence"])} |
-| Accuracy against any annotator's emotion (not only the majority) | {_percent(metrics["emotion_accuracy_any_annotator"])} |
-| Expected calibration error of the scores' top class vs. the majority (10 equal-width bins) | {_percent(metrics["emotion_calibration_error"])} |
+| Emotion-distribution JS divergence (annotators, model; nats, at most ln 2) | {js} |
+| Accuracy against any annotator's emotion (not only the majority) | \
+{_percent(metrics["emotion_accuracy_any_annotator"])} |
+| Expected calibration error of the scores' top class vs. the majority (10 equal-width bins) | \
+{_percent(metrics["emotion_calibration_error"])} |
 | Macro F1 of the generated emotion vs. the majority | {_percent(metrics["emotion_macro_f1"])} |
 | VAD distance (explanation vs. references) | {"–" if vad is None or math.isnan(vad) else f"{vad:.4f}"} |
 | Pairs left out of the VAD distance (no VAD-bearing token) | {metrics['num_vad_excluded']} |
@@ -614,14 +617,17 @@ def evaluate_model(args):
         rows = generate_predictions(model, processor, view, emotions, args)
         settings = "Generation: " + ", ".join(f"{key}={value}" for key, value in generation_kwargs(args).items())
     classifier, classifier_dir, classifier_results = load_or_train_classifier(args, emotions)
-    metrics, explanation_emotions, painting_stats = score(rows, paintings, emotions, classifier, metric, model, processor)
+    metrics, explanation_emotions, painting_stats = score(
+        rows, paintings, emotions, classifier, metric, model, processor
+    )
     metrics.update(classifier_metrics(classifier_results))
-    metrics["confidence_intervals"] = stats.bootstrap_intervals(metric, painting_stats, args.bootstrap, args.seed, len(emotions))
+    resampling = (args.bootstrap, args.seed, len(emotions))
+    metrics["confidence_intervals"] = stats.bootstrap_intervals(metric, painting_stats, *resampling)
     metrics["confidence_interval_settings"] = stats.interval_settings(args.bootstrap, args.seed)
     slices = None
     if slice_values is not None:
-        slices = stats.slice_metrics(metric, painting_stats, [slice_values[row["painting_id"]] for row in rows], args.slice_by,
-                                     args.bootstrap, args.seed, len(emotions), args.min_slice_size)
+        values = [slice_values[row["painting_id"]] for row in rows]
+        slices = stats.slice_metrics(metric, painting_stats, values, args.slice_by, *resampling, args.min_slice_size)
 
     name = args.predictions_file or args.model_name_or_path
     with staged_directory(args.output_dir, overwrite=True, is_replaceable=_holds_evaluation, what="--output_dir") as staging:

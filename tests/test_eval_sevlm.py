@@ -265,7 +265,8 @@ def fake_caption_statistics(predictions, references):
     count = len(predictions)
     return {
         "scores": dict.fromkeys(metric.CAPTION_KEYS, 0.5), "bleu": np.zeros((count, metric.BLEU_COLUMNS)),
-        "meteor": np.zeros((count, metric.METEOR_STATS_LENGTH)), "rouge_l": np.full(count, 0.5), "cider": np.full(count, 0.5),
+        "meteor": np.zeros((count, metric.METEOR_STATS_LENGTH)), "rouge_l": np.full(count, 0.5),
+        "cider": np.full(count, 0.5),
     }
 
 

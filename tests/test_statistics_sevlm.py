@@ -36,12 +36,16 @@ def histogram(names):
 def test_js_divergence_known_values():
     disjoint = metric.emotion_js_divergences([histogram(["awe"])], [one_hot("fear")])
     assert disjoint[0] == pytest.approx(math.log(2))  # disjoint distributions: ln 2
-    assert metric.emotion_js_divergences([histogram(["awe", "fear"])], [[0, 0.5, 0, 0, 0, 0, 0.5, 0, 0]])[0] == pytest.approx(0)
+    assert metric.emotion_js_divergences([histogram(["awe", "fear"])], [[0, 0.5, 0, 0, 0, 0, 0.5, 0, 0]])[
+        0
+    ] == pytest.approx(0)
     # p = (1/2, 1/2), q = (1, 0): m = (3/4, 1/4); KL(p||m) = ln(4/3) / 2, KL(q||m) = ln(4/3); JS = 3/4 ln(4/3)
     half = metric.emotion_js_divergences([histogram(["amusement", "awe"])], [one_hot("amusement")])[0]
     assert half == pytest.approx(0.75 * math.log(4 / 3))
     # counts and shares, and scores that do not sum to 1, are normalised; the mean is over paintings
-    mean = metric.emotion_js_divergence([[2, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 1, 0, 0]], [[0, 3] + [0] * 7, [0, 2, 0, 0, 0, 0, 2, 0, 0]])
+    mean = metric.emotion_js_divergence(
+        [[2, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 1, 0, 0]], [[0, 3] + [0] * 7, [0, 2, 0, 0, 0, 0, 2, 0, 0]]
+    )
     assert mean == pytest.approx(math.log(2) / 2)
     assert math.isnan(metric.emotion_js_divergence([], []))
     with pytest.raises(ValueError, match="emotion_scores"):
@@ -97,7 +101,9 @@ def test_per_emotion_precision_recall_f1():
     assert table["precision"]["awe"] == pytest.approx(1 / 2) and table["recall"]["awe"] == pytest.approx(1 / 2)
     assert table["f1"]["awe"] == pytest.approx(1 / 2)
     assert table["precision"]["fear"] == pytest.approx(1 / 2) and table["recall"]["fear"] == pytest.approx(1 / 2)
-    assert math.isnan(table["precision"]["sadness"]) and table["recall"]["sadness"] == 0 and table["f1"]["sadness"] == 0
+    assert (
+        math.isnan(table["precision"]["sadness"]) and table["recall"]["sadness"] == 0 and table["f1"]["sadness"] == 0
+    )
     assert all(math.isnan(table["f1"][name]) for name in ("amusement", "anger", "something else"))
     assert macro == pytest.approx((0.5 + 0.5 + 0) / 3)
     # recall is the per-emotion accuracy
@@ -109,8 +115,11 @@ def fake_caption_statistics(predictions, references):
     """Java-free caption statistics: scores 0.5, per-painting values of the right shapes."""
     count = len(predictions)
     return {
-        "scores": dict.fromkeys(metric.CAPTION_KEYS, 0.5), "bleu": np.zeros((count, metric.BLEU_COLUMNS)),
-        "meteor": np.zeros((count, metric.METEOR_STATS_LENGTH)), "rouge_l": np.full(count, 0.5), "cider": np.full(count, 0.5),
+        "scores": dict.fromkeys(metric.CAPTION_KEYS, 0.5),
+        "bleu": np.zeros((count, metric.BLEU_COLUMNS)),
+        "meteor": np.zeros((count, metric.METEOR_STATS_LENGTH)),
+        "rouge_l": np.full(count, 0.5),
+        "cider": np.full(count, 0.5),
     }
 
 
@@ -140,7 +149,9 @@ def test_statistics_reproduce_every_metric_and_resamples(monkeypatch):
     """The per-painting statistics give back every metric of compute_sevlm_metrics, and weights (draw counts) give
     the metrics of the set with paintings repeated that many times (the caption metrics: the Java tests below)."""
     monkeypatch.setattr(metric, "caption_statistics", fake_caption_statistics)
-    monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
+    monkeypatch.setattr(
+        metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5)
+    )
     inputs = emotion_inputs()
     results, statistics = metric.compute_sevlm_metrics(**inputs, return_statistics=True)
     fast = metric.metrics_from_statistics(statistics, num_emotions=9)
@@ -149,7 +160,9 @@ def test_statistics_reproduce_every_metric_and_resamples(monkeypatch):
     counts = np.random.default_rng(3).multinomial(len(inputs["explanations"]), [1 / 23] * 23, size=4)
     resampled = metric.metrics_from_statistics(statistics, counts, num_emotions=9)
     for row, draw in enumerate(counts):
-        repeated = {key: [value for value, times in zip(values, draw) for _ in range(times)] for key, values in inputs.items()}
+        repeated = {
+            key: [value for value, times in zip(values, draw) for _ in range(times)] for key, values in inputs.items()
+        }
         expected = metric.compute_sevlm_metrics(**repeated)
         for key in EMOTION_KEYS:
             assert resampled[key][row] == pytest.approx(expected[key], abs=1e-12, nan_ok=True), key
@@ -161,7 +174,10 @@ CAPTIONS = [EXPLANATIONS[i % 10].capitalize() + ("!" if i % 3 else "") for i in 
 CAPTIONS[2] = EXPLANATIONS[3]
 CAPTIONS[5] = ""
 CAPTIONS[7] = "zebra quantum"
-CAPTION_REFERENCES = [[EXPLANATIONS[(i + 7) % 10], EXPLANATIONS[i % 10].replace("the ", "a "), "a painting of the sky"] for i in range(14)]
+CAPTION_REFERENCES = [
+    [EXPLANATIONS[(i + 7) % 10], EXPLANATIONS[i % 10].replace("the ", "a "), "a painting of the sky"]
+    for i in range(14)
+]
 CAPTION_REFERENCES[2] = [EXPLANATIONS[3], "a quiet blue sky"]
 RESAMPLE = [2, 2, 2, 0, 5, 7, 7, 9, 11, 13, 13, 1, 4, 6]
 
@@ -177,8 +193,12 @@ def java_runs():
 
 def caption_fast_path(statistics, weights=None):
     columns = {key: statistics[key] for key in ("bleu", "meteor", "rouge_l", "cider")}
-    columns.update(majority=np.full(len(CAPTIONS), -1), predicted=np.full(len(CAPTIONS), -1),
-                   any_annotator=np.zeros(len(CAPTIONS)), unique_weight=np.ones(len(CAPTIONS)))
+    columns.update(
+        majority=np.full(len(CAPTIONS), -1),
+        predicted=np.full(len(CAPTIONS), -1),
+        any_annotator=np.zeros(len(CAPTIONS)),
+        unique_weight=np.ones(len(CAPTIONS)),
+    )
     return metric.metrics_from_statistics(columns, weights, num_emotions=9)
 
 
@@ -217,15 +237,25 @@ def test_bootstrap_interval_of_an_accuracy():
     """400 paintings, half right: the 95% interval is about 0.5 +- 1.96 sqrt(0.25 / 400) = 0.5 +- 0.049."""
     count = 400
     statistics = {
-        "majority": np.zeros(count, dtype=np.int64), "predicted": np.where(np.arange(count) % 2 == 0, 0, 1),
-        "any_annotator": np.ones(count), "unique_weight": np.ones(count), "bleu": np.zeros((count, 10)),
-        "meteor": np.zeros((count, 23)), "rouge_l": np.zeros(count), "cider": np.zeros(count),
+        "majority": np.zeros(count, dtype=np.int64),
+        "predicted": np.where(np.arange(count) % 2 == 0, 0, 1),
+        "any_annotator": np.ones(count),
+        "unique_weight": np.ones(count),
+        "bleu": np.zeros((count, 10)),
+        "meteor": np.zeros((count, 23)),
+        "rouge_l": np.zeros(count),
+        "cider": np.zeros(count),
     }
     intervals = stats.bootstrap_intervals(metric, statistics, 1000, seed=0, num_emotions=2, progress=False)
     low, high = intervals["emotion_accuracy"]
     assert low < 0.5 < high and 0.04 < (high - low) / 2 < 0.06
     assert intervals == stats.bootstrap_intervals(metric, statistics, 1000, seed=0, num_emotions=2, progress=False)
-    assert intervals["emotion_accuracy"] != stats.bootstrap_intervals(metric, statistics, 1000, seed=1, num_emotions=2, progress=False)["emotion_accuracy"]
+    assert (
+        intervals["emotion_accuracy"]
+        != stats.bootstrap_intervals(metric, statistics, 1000, seed=1, num_emotions=2, progress=False)[
+            "emotion_accuracy"
+        ]
+    )
     assert intervals["emotion_accuracy_scores"] is None  # no scores: no interval
     assert stats.bootstrap_intervals(metric, statistics, 0, seed=0) == {}
 
@@ -303,10 +333,22 @@ def runs(tmp_path_factory):
     patch.setattr(metric, "caption_statistics", fake_caption_statistics)
     try:
         for name, right in (("a", RIGHT_A), ("b", RIGHT_B)):
-            eval_sevlm.evaluate_model(eval_sevlm.parse_arguments([
-                "--predictions_file", str(predictions(root / f"{name}.jsonl", right)), "--dataset_path", str(root / "data"),
-                "--output_dir", str(root / name), "--slice_by", "art_style", "--bootstrap", "300",
-            ]))
+            eval_sevlm.evaluate_model(
+                eval_sevlm.parse_arguments(
+                    [
+                        "--predictions_file",
+                        str(predictions(root / f"{name}.jsonl", right)),
+                        "--dataset_path",
+                        str(root / "data"),
+                        "--output_dir",
+                        str(root / name),
+                        "--slice_by",
+                        "art_style",
+                        "--bootstrap",
+                        "300",
+                    ]
+                )
+            )
     finally:
         patch.undo()
     return root
@@ -320,7 +362,10 @@ def test_metrics_json_has_an_interval_for_every_metric(runs):
     for key in ("emotion_accuracy", "emotion_accuracy_scores", "emotion_accuracy_any_annotator", "emotion_macro_f1"):
         low, high = intervals[key]
         assert low <= metrics[key] <= high and low < high, key
-    assert all(intervals[key] is not None for key in ("emotion_js_divergence", "emotion_calibration_error", "unique", "rouge_l"))
+    assert all(
+        intervals[key] is not None
+        for key in ("emotion_js_divergence", "emotion_calibration_error", "unique", "rouge_l")
+    )
     assert intervals["vad_distance"] is None  # no model, no VAD table
     assert metrics["confidence_interval_settings"]["resamples"] == 300
     assert metrics["per_emotion_f1"]["fear"] is not None and 0 <= metrics["emotion_macro_f1"] <= 1
@@ -338,64 +383,121 @@ def test_slices_by_style(runs):
     assert [entry["value"] for entry in slices["slices"]] == ["Impressionism", "Baroque", "Cubism"]  # largest first
     assert [entries[s]["num_paintings"] for s in ("Impressionism", "Baroque", "Cubism")] == [40, 15, 5]
     assert [entries[s]["small"] for s in ("Impressionism", "Baroque", "Cubism")] == [False, True, True]
-    assert entries["Baroque"]["metrics"]["emotion_accuracy"] == pytest.approx(expected_accuracy(RIGHT_B, range(40, 55)))
+    assert entries["Baroque"]["metrics"]["emotion_accuracy"] == pytest.approx(
+        expected_accuracy(RIGHT_B, range(40, 55))
+    )
     assert entries["Baroque"]["num_paintings_with_majority"] == sum(i % 10 != 9 for i in range(40, 55))
     # a slice is scored as an evaluation of its own paintings: Unique counts duplicates within it (explanation i % 10)
-    assert entries["Cubism"]["metrics"]["unique"] == 1.0 and entries["Baroque"]["metrics"]["unique"] == pytest.approx(10 / 15)
+    assert entries["Cubism"]["metrics"]["unique"] == 1.0 and entries["Baroque"]["metrics"]["unique"] == pytest.approx(
+        10 / 15
+    )
     assert json.loads((runs / "b" / "metrics.json").read_text())["unique"] == pytest.approx(10 / 60)
     low, high = entries["Impressionism"]["confidence_intervals"]["emotion_accuracy"]
     assert low <= entries["Impressionism"]["metrics"]["emotion_accuracy"] <= high
     report = (runs / "b" / "report.md").read_text()
-    assert "## Slices by art_style" in report and "| Cubism (*small*) | 5 |" in report and "| Impressionism | 40 |" in report
+    assert (
+        "## Slices by art_style" in report
+        and "| Cubism (*small*) | 5 |" in report
+        and "| Impressionism | 40 |" in report
+    )
 
 
 def test_same_seed_same_intervals(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(metric, "caption_statistics", fake_caption_statistics)
     argv = ["--predictions_file", str(runs / "a.jsonl"), "--dataset_path", str(runs / "data"), "--bootstrap", "300"]
     again = eval_sevlm.evaluate_model(eval_sevlm.parse_arguments(argv + ["--output_dir", str(tmp_path / "again")]))
-    assert again["confidence_intervals"] == json.loads((runs / "a" / "metrics.json").read_text())["confidence_intervals"]
-    other = eval_sevlm.evaluate_model(eval_sevlm.parse_arguments(argv + ["--output_dir", str(tmp_path / "other"), "--seed", "1"]))
+    assert (
+        again["confidence_intervals"] == json.loads((runs / "a" / "metrics.json").read_text())["confidence_intervals"]
+    )
+    other = eval_sevlm.evaluate_model(
+        eval_sevlm.parse_arguments(argv + ["--output_dir", str(tmp_path / "other"), "--seed", "1"])
+    )
     assert other["confidence_intervals"]["emotion_accuracy"] != again["confidence_intervals"]["emotion_accuracy"]
-    off = eval_sevlm.evaluate_model(eval_sevlm.parse_arguments(argv[:-1] + ["0", "--output_dir", str(tmp_path / "off")]))
+    off = eval_sevlm.evaluate_model(
+        eval_sevlm.parse_arguments(argv[:-1] + ["0", "--output_dir", str(tmp_path / "off")])
+    )
     assert off["confidence_intervals"] == {}
     assert "No confidence intervals (--bootstrap 0)" in (tmp_path / "off" / "report.md").read_text()
     assert not (tmp_path / "off" / "slices.json").exists()
 
 
-@pytest.mark.parametrize("column, message", [("museum", r"has no such column.*'art_style'"), ("emotions", r"not one plain value")])
+@pytest.mark.parametrize(
+    "column, message", [("museum", r"has no such column.*'art_style'"), ("emotions", r"not one plain value")]
+)
 def test_bad_slice_columns(runs, tmp_path, column, message):
     with pytest.raises(ValueError, match=message):
-        eval_sevlm.evaluate_model(eval_sevlm.parse_arguments([
-            "--predictions_file", str(runs / "a.jsonl"), "--dataset_path", str(runs / "data"),
-            "--output_dir", str(tmp_path / "out"), "--slice_by", column,
-        ]))
+        eval_sevlm.evaluate_model(
+            eval_sevlm.parse_arguments(
+                [
+                    "--predictions_file",
+                    str(runs / "a.jsonl"),
+                    "--dataset_path",
+                    str(runs / "data"),
+                    "--output_dir",
+                    str(tmp_path / "out"),
+                    "--slice_by",
+                    column,
+                ]
+            )
+        )
     assert not (tmp_path / "out").exists()
 
 
 def test_compare_two_runs(runs, tmp_path):
-    assert eval_sevlm.main(["--compare", str(runs / "a"), str(runs / "b"), "--output_dir", str(tmp_path / "cmp"), "--bootstrap", "500"]) == 0
+    assert (
+        eval_sevlm.main(
+            [
+                "--compare",
+                str(runs / "a"),
+                str(runs / "b"),
+                "--output_dir",
+                str(tmp_path / "cmp"),
+                "--bootstrap",
+                "500",
+            ]
+        )
+        == 0
+    )
     comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     a, b = (json.loads((runs / name / "metrics.json").read_text()) for name in ("a", "b"))
     row = comparison["metrics"]["emotion_accuracy"]
     assert row["a"] == pytest.approx(a["emotion_accuracy"]) and row["b"] == pytest.approx(b["emotion_accuracy"])
-    assert row["difference"] == pytest.approx(b["emotion_accuracy"] - a["emotion_accuracy"]) and row["difference"] > 0.25
+    assert (
+        row["difference"] == pytest.approx(b["emotion_accuracy"] - a["emotion_accuracy"]) and row["difference"] > 0.25
+    )
     assert row["interval"][0] > 0 and row["p_value"] < 0.01  # a large, real difference
     assert comparison["metrics"]["rouge_l"]["difference"] == 0 and comparison["metrics"]["rouge_l"]["p_value"] == 1
     assert comparison["num_common_paintings"] == 60
     markdown = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| Metric | A | B | B - A | 95% interval of B - A | p |" in markdown and "| ACC (generated emotion vs. majority) |" in markdown
+    assert (
+        "| Metric | A | B | B - A | 95% interval of B - A | p |" in markdown
+        and "| ACC (generated emotion vs. majority) |" in markdown
+    )
     # A against itself: no difference, p = 1
     same = stats.compare_runs(metric, runs / "a", runs / "a", 200, seed=0, progress=False)
-    assert same["metrics"]["emotion_accuracy"]["difference"] == 0 and same["metrics"]["emotion_accuracy"]["p_value"] == 1
+    assert (
+        same["metrics"]["emotion_accuracy"]["difference"] == 0 and same["metrics"]["emotion_accuracy"]["p_value"] == 1
+    )
     assert same["metrics"]["emotion_accuracy"]["interval"] == [0, 0]
 
 
 def test_compare_over_the_shared_paintings(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(metric, "caption_statistics", fake_caption_statistics)
     path = predictions(tmp_path / "part.jsonl", RIGHT_B, count=30)
-    eval_sevlm.evaluate_model(eval_sevlm.parse_arguments([
-        "--predictions_file", str(path), "--dataset_path", str(runs / "data"), "--output_dir", str(tmp_path / "part"), "--bootstrap", "0",
-    ]))
+    eval_sevlm.evaluate_model(
+        eval_sevlm.parse_arguments(
+            [
+                "--predictions_file",
+                str(path),
+                "--dataset_path",
+                str(runs / "data"),
+                "--output_dir",
+                str(tmp_path / "part"),
+                "--bootstrap",
+                "0",
+            ]
+        )
+    )
     comparison = stats.compare_runs(metric, runs / "a", tmp_path / "part", 100, seed=0, progress=False)
     assert comparison["num_common_paintings"] == 30 and comparison["num_paintings_a"] == 60
     assert comparison["metrics"]["emotion_accuracy"]["a"] == pytest.approx(expected_accuracy(RIGHT_A, range(30)))
@@ -413,9 +515,18 @@ def edited_copy(run, target, **changes):
 
 def test_compare_refuses_other_splits_taxonomies_and_data(runs, tmp_path, capsys):
     cases = [
-        (edited_copy(runs / "b", tmp_path / "split", split=lambda _: "validation"), "different splits ('test' and 'validation')"),
-        (edited_copy(runs / "b", tmp_path / "taxonomy", emotions=lambda names: names[:-1] + ["boredom"]), "different emotion taxonomies"),
-        (edited_copy(runs / "b", tmp_path / "data", reference_digests=lambda d: ["0" * 16] + d[1:]), "references of 1 shared paintings differ between the runs (first: Impressionism/p0)"),
+        (
+            edited_copy(runs / "b", tmp_path / "split", split=lambda _: "validation"),
+            "different splits ('test' and 'validation')",
+        ),
+        (
+            edited_copy(runs / "b", tmp_path / "taxonomy", emotions=lambda names: names[:-1] + ["boredom"]),
+            "different emotion taxonomies",
+        ),
+        (
+            edited_copy(runs / "b", tmp_path / "data", reference_digests=lambda d: ["0" * 16] + d[1:]),
+            "references of 1 shared paintings differ between the runs (first: Impressionism/p0)",
+        ),
         (tmp_path / "nothing", "is not a folder"),
     ]
     for run, message in cases:
@@ -442,9 +553,13 @@ def test_compare_never_replaces_a_file_it_did_not_make_unasked(runs, tmp_path):
         eval_sevlm.compare_evaluations(eval_sevlm.parse_arguments(argv))
     assert (out / "comparison.md").read_text() == "my notes" and not (out / "comparison.json").exists()
     eval_sevlm.compare_evaluations(eval_sevlm.parse_arguments(argv + ["--overwrite_output_dir"]))
-    assert (out / "comparison.md").read_text().startswith("# SEVLM comparison") and (out / "keep.txt").read_text() == "keep"
+    assert (out / "comparison.md").read_text().startswith("# SEVLM comparison") and (
+        out / "keep.txt"
+    ).read_text() == "keep"
 
 
 def test_compare_default_output_folder(runs):
     args = eval_sevlm.parse_arguments(["--compare", str(runs / "a"), str(runs / "b")])
-    assert args.output_dir.startswith("outputs/eval/compare/") and args.output_dir.endswith(f"{runs.name}-a-vs-{runs.name}-b")
+    assert args.output_dir.startswith("outputs/eval/compare/") and args.output_dir.endswith(
+        f"{runs.name}-a-vs-{runs.name}-b"
+    )

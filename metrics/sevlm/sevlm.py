@@ -275,8 +275,11 @@ def _calibration_inputs(emotion_scores, majority_emotions, emotions):
     """(confidences, correct) of the paintings that have a majority emotion."""
     scored = scored_emotions(emotion_scores, emotions)
     confidences = score_confidences(emotion_scores, emotions)
-    kept = [(confidence, float(normalise_emotion(name) == normalise_emotion(majority)))
-            for confidence, name, majority in zip(confidences, scored, majority_emotions, strict=True) if majority is not None]
+    kept = [
+        (confidence, float(normalise_emotion(name) == normalise_emotion(majority)))
+        for confidence, name, majority in zip(confidences, scored, majority_emotions, strict=True)
+        if majority is not None
+    ]
     return [confidence for confidence, _ in kept], [hit for _, hit in kept]
 
 
@@ -632,7 +635,8 @@ def meteor_statistics(tokenized_predictions, tokenized_references, timeout=None)
         score = float(process.stdout.readline().strip())
     statistics = np.asarray([[float(value) for value in line.split()] for line in lines], dtype=np.float64)
     if statistics.shape != (len(lines), METEOR_STATS_LENGTH):
-        raise RuntimeError(f"METEOR returned statistics of shape {statistics.shape}, not ({len(lines)}, {METEOR_STATS_LENGTH}).")
+        expected = (len(lines), METEOR_STATS_LENGTH)
+        raise RuntimeError(f"METEOR returned statistics of shape {statistics.shape}, not {expected}.")
     return score, statistics
 
 
@@ -640,7 +644,8 @@ def meteor_aggregable(statistics):
     """The per-painting METEOR statistics as METEOR adds them up: a painting matched perfectly (every word of both
     sides matched, in one chunk) adds no chunk to the total."""
     statistics = np.array(statistics, dtype=np.float64).reshape(-1, METEOR_STATS_LENGTH)
-    stages = statistics[:, 4:20].reshape(-1, 4, 4)  # per stage: test content, reference content, test function, reference function
+    # per stage: test content words, reference content words, test function words, reference function words
+    stages = statistics[:, 4:20].reshape(-1, 4, 4)
     test_matches = stages[:, :, 0].sum(axis=1) + stages[:, :, 2].sum(axis=1)
     reference_matches = stages[:, :, 1].sum(axis=1) + stages[:, :, 3].sum(axis=1)
     perfect = (test_matches == statistics[:, 0]) & (reference_matches == statistics[:, 1]) & (statistics[:, 20] == 1)
@@ -658,8 +663,9 @@ def meteor_from_sums(sums):
     chunks, test_word_matches, reference_word_matches = sums[:, 20], sums[:, 21], sums[:, 22]
     test_weighted = delta * (test_length - test_function) + (1 - delta) * test_function
     reference_weighted = delta * (reference_length - reference_function) + (1 - delta) * reference_function
-    test_matched = (stages[:, :, 0] * weights).sum(axis=1) * delta + (stages[:, :, 2] * weights).sum(axis=1) * (1 - delta)
-    reference_matched = (stages[:, :, 1] * weights).sum(axis=1) * delta + (stages[:, :, 3] * weights).sum(axis=1) * (1 - delta)
+    weighted = stages * weights[:, None]  # each stage's matches times the stage's weight
+    test_matched = weighted[:, :, 0].sum(axis=1) * delta + weighted[:, :, 2].sum(axis=1) * (1 - delta)
+    reference_matched = weighted[:, :, 1].sum(axis=1) * delta + weighted[:, :, 3].sum(axis=1) * (1 - delta)
     test_total = stages[:, :, 0].sum(axis=1) + stages[:, :, 2].sum(axis=1)
     reference_total = stages[:, :, 1].sum(axis=1) + stages[:, :, 3].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -667,7 +673,8 @@ def meteor_from_sums(sums):
         recall = reference_matched / reference_weighted
         f_mean = 1 / ((1 - METEOR_ALPHA) / precision + METEOR_ALPHA / recall)
         everything_in_one_chunk = (test_total == test_length) & (reference_total == reference_length) & (chunks == 1)
-        fragmentation = np.where(everything_in_one_chunk, 0.0, chunks / ((test_word_matches + reference_word_matches) / 2))
+        average_matches = (test_word_matches + reference_word_matches) / 2
+        fragmentation = np.where(everything_in_one_chunk, 0.0, chunks / average_matches)
         score = f_mean * (1 - METEOR_GAMMA * fragmentation**METEOR_BETA)
     return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
 
@@ -741,9 +748,10 @@ def compute_sevlm_metrics(
     results["num_invalid_emotions"] = sum(normalise_emotion(name) not in known for name in predicted_emotions)
     if not return_statistics:
         return results
+    with_vad = prediction_vad is not None and reference_vad is not None
     statistics = painting_statistics(
         predicted_emotions, explanations, emotion_histograms, emotions, captions, explanation_emotions, emotion_scores,
-        vad_distances(prediction_vad, reference_vad) if prediction_vad is not None and reference_vad is not None else None,
+        vad_distances(prediction_vad, reference_vad) if with_vad else None,
     )
     return results, statistics
 
@@ -757,10 +765,13 @@ def _spread_metrics(predicted_emotions, majorities, emotion_histograms, emotion_
         results["emotion_js_divergence"] = emotion_js_divergence(emotion_histograms, emotion_scores)
     else:
         results["emotion_distribution_kl"] = results["emotion_js_divergence"] = math.nan
-    results["emotion_accuracy_any_annotator"] = emotion_accuracy_any_annotator(predicted_emotions, emotion_histograms, emotions)
+    results["emotion_accuracy_any_annotator"] = emotion_accuracy_any_annotator(
+        predicted_emotions, emotion_histograms, emotions
+    )
     if emotion_scores is not None:
         results["emotion_calibration_error"] = emotion_calibration_error(emotion_scores, majorities, emotions)
-        results["emotion_calibration_bins"] = calibration_bins(*_calibration_inputs(emotion_scores, majorities, emotions))
+        calibration = _calibration_inputs(emotion_scores, majorities, emotions)
+        results["emotion_calibration_bins"] = calibration_bins(*calibration)
     else:
         results["emotion_calibration_error"], results["emotion_calibration_bins"] = math.nan, None
     return results
@@ -804,7 +815,8 @@ def painting_statistics(predicted_emotions, explanations, emotion_histograms, em
         "explanation_group": group,
         "unique_weight": _unique_weights(group),
     }
-    statistics.update({key: np.asarray(captions[key], dtype=np.float64) for key in ("bleu", "meteor", "rouge_l", "cider")})
+    for key in ("bleu", "meteor", "rouge_l", "cider"):
+        statistics[key] = np.asarray(captions[key], dtype=np.float64)
     if explanation_emotions is not None:
         statistics["explanation_emotion"] = _class_indices(explanation_emotions, emotions)
     if emotion_scores is not None:
@@ -835,7 +847,8 @@ def _unique_weights(groups):
 
 def _class_indices(names, emotions):
     index = {normalise_emotion(name): i for i, name in enumerate(emotions)}
-    return np.asarray([index.get(normalise_emotion(name), -1) if name is not None else -1 for name in names], dtype=np.int64)
+    found = [index.get(normalise_emotion(name), -1) if name is not None else -1 for name in names]
+    return np.asarray(found, dtype=np.int64)
 
 
 def _floats(values):
@@ -876,12 +889,14 @@ def metrics_from_statistics(statistics, weights=None, num_emotions=None, num_bin
     bleu = bleu_from_counts(weights @ statistics["bleu"])
     for n in range(4):
         results[f"bleu_{n + 1}"] = np.where(present, bleu[:, n], math.nan)
-    results["meteor"] = np.where(present, meteor_from_sums(weights @ meteor_aggregable(statistics["meteor"])), math.nan)
+    meteor = meteor_from_sums(weights @ meteor_aggregable(statistics["meteor"]))
+    results["meteor"] = np.where(present, meteor, math.nan)
     results["rouge_l"], results["cider"] = mean(statistics["rouge_l"]), mean(statistics["cider"])
     if "explanation_emotion" in statistics:
         labels = statistics["explanation_emotion"]
         results["emotional_alignment"] = against_majority(labels)
-        results["emotion_explanation_consistency"] = mean(((labels == predicted) & (predicted >= 0)).astype(np.float64))
+        consistent = (labels == predicted) & (predicted >= 0)  # a name outside the classes matches nothing
+        results["emotion_explanation_consistency"] = mean(consistent.astype(np.float64))
     else:
         results["emotional_alignment"] = results["emotion_explanation_consistency"] = missing
     results["unique"] = mean(statistics["unique_weight"])
@@ -890,7 +905,9 @@ def metrics_from_statistics(statistics, weights=None, num_emotions=None, num_bin
     results["emotion_accuracy_any_annotator"] = mean(statistics["any_annotator"])
     if "scored" in statistics:
         hits = (statistics["scored"] == majority).astype(np.float64)
-        results["emotion_calibration_error"] = _calibration_error(weights, statistics["confidence"], hits, with_majority, num_bins)
+        results["emotion_calibration_error"] = _calibration_error(
+            weights, statistics["confidence"], hits, with_majority, num_bins
+        )
     else:
         results["emotion_calibration_error"] = missing
     size = num_emotions or max(int(majority.max(initial=-1)), int(predicted.max(initial=-1)), 0) + 1
@@ -923,8 +940,10 @@ The SEVLM / ArtEmis evaluation protocol for affective explanations of artworks (
 accuracy against the annotators' majority emotion, BLEU-1..4 / METEOR / ROUGE-L / CIDEr of the explanation against
 all references (COCO caption toolkit), emotional alignment (EA: the explanation's classified emotion against the
 annotators' majority), the share of unique explanations, and beyond the paper: the accuracy of the emotion scores'
-argmax, the explanation's agreement with the model's own emotion, the KL divergence between the annotators' emotion
-histogram and the model's emotion scores, and the distance between VAD profiles.
+argmax, the explanation's agreement with the model's own emotion, the KL and Jensen-Shannon divergences between the
+annotators' emotion histogram and the model's emotion scores, the accuracy against any annotator's emotion, the
+expected calibration error of the scores, per-emotion precision / recall / F1 with their macro F1, and the distance
+between VAD profiles.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -940,9 +959,10 @@ Args:
     prediction_vad, reference_vad (`list[list[float] | None]`, optional): VAD profiles (VAD distance).
 Returns:
     A dict with emotion_accuracy, emotion_accuracy_scores, bleu_1..bleu_4, meteor, rouge_l, cider,
-    emotional_alignment, emotion_explanation_consistency, unique, emotion_distribution_kl, vad_distance,
-    per_emotion_accuracy and counts (see the metric card). NaN marks a
-    metric whose inputs were not given.
+    emotional_alignment, emotion_explanation_consistency, unique, emotion_distribution_kl, emotion_js_divergence,
+    emotion_accuracy_any_annotator, emotion_calibration_error (and its reliability table,
+    emotion_calibration_bins), vad_distance, per_emotion_accuracy, per_emotion_precision / _recall / _f1,
+    emotion_macro_f1 and counts (see the metric card). NaN marks a metric whose inputs were not given.
 Examples:
     >>> metric = evaluate.load("metrics/sevlm")
     >>> results = metric.compute(

@@ -44,28 +44,40 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 @dataclass
 class BaselineArguments:
     model_name_or_path: str = field(
-        metadata={"help": "A transformers image-text-to-text model: Hub id or saved folder (LLaVA, Idefics, Qwen-VL, ...)."}
+        metadata={
+            "help": "A transformers image-text-to-text model: Hub id or saved folder (LLaVA, Idefics, Qwen-VL, ...)."
+        }
     )
-    dataset_path: str = field(default="data/demo", metadata={"help": "Prepared dataset (DatasetDict saved with save_to_disk)."})
+    dataset_path: str = field(
+        default="data/demo", metadata={"help": "Prepared dataset (DatasetDict saved with save_to_disk)."}
+    )
     split: str = field(default="test", metadata={"help": "Split to answer for."})
     output_dir: str | None = field(
-        default=None, metadata={"help": "Where predictions.jsonl goes. Default: outputs/baseline/<model name>/<split>."}
+        default=None,
+        metadata={"help": "Where predictions.jsonl goes. Default: outputs/baseline/<model name>/<split>."},
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace an earlier baseline run in --output_dir (only once the new one is complete)."}
+        default=False,
+        metadata={"help": "Replace an earlier baseline run in --output_dir (only once the new one is complete)."},
     )
     instruction: str = field(
         default=INSTRUCTION,
-        metadata={"help": "The text shown with each painting; {emotions} becomes the corpus's emotions, comma-separated."},
+        metadata={
+            "help": "The text shown with each painting; {emotions} becomes the corpus's emotions, comma-separated."
+        },
     )
     batch_size: int = field(default=4, metadata={"help": "Paintings per generation batch (at least 1)."})
     max_new_tokens: int = field(default=60, metadata={"help": "Most tokens generated per answer."})
-    max_samples: int | None = field(default=None, metadata={"help": "Answer only for the first N paintings (quick checks)."})
+    max_samples: int | None = field(
+        default=None, metadata={"help": "Answer only for the first N paintings (quick checks)."}
+    )
     dtype: str = field(
         default="auto",
         metadata={"help": "Weights' dtype: auto (the checkpoint's), float32, bfloat16 or float16.", "choices": DTYPES},
     )
-    device: str | None = field(default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: accelerate's choice."})
+    device: str | None = field(
+        default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: accelerate's choice."}
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow the model's own code from its folder or the Hub (some VLMs need it)."}
     )
@@ -77,7 +89,9 @@ def check_arguments(args):
     if args.batch_size < 1:
         problems.append(f"--batch_size must be at least 1, got {args.batch_size}.")
     if args.max_samples is not None and args.max_samples < 1:
-        problems.append(f"--max_samples must be at least 1 (leave it out to answer for every painting), got {args.max_samples}.")
+        problems.append(
+            f"--max_samples must be at least 1 (leave it out to answer for every painting), got {args.max_samples}."
+        )
     if "{emotions}" not in args.instruction:
         problems.append("--instruction must contain {emotions}, where the corpus's emotion names go.")
     problems += generation_problems(args.max_new_tokens)
@@ -120,7 +134,7 @@ def parse_answer(answer, emotions):
     """
     text = unicodedata.normalize("NFC", answer).strip()
     labelled = EMOTION_LABEL.search(text)
-    emotion = find_emotion(text[labelled.end():].split("\n", 1)[0], emotions) if labelled else None
+    emotion = find_emotion(text[labelled.end() :].split("\n", 1)[0], emotions) if labelled else None
     emotion = emotion or find_emotion(text, emotions)
     if emotion is None:
         return None, _one_line(text)
@@ -130,15 +144,15 @@ def parse_answer(answer, emotions):
 def _explanation(text, labelled, emotion):
     reason = REASON_LABEL.search(text)
     if reason:
-        return text[reason.end():]
+        return text[reason.end() :]
     because = BECAUSE.search(text)
     if because:
-        return text[because.end():]
+        return text[because.end() :]
     if labelled:  # "Emotion: awe" and free text around it
         line_end = text.find("\n", labelled.end())
         return text[: labelled.start()] + ("" if line_end < 0 else text[line_end:])
     leading = re.match(r"\W*" + r"\s+".join(map(re.escape, emotion.split())) + r"(?!\w)[\W_]*", text, re.IGNORECASE)
-    return text[leading.end():] if leading else text
+    return text[leading.end() :] if leading else text
 
 
 def _one_line(text):
@@ -154,10 +168,14 @@ def load_model_and_processor(model_name_or_path, device, dtype="auto", trust_rem
 
     model_type = PretrainedConfig.get_config_dict(model_name_or_path)[0].get("model_type")
     if model_type == "sevlm":
-        raise ValueError(f"{model_name_or_path} is a SEVLM model: evaluate it with eval_sevlm.py --model_name_or_path.")
+        raise ValueError(
+            f"{model_name_or_path} is a SEVLM model: evaluate it with eval_sevlm.py --model_name_or_path."
+        )
     try:
         model = AutoModelForImageTextToText.from_pretrained(
-            model_name_or_path, dtype=dtype if dtype == "auto" else getattr(torch, dtype), trust_remote_code=trust_remote_code
+            model_name_or_path,
+            dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+            trust_remote_code=trust_remote_code,
         )
     except ValueError as error:
         raise ValueError(
@@ -166,8 +184,10 @@ def load_model_and_processor(model_name_or_path, device, dtype="auto", trust_rem
         ) from error
     processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
     if getattr(processor, "chat_template", None) is None:
-        raise ValueError(f"The processor of {model_name_or_path} has no chat template: the instruction cannot be formatted "
-                         "for it. Use the model's chat (instruction-tuned) version.")
+        raise ValueError(
+            f"The processor of {model_name_or_path} has no chat template: the instruction cannot be formatted "
+            "for it. Use the model's chat (instruction-tuned) version."
+        )
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None:
         tokenizer.padding_side = "left"  # batched generation continues every prompt from its last token
@@ -188,13 +208,16 @@ def answer_batch(model, processor, prompt, images, max_new_tokens):
     import torch
 
     inputs = processor(
-        images=[[image.convert("RGB")] for image in images], text=[prompt] * len(images), return_tensors="pt", padding=True
+        images=[[image.convert("RGB")] for image in images],
+        text=[prompt] * len(images),
+        return_tensors="pt",
+        padding=True,
     )
     inputs = inputs.to(model.device, dtype=model.dtype)  # casts only the floating-point inputs (pixel values)
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
     if not model.config.is_encoder_decoder:
-        output = output[:, inputs["input_ids"].shape[1]:]
+        output = output[:, inputs["input_ids"].shape[1] :]
     return processor.batch_decode(output, skip_special_tokens=True)
 
 
@@ -207,16 +230,20 @@ def generate_rows(model, processor, view, emotions, args):
     images = view.select_columns(["image"])
     rows = []
     for start in tqdm(range(0, len(view), args.batch_size), desc="Answering", unit="batch"):
-        answers = answer_batch(model, processor, prompt, images[start : start + args.batch_size]["image"], args.max_new_tokens)
+        answers = answer_batch(
+            model, processor, prompt, images[start : start + args.batch_size]["image"], args.max_new_tokens
+        )
         for offset, answer in enumerate(answers):
             emotion, explanation = parse_answer(answer, emotions)
-            rows.append({
-                "painting_id": painting_ids[start + offset],
-                "emotion": emotion or "",
-                "explanation": explanation,
-                "emotion_parsed": emotion is not None,
-                "raw_answer": answer,
-            })
+            rows.append(
+                {
+                    "painting_id": painting_ids[start + offset],
+                    "emotion": emotion or "",
+                    "explanation": explanation,
+                    "emotion_parsed": emotion is not None,
+                    "raw_answer": answer,
+                }
+            )
     return rows, prompt
 
 
@@ -253,23 +280,41 @@ def run_baseline(args):
     check_replaceable(args.output_dir, args.overwrite_output_dir, _holds_baseline, what="--output_dir")
     set_seed(args.seed)
     view, emotions = load_split(args)
-    model, processor = load_model_and_processor(args.model_name_or_path, pick_device(args.device), args.dtype, args.trust_remote_code)
+    model, processor = load_model_and_processor(
+        args.model_name_or_path, pick_device(args.device), args.dtype, args.trust_remote_code
+    )
     rows, prompt = generate_rows(model, processor, view, emotions, args)
     result = summary(rows, args, prompt)
     if result["num_unparsed_emotions"]:
-        logger.warning("%d of %d answers name none of the corpus's emotions; they are kept with emotion \"\" (see "
-                       "baseline_summary.json).", result["num_unparsed_emotions"], len(rows))
-    with staged_directory(args.output_dir, overwrite=True, is_replaceable=_holds_baseline, what="--output_dir") as staging:
+        logger.warning(
+            '%d of %d answers name none of the corpus\'s emotions; they are kept with emotion "" (see '
+            "baseline_summary.json).",
+            result["num_unparsed_emotions"],
+            len(rows),
+        )
+    with staged_directory(
+        args.output_dir, overwrite=True, is_replaceable=_holds_baseline, what="--output_dir"
+    ) as staging:
         with replace_file(staging / "predictions.jsonl") as handle:
             for row in rows:
                 handle.write(json.dumps(json_safe(row), ensure_ascii=False) + "\n")
         write_json_atomic(staging / "baseline_summary.json", result)
         write_json_atomic(staging / "baseline_args.json", asdict(args))
-    print(f"{len(rows)} answers, {result['num_unparsed_emotions']} without a recognisable emotion. Wrote "
-          f"{', '.join(OUTPUT_FILES)} to {display_path(args.output_dir)}. Score them with:\n"
-          f"  python eval_sevlm.py --predictions_file {Path(args.output_dir) / 'predictions.jsonl'} "
-          f"--dataset_path {args.dataset_path} --split {args.split}")
+    print(
+        f"{len(rows)} answers, {result['num_unparsed_emotions']} without a recognisable emotion. Wrote "
+        f"{', '.join(OUTPUT_FILES)} to {display_path(args.output_dir)}. Score them with:\n"
+        f"  python eval_sevlm.py --predictions_file {Path(args.output_dir) / 'predictions.jsonl'} "
+        f"--dataset_path {args.dataset_path} --split {args.split}"
+    )
     return result
 
 
-__all__ = ["BaselineArguments", "INSTRUCTION", "answer_batch", "build_prompt", "find_emotion", "parse_answer", "run_baseline"]
+__all__ = [
+    "BaselineArguments",
+    "INSTRUCTION",
+    "answer_batch",
+    "build_prompt",
+    "find_emotion",
+    "parse_answer",
+    "run_baseline",
+]

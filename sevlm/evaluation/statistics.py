@@ -73,7 +73,9 @@ def resample_counts(num_paintings, num_resamples, seed, block=RESAMPLE_BLOCK):
         rows = min(block, num_resamples - start)
         draws = rng.integers(0, num_paintings, size=(rows, num_paintings))
         draws += np.arange(rows)[:, None] * num_paintings  # row r's draws land in row r's cells
-        yield np.bincount(draws.ravel(), minlength=rows * num_paintings).reshape(rows, num_paintings).astype(np.float64)
+        yield (
+            np.bincount(draws.ravel(), minlength=rows * num_paintings).reshape(rows, num_paintings).astype(np.float64)
+        )
 
 
 def bootstrap_distribution(metric, statistics, num_resamples, seed, num_emotions=None, progress=True):
@@ -84,8 +86,13 @@ def bootstrap_distribution(metric, statistics, num_resamples, seed, num_emotions
     blocks = resample_counts(count, num_resamples, seed)
     parts = [
         metric.metrics_from_statistics(statistics, counts, num_emotions)
-        for counts in tqdm(blocks, total=math.ceil(num_resamples / RESAMPLE_BLOCK), desc="Bootstrap", unit="block",
-                           disable=not progress)
+        for counts in tqdm(
+            blocks,
+            total=math.ceil(num_resamples / RESAMPLE_BLOCK),
+            desc="Bootstrap",
+            unit="block",
+            disable=not progress,
+        )
     ]
     return {key: np.concatenate([part[key] for part in parts]) for key in metric.STATISTIC_KEYS}
 
@@ -112,14 +119,21 @@ def bootstrap_intervals(metric, statistics, num_resamples, seed, num_emotions=No
 def interval_settings(num_resamples, seed):
     """What metrics.json says about its intervals."""
     return {
-        "resamples": num_resamples, "seed": seed, "confidence": CONFIDENCE, "method": "percentile bootstrap",
-        "unit": "painting", "cider_idf": "held fixed at the full set's", "unique": "full-set multiplicities held fixed",
+        "resamples": num_resamples,
+        "seed": seed,
+        "confidence": CONFIDENCE,
+        "method": "percentile bootstrap",
+        "unit": "painting",
+        "cider_idf": "held fixed at the full set's",
+        "unique": "full-set multiplicities held fixed",
     }
 
 
 def point_estimates(metric, statistics, num_emotions=None):
     """{metric key: float} on every painting of `statistics` once."""
-    return {key: float(values[0]) for key, values in metric.metrics_from_statistics(statistics, None, num_emotions).items()}
+    return {
+        key: float(values[0]) for key, values in metric.metrics_from_statistics(statistics, None, num_emotions).items()
+    }
 
 
 # ------------------------------------------------------------------------------------------------- slices
@@ -131,15 +145,25 @@ def read_slice_column(dataset_path, split, column):
     dataset = load_from_disk(dataset_path)[split]
     scalar = [name for name, feature in dataset.features.items() if isinstance(feature, (Value, ClassLabel))]
     if column not in dataset.features:
-        raise ValueError(f"--slice_by {column}: {dataset_path} (split {split}) has no such column; columns with one "
-                         f"value per painting: {scalar}.")
+        raise ValueError(
+            f"--slice_by {column}: {dataset_path} (split {split}) has no such column; columns with one "
+            f"value per painting: {scalar}."
+        )
     if column not in scalar:
-        raise ValueError(f"--slice_by {column}: the column holds {type(dataset.features[column]).__name__} values, not "
-                         f"one plain value per painting; use one of {scalar}.")
+        raise ValueError(
+            f"--slice_by {column}: the column holds {type(dataset.features[column]).__name__} values, not "
+            f"one plain value per painting; use one of {scalar}."
+        )
     feature = dataset.features[column]
     columns = dataset.select_columns(["painting_id", column]).to_dict()
-    values = [feature.int2str(value) if isinstance(feature, ClassLabel) and value is not None else value for value in columns[column]]
-    return {painting_id: "(none)" if value is None else str(value) for painting_id, value in zip(columns["painting_id"], values)}
+    values = [
+        feature.int2str(value) if isinstance(feature, ClassLabel) and value is not None else value
+        for value in columns[column]
+    ]
+    return {
+        painting_id: "(none)" if value is None else str(value)
+        for painting_id, value in zip(columns["painting_id"], values)
+    }
 
 
 def slice_metrics(metric, statistics, values, column, num_resamples, seed, num_emotions=None, min_size=MIN_SLICE_SIZE):
@@ -155,14 +179,18 @@ def slice_metrics(metric, statistics, values, column, num_resamples, seed, num_e
     slices = []
     for value, rows in tqdm(ordered, desc=f"Slices by {column}", unit="slice", disable=len(ordered) < 2):
         part = metric.subset_statistics(statistics, rows)
-        slices.append({
-            "value": value,
-            "num_paintings": len(rows),
-            "num_paintings_with_majority": int((part["majority"] >= 0).sum()),
-            "small": len(rows) < min_size,
-            "metrics": point_estimates(metric, part, num_emotions),
-            "confidence_intervals": bootstrap_intervals(metric, part, num_resamples, seed, num_emotions, progress=False),
-        })
+        slices.append(
+            {
+                "value": value,
+                "num_paintings": len(rows),
+                "num_paintings_with_majority": int((part["majority"] >= 0).sum()),
+                "small": len(rows) < min_size,
+                "metrics": point_estimates(metric, part, num_emotions),
+                "confidence_intervals": bootstrap_intervals(
+                    metric, part, num_resamples, seed, num_emotions, progress=False
+                ),
+            }
+        )
     return {"column": column, "min_size": min_size, "resamples": num_resamples, "seed": seed, "slices": slices}
 
 
@@ -172,7 +200,9 @@ def reference_digest(references):
     return hashlib.blake2b("\n".join(references).encode("utf-8"), digest_size=8).hexdigest()
 
 
-def save_painting_statistics(path, painting_ids, references, statistics, emotions, dataset_path, split, classifier=None):
+def save_painting_statistics(
+    path, painting_ids, references, statistics, emotions, dataset_path, split, classifier=None
+):
     """`painting_statistics.json` of an evaluation: what `--compare` and later slicing need, without the dataset."""
     record = {
         "format": STATISTICS_FORMAT,
@@ -192,16 +222,20 @@ def load_painting_statistics(run_dir):
     before the statistics were saved."""
     path = Path(run_dir) / STATISTICS_FILE
     if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"--compare: {display_path(run_dir)} is not a folder (pass two eval_sevlm.py output folders).")
+        raise FileNotFoundError(
+            f"--compare: {display_path(run_dir)} is not a folder (pass two eval_sevlm.py output folders)."
+        )
     if not path.is_file():
         raise FileNotFoundError(
-            f"--compare: {display_path(run_dir)} has no {STATISTICS_FILE} (made by an older eval_sevlm.py, or not an "
-            "evaluation folder). Re-score it: eval_sevlm.py --predictions_file RUN/predictions.jsonl --dataset_path DATA "
-            "--split SPLIT --output_dir NEW_RUN."
+            f"--compare: {display_path(run_dir)} has no {STATISTICS_FILE} (made by an older eval_sevlm.py, or not "
+            "an evaluation folder). Re-score it: eval_sevlm.py --predictions_file RUN/predictions.jsonl "
+            "--dataset_path DATA --split SPLIT --output_dir NEW_RUN."
         )
     record = json.loads(path.read_text(encoding="utf-8"))
     if record.get("format") != STATISTICS_FORMAT:
-        raise ValueError(f"{display_path(path)} has format {record.get('format')!r}; this version reads format {STATISTICS_FORMAT}.")
+        raise ValueError(
+            f"{display_path(path)} has format {record.get('format')!r}; this version reads format {STATISTICS_FORMAT}."
+        )
     statistics = {
         key: np.asarray(values, dtype=np.int64 if key in INDEX_COLUMNS else np.float64)
         for key, values in record.pop("columns").items()
@@ -222,14 +256,20 @@ def compare_runs(metric, run_a, run_b, num_resamples, seed, progress=True):
     record_b, statistics_b = load_painting_statistics(run_b)
     check_comparable(record_a, record_b, run_a, run_b)
     rows_b = {painting_id: row for row, painting_id in enumerate(record_b["painting_ids"])}
-    common = [(row, rows_b[painting_id]) for row, painting_id in enumerate(record_a["painting_ids"]) if painting_id in rows_b]
+    common = [
+        (row, rows_b[painting_id]) for row, painting_id in enumerate(record_a["painting_ids"]) if painting_id in rows_b
+    ]
     if not common:
         raise ValueError(f"--compare: {display_path(run_a)} and {display_path(run_b)} scored no painting in common.")
-    changed = [record_a["painting_ids"][a] for a, b in common if record_a["reference_digests"][a] != record_b["reference_digests"][b]]
+    changed = [
+        record_a["painting_ids"][a]
+        for a, b in common
+        if record_a["reference_digests"][a] != record_b["reference_digests"][b]
+    ]
     if changed:
         raise ValueError(
-            f"--compare: the references of {len(changed)} shared paintings differ between the runs (first: {changed[0]}): "
-            "they were evaluated on different versions of the data."
+            f"--compare: the references of {len(changed)} shared paintings differ between the runs "
+            f"(first: {changed[0]}): they were evaluated on different versions of the data."
         )
     part_a = metric.subset_statistics(statistics_a, [a for a, _ in common])
     part_b = metric.subset_statistics(statistics_b, [b for _, b in common])
@@ -237,8 +277,13 @@ def compare_runs(metric, run_a, run_b, num_resamples, seed, progress=True):
     a, b = point_estimates(metric, part_a, size_a), point_estimates(metric, part_b, size_b)
     differences = {key: [] for key in metric.STATISTIC_KEYS}
     blocks = resample_counts(len(common), num_resamples, seed)
-    for counts in tqdm(blocks, total=math.ceil(num_resamples / RESAMPLE_BLOCK), desc="Paired bootstrap", unit="block",
-                       disable=not progress or num_resamples < 1):
+    for counts in tqdm(
+        blocks,
+        total=math.ceil(num_resamples / RESAMPLE_BLOCK),
+        desc="Paired bootstrap",
+        unit="block",
+        disable=not progress or num_resamples < 1,
+    ):
         resampled_a = metric.metrics_from_statistics(part_a, counts, size_a)
         resampled_b = metric.metrics_from_statistics(part_b, counts, size_b)
         for key in differences:
@@ -248,16 +293,27 @@ def compare_runs(metric, run_a, run_b, num_resamples, seed, progress=True):
         observed = b[key] - a[key]
         values = np.concatenate(differences[key]) if differences[key] else np.zeros(0)
         metrics[key] = {
-            "a": a[key], "b": b[key], "difference": observed,
+            "a": a[key],
+            "b": b[key],
+            "difference": observed,
             "interval": percentile_interval(values) if values.size else None,
             "p_value": paired_p_value(values, observed) if values.size else None,
         }
     return {
-        "run_a": display_path(run_a), "run_b": display_path(run_b),
-        "dataset_path": record_a["dataset_path"], "split": record_a["split"], "emotions": record_a["emotions"],
-        "num_paintings_a": len(record_a["painting_ids"]), "num_paintings_b": len(record_b["painting_ids"]),
+        "run_a": display_path(run_a),
+        "run_b": display_path(run_b),
+        "dataset_path": record_a["dataset_path"],
+        "split": record_a["split"],
+        "emotions": record_a["emotions"],
+        "num_paintings_a": len(record_a["painting_ids"]),
+        "num_paintings_b": len(record_b["painting_ids"]),
         "num_common_paintings": len(common),
-        "bootstrap": {"resamples": num_resamples, "seed": seed, "confidence": CONFIDENCE, "method": "paired percentile bootstrap"},
+        "bootstrap": {
+            "resamples": num_resamples,
+            "seed": seed,
+            "confidence": CONFIDENCE,
+            "method": "paired percentile bootstrap",
+        },
         "metrics": metrics,
         "notes": comparison_notes(record_a, record_b),
     }
@@ -267,24 +323,34 @@ def check_comparable(record_a, record_b, run_a, run_b):
     """Refuse runs of different splits or taxonomies, naming what differs."""
     names = f"{display_path(run_a)} and {display_path(run_b)}"
     if record_a["split"] != record_b["split"]:
-        raise ValueError(f"--compare: {names} are evaluations of different splits ({record_a['split']!r} and "
-                         f"{record_b['split']!r}); compare runs of the same split.")
+        raise ValueError(
+            f"--compare: {names} are evaluations of different splits ({record_a['split']!r} and "
+            f"{record_b['split']!r}); compare runs of the same split."
+        )
     taxonomy_a = sorted(" ".join(name.casefold().split()) for name in record_a["emotions"])
     taxonomy_b = sorted(" ".join(name.casefold().split()) for name in record_b["emotions"])
     if taxonomy_a != taxonomy_b:
-        raise ValueError(f"--compare: {names} use different emotion taxonomies ({record_a['emotions']} and "
-                         f"{record_b['emotions']}); compare runs on the same corpus.")
+        raise ValueError(
+            f"--compare: {names} use different emotion taxonomies ({record_a['emotions']} and "
+            f"{record_b['emotions']}); compare runs on the same corpus."
+        )
 
 
 def comparison_notes(record_a, record_b):
-    notes = ["CIDEr per painting keeps each run's full-set idf; the other metrics are recomputed exactly on every resample."]
+    notes = [
+        "CIDEr per painting keeps each run's full-set idf; the other metrics are recomputed exactly on every resample."
+    ]
     if record_a["dataset_path"] != record_b["dataset_path"]:
-        notes.append(f"The runs read the split from different places ({record_a['dataset_path']} and "
-                     f"{record_b['dataset_path']}); their shared paintings have the same references.")
+        notes.append(
+            f"The runs read the split from different places ({record_a['dataset_path']} and "
+            f"{record_b['dataset_path']}); their shared paintings have the same references."
+        )
     if record_a.get("emotion_classifier") != record_b.get("emotion_classifier"):
-        notes.append("EA and consistency were judged by different text-emotion classifiers "
-                     f"({record_a.get('emotion_classifier')} and {record_b.get('emotion_classifier')}): their difference "
-                     "mixes the models with the classifiers.")
+        notes.append(
+            "EA and consistency were judged by different text-emotion classifiers "
+            f"({record_a.get('emotion_classifier')} and {record_b.get('emotion_classifier')}): their difference "
+            "mixes the models with the classifiers."
+        )
     return notes
 
 
@@ -304,8 +370,10 @@ def check_comparison_output(output_dir, overwrite=False):
     paths = [Path(output_dir) / name for name in COMPARISON_FILES]
     existing = [display_path(path) for path in paths if path.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite_output_dir to replace, or choose "
-                              "another --output_dir.")
+        raise FileExistsError(
+            f"{', '.join(existing)} already exist(s); pass --overwrite_output_dir to replace, or choose "
+            "another --output_dir."
+        )
     return paths
 
 
@@ -331,16 +399,17 @@ def format_interval(key, interval):
 def intervals_markdown(metrics, intervals, settings):
     """The report's table of every metric with its 95% interval."""
     lines = [
-        f"Percentile bootstrap over paintings: {settings['resamples']} resamples, seed {settings['seed']}. BLEU, METEOR, "
-        "ROUGE-L and the emotion metrics are recomputed exactly on each resample; CIDEr keeps the idf of the full set "
-        "and Unique the full set's duplicate counts. Shares in percent. The EA classifier's own accuracy is a property "
-        "of the classifier, not of these paintings: it has no interval.",
+        f"Percentile bootstrap over paintings: {settings['resamples']} resamples, seed {settings['seed']}. BLEU, "
+        "METEOR, ROUGE-L and the emotion metrics are recomputed exactly on each resample; CIDEr keeps the idf of the "
+        "full set and Unique the full set's duplicate counts. Shares in percent. The EA classifier's own accuracy is "
+        "a property of the classifier, not of these paintings: it has no interval.",
         "",
         "| Metric | Value | 95% interval |",
         "|---|---:|---:|",
     ]
     for key, interval in intervals.items():
-        lines.append(f"| {METRIC_LABELS.get(key, key)} | {format_value(key, metrics.get(key))} | {format_interval(key, interval)} |")
+        value = format_value(key, metrics.get(key))
+        lines.append(f"| {METRIC_LABELS.get(key, key)} | {value} | {format_interval(key, interval)} |")
     return "\n".join(lines)
 
 
@@ -348,21 +417,26 @@ def slices_markdown(slices):
     """One row per slice: its counts, then each metric as "value [low, high]"."""
     keys = [key for key in METRIC_LABELS if any(_finite(entry["metrics"].get(key)) for entry in slices["slices"])]
     lines = [
-        f"Every metric per value of `{slices['column']}` (shares in percent; 95% bootstrap intervals resampled within the "
-        f"slice, {slices['resamples']} resamples). Slices under {slices['min_size']} paintings are marked *small*: their "
-        "numbers are shown, not to be trusted. CIDEr keeps the idf of the whole evaluated set.",
+        f"Every metric per value of `{slices['column']}` (shares in percent; 95% bootstrap intervals resampled within "
+        f"the slice, {slices['resamples']} resamples). Slices under {slices['min_size']} paintings are marked "
+        "*small*: their numbers are shown, not to be trusted. CIDEr keeps the idf of the whole evaluated set.",
         "",
         f"| {slices['column']} | Paintings | With majority | " + " | ".join(METRIC_LABELS[key] for key in keys) + " |",
         "|---|---:|---:|" + "---:|" * len(keys),
     ]
     for entry in slices["slices"]:
         label = f"{entry['value']} (*small*)" if entry["small"] else entry["value"]
+        intervals = entry["confidence_intervals"]
         cells = [
-            f"{format_value(key, entry['metrics'].get(key))} {format_interval(key, entry['confidence_intervals'].get(key))}"
-            if entry["confidence_intervals"] else format_value(key, entry["metrics"].get(key))
+            format_value(key, entry["metrics"].get(key))
+            + (f" {format_interval(key, intervals.get(key))}" if intervals else "")
             for key in keys
         ]
-        lines.append(f"| {label} | {entry['num_paintings']} | {entry['num_paintings_with_majority']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {label} | {entry['num_paintings']} | {entry['num_paintings_with_majority']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -375,8 +449,8 @@ def comparison_markdown(comparison):
         f"- B: `{comparison['run_b']}` ({comparison['num_paintings_b']} paintings)",
         f"- Split `{comparison['split']}` of `{comparison['dataset_path']}`; compared over the "
         f"{comparison['num_common_paintings']} paintings both runs scored",
-        f"- Paired bootstrap over paintings: {settings['resamples']} resamples, seed {settings['seed']}; p: two-sided, "
-        "(1 + resampled differences at least as far from B - A as B - A is from 0) / (1 + resamples)",
+        f"- Paired bootstrap over paintings: {settings['resamples']} resamples, seed {settings['seed']}; p: "
+        "two-sided, (1 + resampled differences at least as far from B - A as B - A is from 0) / (1 + resamples)",
         *(f"- Note: {note}" for note in comparison["notes"]),
         "",
         "Shares in percent (differences in percentage points).",
@@ -391,8 +465,10 @@ def comparison_markdown(comparison):
         difference = format_value(key, row["difference"])
         if difference != "–" and row["difference"] >= 0:
             difference = "+" + difference
-        lines.append(f"| {METRIC_LABELS.get(key, key)} | {format_value(key, row['a'])} | {format_value(key, row['b'])} | "
-                     f"{difference} | {format_interval(key, row['interval'])} | {p} |")
+        lines.append(
+            f"| {METRIC_LABELS.get(key, key)} | {format_value(key, row['a'])} | {format_value(key, row['b'])} | "
+            f"{difference} | {format_interval(key, row['interval'])} | {p} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -413,18 +489,33 @@ def plot_reliability_diagram(bins, path, title="Reliability of the emotion score
 
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = bins[0]["high"] - bins[0]["low"]
-    centres = [(row["low"] + row["high"]) / 2 for row in bins]
-    accuracy = [row["accuracy"] if row["count"] else 0.0 for row in bins]
-    confidence = [row["confidence"] if row["count"] else row["low"] + width / 2 for row in bins]
-    top.bar(centres, accuracy, width=width * 0.95, color="tab:blue", edgecolor="black", label="accuracy")
-    top.bar(centres, np.subtract(confidence, accuracy), bottom=accuracy, width=width * 0.95, color="tab:red", alpha=0.3,
-            edgecolor="tab:red", label="gap to mean confidence")
+    filled = [row for row in bins if row["count"]]
+    centres = [(row["low"] + row["high"]) / 2 for row in filled]
+    accuracy = [row["accuracy"] for row in filled]
+    confidence = [row["confidence"] for row in filled]
+    top.bar(centres, accuracy, width=width * 0.9, color="tab:blue", edgecolor="black", label="accuracy")
+    top.bar(
+        centres,
+        np.abs(np.subtract(confidence, accuracy)),
+        bottom=np.minimum(confidence, accuracy),
+        width=width * 0.9,
+        fill=False,
+        edgecolor="tab:red",
+        hatch="//",
+        label="gap to mean confidence",
+    )
+    top.scatter(centres, confidence, color="tab:red", marker="_", s=300, zorder=3, label="mean confidence")
     top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy (majority emotion)")
     top.set_title(title, fontsize=10)
-    top.legend(loc="upper left", fontsize=8)
-    bottom.bar(centres, [row["count"] for row in bins], width=width * 0.95, color="gray")
+    top.legend(loc="best", fontsize=8)
+    bottom.bar(
+        [(row["low"] + row["high"]) / 2 for row in bins],
+        [row["count"] for row in bins],
+        width=width * 0.9,
+        color="gray",
+    )
     bottom.set_xlim(0, 1)
     bottom.set_xlabel("confidence (top score)")
     bottom.set_ylabel("paintings")
