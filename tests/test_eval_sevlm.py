@@ -24,6 +24,9 @@ METRIC_KEYS = {
     "cider", "emotional_alignment", "emotion_explanation_consistency", "unique", "emotion_distribution_kl",
     "vad_distance", "num_vad_excluded", "per_emotion_accuracy", "num_paintings", "num_paintings_with_majority",
     "num_empty_explanations", "num_invalid_emotions", "emotion_classifier_accuracy", "emotion_classifier_chance_accuracy",
+    "emotion_js_divergence", "emotion_accuracy_any_annotator", "emotion_calibration_error", "emotion_calibration_bins",
+    "emotion_macro_f1", "per_emotion_precision", "per_emotion_recall", "per_emotion_f1", "confidence_intervals",
+    "confidence_interval_settings",
 }
 
 
@@ -151,9 +154,7 @@ def test_rescoring_a_predictions_file(workspace, tmp_path, caplog, monkeypatch):
         {"painting_id": ids[3], "emotion": "fear", "explanation": "the storm is frightening", "emotion_scores": [1 / 9] * 9},
     ]
     path = write_jsonl(tmp_path / "predictions.jsonl", rows)
-    # The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run; stub them.
-    metric = sevlm_metric
-    monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
+    stub_caption_metrics(monkeypatch)
     metrics = evaluate(
         ["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out"),
          "--model_name_or_path", str(workspace / "model")]
@@ -207,7 +208,7 @@ def test_bad_predictions_files(workspace, tmp_path, rows, message):
 def test_bad_arguments(workspace, tmp_path):
     path = write_jsonl(tmp_path / "predictions.jsonl", [GOOD])
     base = ["--predictions_file", str(path), "--output_dir", str(tmp_path / "out")]
-    with pytest.raises(FileNotFoundError, match="No prepared dataset"):
+    with pytest.raises(FileNotFoundError, match="No prepared corpus"):
         evaluate(base + ["--dataset_path", str(tmp_path / "missing")])
     with pytest.raises(ValueError, match="no split 'dev'"):
         evaluate(base + ["--dataset_path", str(workspace / "data"), "--split", "dev"])
@@ -257,8 +258,18 @@ def test_missing_classifier_is_trained_where_asked(workspace, tmp_path, caplog):
 
 def stub_caption_metrics(monkeypatch):
     """The caption metrics (Java, ~10 CPU-seconds per METEOR start) ran for real in the command-line run."""
+    monkeypatch.setattr(sevlm_metric, "caption_statistics", fake_caption_statistics)
+
+
+def fake_caption_statistics(predictions, references):
+    """Caption scores of 0.5 without Java, with per-painting statistics of the right shapes."""
     metric = sevlm_metric
-    monkeypatch.setattr(metric, "caption_metrics", lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5))
+    count = len(predictions)
+    return {
+        "scores": dict.fromkeys(metric.CAPTION_KEYS, 0.5), "bleu": np.zeros((count, metric.BLEU_COLUMNS)),
+        "meteor": np.zeros((count, metric.METEOR_STATS_LENGTH)), "rouge_l": np.full(count, 0.5),
+        "cider": np.full(count, 0.5),
+    }
 
 
 def test_paper_ea_and_consistency_differ_on_a_hand_made_file(workspace, tmp_path, monkeypatch):
@@ -314,12 +325,44 @@ def test_an_earlier_evaluation_is_replaced_only_when_asked(workspace, tmp_path, 
     assert (tmp_path / "out" / "metrics.json").read_text() == before
     evaluate(argv + ["--overwrite_output_dir"])
     assert (tmp_path / "out" / "metrics.json").read_text() != before
-    # A folder that holds something else is never deleted, even when asked.
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep")
-    with pytest.raises(FileExistsError, match="does not hold an earlier result"):
-        evaluate(argv[:-1] + [str(tmp_path / "mine"), "--overwrite_output_dir"])
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert (tmp_path / "out" / "predictions.jsonl").is_file()
+
+
+def test_overwrite_keeps_everything_the_evaluation_did_not_write(workspace, tmp_path, monkeypatch):
+    """`--output_dir X --overwrite_output_dir` deleted a folder holding the user's src/ and thesis.tex because it also
+    held a report.md, and the predictions file it was scoring. Now only the evaluation's own files are replaced; a
+    user's file with an output's name stops the run before any work; the scored file survives."""
+    stub_caption_metrics(monkeypatch)
+    work = tmp_path / "work"
+    (work / "src").mkdir(parents=True)
+    (work / "src" / "main.py").write_text("print()")
+    (work / "thesis.tex").write_text("\\documentclass{article}")
+    scored = write_jsonl(work / "my_predictions.jsonl", [GOOD])
+    argv = ["--predictions_file", str(scored), "--dataset_path", str(workspace / "data"), "--output_dir", str(work)]
+    evaluate(argv + ["--overwrite_output_dir"])
+    evaluate(argv + ["--overwrite"])  # the one spelling; the other is kept as an alias
+    assert (work / "thesis.tex").is_file() and (work / "src" / "main.py").is_file() and scored.is_file()
+    assert (work / "metrics.json").is_file() and (work / "report.md").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my report")
+    with pytest.raises(FileExistsError, match=r"report\.md, which this evaluation did not write"):
+        evaluate(argv[:-1] + [str(mine), "--overwrite"])
+    assert (mine / "report.md").read_text() == "my report" and sorted(p.name for p in mine.iterdir()) == ["report.md"]
+
+
+def test_an_empty_split_is_an_error_naming_it(workspace, tmp_path, monkeypatch):
+    """An empty split exited 0 with a table of dashes."""
+    from datasets import load_from_disk
+
+    corpus = load_from_disk(str(workspace / "data"))
+    features = corpus["test"].features
+    corpus["test"] = Dataset.from_dict({name: [] for name in features}, features=features)
+    corpus.save_to_disk(str(tmp_path / "data"), num_shards=dict.fromkeys(corpus, 1))  # an empty split loads back
+    with pytest.raises(ValueError, match=r"'test' split of .* holds no paintings.*--split (train|validation)"):
+        evaluate(["--model_name_or_path", str(workspace / "model"), "--dataset_path", str(tmp_path / "data"),
+                  "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
 
 
 def test_another_taxonomy_end_to_end(tmp_path, tokenizer):
@@ -348,13 +391,13 @@ def test_another_taxonomy_end_to_end(tmp_path, tokenizer):
     split = Dataset.from_dict(rows, features=features)
     DatasetDict(train=split, validation=split, test=split).save_to_disk(str(tmp_path / "data"))
     metric = sevlm_metric
-    original = metric.caption_metrics
+    original = metric.caption_statistics
     try:
-        metric.caption_metrics = lambda predictions, references: dict.fromkeys(metric.CAPTION_KEYS, 0.5)
+        metric.caption_statistics = fake_caption_statistics
         metrics = evaluate(["--model_name_or_path", str(tmp_path / "model"), "--dataset_path", str(tmp_path / "data"),
                             "--output_dir", str(tmp_path / "out"), "--max_new_tokens", "4"])
     finally:
-        metric.caption_metrics = original
+        metric.caption_statistics = original
     assert set(metrics["per_emotion_accuracy"]) == set(emotions) and metrics["num_paintings_with_majority"] == 2
     rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert list(rows[0]["emotion_scores"]) == emotions

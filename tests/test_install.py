@@ -9,6 +9,7 @@ read, so this checkout's editable install is invisible there.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -45,8 +46,13 @@ def installed(tmp_path_factory):
     """(bin folder, environment variables) of a fresh environment holding SEVLM's wheel."""
     root = tmp_path_factory.mktemp("install")
     wheels = root / "wheels"
-    run([sys.executable, "-m", "pip", "wheel", str(REPO_ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
-        root, dict(os.environ))
+    had_build = (REPO_ROOT / "build").exists()
+    try:
+        run([sys.executable, "-m", "pip", "wheel", str(REPO_ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
+             str(wheels)], root, dict(os.environ))
+    finally:
+        if not had_build:  # setuptools builds in the checkout; leave it as it was
+            shutil.rmtree(REPO_ROOT / "build", ignore_errors=True)
     (wheel,) = wheels.glob("sevlm-*.whl")
     environment = root / "env"
     venv.EnvBuilder(with_pip=True).create(environment)

@@ -10,17 +10,29 @@ from dataclasses import asdict
 from pathlib import Path
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
+from sevlm import DEMO_CORPUS, DEMO_MODEL
 from sevlm.evaluation import metric as sevlm_metric
+from sevlm.evaluation import statistics as stats
 from sevlm.generation import generation_kwargs as given_generation_kwargs
 from sevlm.generation import generation_problems
-from sevlm.io import json_safe, replace_file, staged_directory, write_json_atomic, write_text_atomic
+from sevlm.io import (
+    check_output_folder,
+    display_path,
+    json_safe,
+    replace_file,
+    staged_output,
+    write_json_atomic,
+    write_text_atomic,
+)
 from sevlm.loading import load_model_and_processor, pick_device
 
 logger = logging.getLogger("eval_sevlm")
 
-DEMO_MODEL = "outputs/sevlm-demo"
-DEMO_DATASET = "data/demo"
-OUTPUT_FILES = ("metrics.json", "predictions.jsonl", "report.md", "confusion_matrix.png", "eval_args.json")
+OUTPUT_OWNER = "evaluation"
+OUTPUT_FILES = (
+    "metrics.json", "predictions.jsonl", "report.md", "confusion_matrix.png", "eval_args.json", stats.STATISTICS_FILE,
+    "reliability_diagram.png", "slices.json",
+)
 
 # Published ArtEmis v1.0 test results (SEVLM paper, Table 1), in percent: ACC, B1, B2, B3, B4, METEOR, ROUGE-L.
 PUBLISHED_ROWS = {
@@ -48,6 +60,14 @@ def check_arguments(args):
         problems.append(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.max_samples is not None and args.max_samples < 1:
         problems.append(f"--max_samples must be at least 1 (leave it out to evaluate every painting), got {args.max_samples}")
+    if args.bootstrap < 0:
+        problems.append(f"--bootstrap must be 0 (no intervals) or more, got {args.bootstrap}")
+    if args.compare is not None and len(args.compare) != 2:
+        problems.append(f"--compare takes two evaluation folders (RUN_A RUN_B), got {len(args.compare)}")
+    if args.compare is not None and args.slice_by:
+        problems.append("--slice_by applies to an evaluation, not to --compare (which compares whole runs)")
+    if args.min_slice_size < 1:
+        problems.append(f"--min_slice_size must be at least 1, got {args.min_slice_size}")
     problems += [problem.rstrip(".") for problem in generation_problems(args)]
     if problems:
         raise ValueError("; ".join(problems) + ".")
@@ -63,12 +83,19 @@ def load_split(args):
     from sevlm.data.views import evaluation_view
 
     if not os.path.isdir(args.dataset_path):
-        hint = " Build the demo corpus first: python -m dataset_scripts.make_demo_corpus" if args.dataset_path == DEMO_DATASET else ""
-        raise FileNotFoundError(f"No prepared dataset at {args.dataset_path}.{hint}")
+        hint = " Build the demo corpus first: sevlm-demo-corpus" if args.dataset_path == DEMO_CORPUS else ""
+        raise FileNotFoundError(f"No prepared corpus at {display_path(args.dataset_path)}.{hint}")
     dataset = load_from_disk(args.dataset_path)
     if args.split not in dataset:
-        raise ValueError(f"{args.dataset_path} has no split {args.split!r}; it has {list(dataset)}.")
+        raise ValueError(f"{display_path(args.dataset_path)} has no split {args.split!r}; it has {list(dataset)}.")
     split = dataset[args.split]
+    if len(split) == 0:
+        others = [name for name in dataset if len(dataset[name])]
+        raise ValueError(
+            f"The {args.split!r} split of {display_path(args.dataset_path)} holds no paintings: nothing can be scored. "
+            f"Evaluate a split that has some (--split {others[0] if others else 'NAME'}), or prepare the corpus again "
+            "with a test split (sevlm-prepare --test_size 0.1)."
+        )
     if args.max_samples is not None:
         split = split.select(range(min(args.max_samples, len(split))))
     return evaluation_view(split), corpus_emotions(split)
@@ -86,14 +113,6 @@ def painting_table(view, emotions):
             "majority_emotion": metric.majority_emotion(histogram, emotions),
         }
     return table
-
-
-def load_model(path, device):
-    if not os.path.exists(path) and path == DEMO_MODEL:
-        raise FileNotFoundError(
-            f"No model at {DEMO_MODEL}. Train the demo model first (train_sevlm.py) or pass --model_name_or_path."
-        )
-    return load_model_and_processor(path, device)
 
 
 def check_same_emotions(model_emotions, dataset_emotions, model_name):
@@ -293,7 +312,8 @@ def score(rows, paintings, emotions, classifier, metric, model=None, processor=N
         )
     else:
         logger.warning("No model VAD table: vad_distance is not computed.")
-    return metric.compute_sevlm_metrics(**inputs), inputs["explanation_emotions"]
+    metrics, painting_stats = metric.compute_sevlm_metrics(**inputs, return_statistics=True)
+    return metrics, inputs["explanation_emotions"], painting_stats
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -384,10 +404,22 @@ def metrics_table(metrics, name, emotions=ARTEMIS_EMOTIONS):
     return "\n".join(lines)
 
 
-def write_report(path, metrics, args, name, emotions, classifier_dir, settings):
+def write_report(path, metrics, args, name, emotions, classifier_dir, settings, slices=None):
     per_emotion = "\n".join(
-        f"| {emotion} | {_percent(accuracy)} |" for emotion, accuracy in metrics["per_emotion_accuracy"].items()
+        f"| {emotion} | {_percent(accuracy)} | {_percent(metrics['per_emotion_precision'][emotion])} | "
+        f"{_percent(metrics['per_emotion_f1'][emotion])} |"
+        for emotion, accuracy in metrics["per_emotion_accuracy"].items()
     )
+    intervals = metrics.get("confidence_intervals")
+    settings_of_intervals = metrics.get("confidence_interval_settings")
+    uncertainty = (
+        f"\n## 95% confidence intervals\n\n{stats.intervals_markdown(metrics, intervals, settings_of_intervals)}\n"
+        if intervals else "\nNo confidence intervals (--bootstrap 0).\n"
+    )
+    sliced = f"\n## Slices by {slices['column']}\n\n" + stats.slices_markdown(slices) + "\n" if slices else ""
+    has_bins = metrics["emotion_calibration_bins"] is not None
+    reliability = "\n![reliability diagram](reliability_diagram.png)\n" if has_bins else ""
+    js = stats.format_value("emotion_js_divergence", metrics["emotion_js_divergence"])
     kl, vad = metrics["emotion_distribution_kl"], metrics["vad_distance"]
     classifier_accuracy = metrics["emotion_classifier_accuracy"]
     classifier_chance = metrics["emotion_classifier_chance_accuracy"]
@@ -423,7 +455,7 @@ metrics: COCO caption toolkit (PTB tokenizer, BLEU, METEOR 1.5, ROUGE-L, CIDEr-D
 against the annotators' majority; EA: the classifier's label of the generated explanation against that majority.
 
 {metrics_table(metrics, name, emotions)}
-
+{uncertainty}
 ## Beyond the paper
 
 | Metric | Value |
@@ -432,28 +464,38 @@ against the annotators' majority; EA: the classifier's label of the generated ex
 | Explanation-emotion consistency (classifier label = the model's own emotion) | {_percent(metrics['emotion_explanation_consistency'])} |
 | EA classifier held-out accuracy / chance | {_percent(classifier_accuracy)} / {_percent(classifier_chance)} |
 | Emotion-distribution KL (annotators ‖ model, nats) | {"–" if kl is None or math.isnan(kl) else f"{kl:.4f}"} |
+| Emotion-distribution JS divergence (annotators, model; nats, at most ln 2) | {js} |
+| Accuracy against any annotator's emotion (not only the majority) | \
+{_percent(metrics["emotion_accuracy_any_annotator"])} |
+| Expected calibration error of the scores' top class vs. the majority (10 equal-width bins) | \
+{_percent(metrics["emotion_calibration_error"])} |
+| Macro F1 of the generated emotion vs. the majority | {_percent(metrics["emotion_macro_f1"])} |
 | VAD distance (explanation vs. references) | {"–" if vad is None or math.isnan(vad) else f"{vad:.4f}"} |
 | Pairs left out of the VAD distance (no VAD-bearing token) | {metrics['num_vad_excluded']} |
 | Empty explanations | {metrics['num_empty_explanations']} |
 | Predicted emotions outside the {len(emotions)} classes | {metrics['num_invalid_emotions']} |
 
-## Accuracy per majority emotion
+## Per emotion (paintings with a majority emotion)
 
-| Emotion | ACC |
-|---|---:|
+Recall (= ACC per majority emotion): of the paintings whose majority is the emotion, the share predicted as it;
+precision: of the paintings predicted as the emotion, the share whose majority it is.
+
+| Emotion | Recall (ACC) | Precision | F1 |
+|---|---:|---:|---:|
 {per_emotion}
 
 ![confusion matrix](confusion_matrix.png)
-"""
+{reliability}{sliced}"""
     write_text_atomic(path, text)
-
-
-def _holds_evaluation(directory):
-    return any((Path(directory) / name).is_file() for name in OUTPUT_FILES)
 
 
 # --------------------------------------------------------------------------------------------------- main
 def resolve_defaults(args):
+    if args.compare:
+        if args.output_dir is None:  # outputs/eval/compare/<model>-<split>-vs-<model>-<split>
+            labels = ["-".join(Path(run).resolve().parts[-2:]) for run in args.compare]
+            args.output_dir = os.path.join("outputs", "eval", "compare", "-vs-".join(labels))
+        return args
     if args.predictions_file is None and args.model_name_or_path is None:
         args.model_name_or_path = DEMO_MODEL
     if args.output_dir is None:
@@ -467,22 +509,23 @@ def evaluate_model(args):
     """The whole evaluation for parsed arguments; returns the metrics dict (also written to metrics.json)."""
     from transformers import set_seed
 
-    from sevlm.io import check_replaceable
-
     check_arguments(args)
-    # An earlier evaluation is replaced only when asked, and only once the new one is complete.
-    check_replaceable(args.output_dir, args.overwrite_output_dir, _holds_evaluation, what="--output_dir")
+    # An earlier evaluation is replaced only when asked, only its own files, and only once the new one is complete:
+    # checked here, before minutes of generation.
+    check_output_folder(args.output_dir, OUTPUT_OWNER, OUTPUT_FILES, args.overwrite, "--overwrite", "--output_dir")
     set_seed(args.seed)
     metric = sevlm_metric
     metric.require_java()  # fail before minutes of generation, not after
 
     view, emotions = load_split(args)
     paintings = painting_table(view, emotions)
+    # A --slice_by column is checked before minutes of generation.
+    slice_values = stats.read_slice_column(args.dataset_path, args.split, args.slice_by) if args.slice_by else None
     # A predictions file is checked before any model is loaded: its errors should come at once.
     rows = read_predictions_file(args.predictions_file, paintings, emotions) if args.predictions_file else None
     model = processor = None
     if args.model_name_or_path:
-        model, processor = load_model(args.model_name_or_path, pick_device(args.device))
+        model, processor = load_model_and_processor(args.model_name_or_path, pick_device(args.device))
         check_same_emotions(model.config.emotions, emotions, args.model_name_or_path)
     if rows is not None:
         settings = f"Predictions read from `{args.predictions_file}`"
@@ -490,16 +533,44 @@ def evaluate_model(args):
         rows = generate_predictions(model, processor, view, emotions, args)
         settings = "Generation: " + ", ".join(f"{key}={value}" for key, value in generation_kwargs(args).items())
     classifier, classifier_dir, classifier_results = load_or_train_classifier(args, emotions)
-    metrics, explanation_emotions = score(rows, paintings, emotions, classifier, metric, model, processor)
+    metrics, explanation_emotions, painting_stats = score(rows, paintings, emotions, classifier, metric, model, processor)
     metrics.update(classifier_metrics(classifier_results))
+    resampling = (args.bootstrap, args.seed, len(emotions))
+    metrics["confidence_intervals"] = stats.bootstrap_intervals(metric, painting_stats, *resampling)
+    metrics["confidence_interval_settings"] = stats.interval_settings(args.bootstrap, args.seed)
+    slices = None
+    if slice_values is not None:
+        values = [slice_values[row["painting_id"]] for row in rows]
+        slices = stats.slice_metrics(metric, painting_stats, values, args.slice_by, *resampling, args.min_slice_size)
 
     name = args.predictions_file or args.model_name_or_path
-    with staged_directory(args.output_dir, overwrite=True, is_replaceable=_holds_evaluation, what="--output_dir") as staging:
+    with staged_output(args.output_dir, OUTPUT_OWNER, OUTPUT_FILES, args.overwrite, "--overwrite", "--output_dir") as staging:
         write_json_atomic(staging / "metrics.json", metrics)
         write_predictions(staging / "predictions.jsonl", rows, paintings, explanation_emotions)
         plot_confusion_matrix(*confusion_counts(rows, paintings, emotions), emotions, staging / "confusion_matrix.png")
-        write_report(staging / "report.md", metrics, args, name, emotions, classifier_dir, settings)
+        if metrics["emotion_calibration_bins"] is not None:
+            stats.plot_reliability_diagram(metrics["emotion_calibration_bins"], staging / "reliability_diagram.png")
+        stats.save_painting_statistics(
+            staging / stats.STATISTICS_FILE, [row["painting_id"] for row in rows],
+            [paintings[row["painting_id"]]["references"] for row in rows], painting_stats, emotions, args.dataset_path,
+            args.split, classifier=os.path.abspath(classifier_dir),
+        )
+        if slices is not None:
+            write_json_atomic(staging / "slices.json", slices)
+        write_report(staging / "report.md", metrics, args, name, emotions, classifier_dir, settings, slices)
         write_json_atomic(staging / "eval_args.json", asdict(args))
+        written = sorted(path.name for path in staging.iterdir())
     print(metrics_table(metrics, name, emotions))
-    print(f"\nWrote {', '.join(OUTPUT_FILES)} to {args.output_dir}")
+    print(f"\nWrote {', '.join(written)} to {args.output_dir}")
     return metrics
+
+
+def compare_evaluations(args):
+    """--compare RUN_A RUN_B: comparison.json and comparison.md in --output_dir; returns the comparison."""
+    check_arguments(args)
+    stats.check_comparison_output(args.output_dir, args.overwrite)  # before minutes of resampling
+    comparison = stats.compare_runs(sevlm_metric, *args.compare, args.bootstrap, args.seed)
+    paths = stats.write_comparison(args.output_dir, comparison, overwrite=args.overwrite)
+    print(stats.comparison_markdown(comparison))
+    print(f"Wrote {', '.join(str(path) for path in paths)}")
+    return comparison
