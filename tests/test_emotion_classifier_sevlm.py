@@ -9,6 +9,7 @@ from datasets import ClassLabel, DatasetDict, Features, List, Value
 import sevlm.evaluation.classifier as ec
 from configuration_sevlm import ARTEMIS_EMOTIONS
 from sevlm.cli.emotion_classifier import main as classifier_main
+from sevlm.io import read_record
 
 # A separable toy task: each emotion has its own cue words, mixed with shared filler words.
 CUES = {
@@ -114,6 +115,15 @@ def test_cli_trains_and_reports_validation_accuracy(tmp_path, capsys):
     # An existing classifier is replaced only when asked.
     assert classifier_main(argv) == 1 and "--overwrite" in capsys.readouterr().err
     assert classifier_main(argv + ["--overwrite"]) == 0
+    # It belongs to the corpus (preparing the corpus again replaces it), and only its own files are ever replaced.
+    assert read_record(tmp_path / "data")["emotion_classifier"] == "prepared corpus"
+    (output / "notes.txt").write_text("mine")
+    assert classifier_main(argv + ["--overwrite"]) == 0 and (output / "notes.txt").read_text() == "mine"
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    (elsewhere / ec.CONFIG_NAME).write_text("{}")
+    assert classifier_main(argv + ["--output_dir", str(elsewhere), "--overwrite"]) == 1
+    assert "did not write" in capsys.readouterr().err and (elsewhere / ec.CONFIG_NAME).read_text() == "{}"
 
 
 def test_near_chance_is_recognised():

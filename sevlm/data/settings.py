@@ -7,6 +7,7 @@ SPLIT_SEED = 2021  # the hash split: sha256("<seed>:<item id>")
 MAX_IMAGE_SIDE = 448  # stored images: long side at most this many pixels
 JPEG_QUALITY = 90
 REPORT_NAME = "prepare_report.json"
+CORPUS_OWNER = "prepared corpus"  # who wrote a corpus folder's entries (sevlm.io output records)
 
 # ArtEmis
 MAX_REPETITION = 40

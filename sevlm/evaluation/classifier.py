@@ -13,19 +13,24 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from sevlm.io import check_replaceable, staged_directory, write_json_atomic
+from sevlm.data.settings import CORPUS_OWNER
+from sevlm.io import check_output_folder, record_entries, staged_output, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "classifier_config.json"
 RESULTS_NAME = "training_results.json"
+OUTPUT_FILES = (WEIGHTS_NAME, CONFIG_NAME, RESULTS_NAME)
+OUTPUT_OWNER = "emotion classifier"
+DEFAULT_FOLDER = "emotion_classifier"  # inside the corpus folder
 # A classifier whose held-out accuracy is within this of the majority-class rate is too weak for EA to mean much.
 NEAR_CHANCE_MARGIN = 0.05
 WORD_PATTERN = re.compile(r"[\w']+")
@@ -148,8 +153,7 @@ class TextEmotionClassifier:
             "features": "lower-cased words and word bigrams, regex [\\w']+",
             "vocab": vocab,
         }
-        with open(os.path.join(directory, CONFIG_NAME), "w", encoding="utf-8") as handle:
-            json.dump(config, handle, ensure_ascii=False)
+        write_json_atomic(os.path.join(directory, CONFIG_NAME), config, indent=None)
 
     @classmethod
     def load(cls, directory):
@@ -235,8 +239,8 @@ def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_coun
 
     from sevlm.data.schema import corpus_emotions
 
-    output_dir = output_dir or os.path.join(dataset_path, "emotion_classifier")
-    check_replaceable(output_dir, overwrite, _holds_classifier, what="--output_dir")
+    output_dir = output_dir or os.path.join(dataset_path, DEFAULT_FOLDER)
+    check_output_folder(output_dir, OUTPUT_OWNER, OUTPUT_FILES, overwrite, "--overwrite", "--output_dir")
     dataset = load_from_disk(dataset_path)
     if "train" not in dataset:
         raise ValueError(f"{dataset_path} has splits {list(dataset)}: the classifier trains on a 'train' split.")
@@ -257,11 +261,12 @@ def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_coun
             )
     else:
         logger.warning("%s has no validation split: no held-out accuracy.", dataset_path)
-    with staged_directory(output_dir, overwrite=True, is_replaceable=_holds_classifier, what="--output_dir") as staging:
+    with staged_output(output_dir, OUTPUT_OWNER, OUTPUT_FILES, overwrite, "--overwrite", "--output_dir") as staging:
         classifier.save(staging)
         write_json_atomic(os.path.join(staging, RESULTS_NAME), results)
+    if Path(output_dir).resolve().parent == Path(dataset_path).resolve():
+        # A classifier inside a corpus folder belongs to that corpus: preparing it again replaces it too.
+        record_entries(dataset_path, [Path(output_dir).name], CORPUS_OWNER)
     return classifier, results
 
 
-def _holds_classifier(directory):
-    return os.path.isfile(os.path.join(directory, CONFIG_NAME))

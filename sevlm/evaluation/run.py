@@ -423,11 +423,11 @@ def write_report(path, metrics, args, name, emotions, classifier_dir, settings, 
     kl, vad = metrics["emotion_distribution_kl"], metrics["vad_distance"]
     classifier_accuracy = metrics["emotion_classifier_accuracy"]
     classifier_chance = metrics["emotion_classifier_chance_accuracy"]
-    from sevlm.evaluation.classifier import NEAR_CHANCE_MARGIN
+    from sevlm.evaluation.classifier import is_near_chance
 
-    near_chance = (
-        isinstance(classifier_accuracy, float) and isinstance(classifier_chance, float)
-        and classifier_accuracy < classifier_chance + NEAR_CHANCE_MARGIN
+    near_chance = all(isinstance(value, float) and math.isfinite(value) for value in (classifier_accuracy, classifier_chance))
+    near_chance = near_chance and is_near_chance(
+        {"validation_accuracy": classifier_accuracy, "validation_chance_accuracy": classifier_chance}
     )
     warning = (
         f"\n> **Warning:** the EA classifier's held-out accuracy ({_percent(classifier_accuracy)}) is near chance "
