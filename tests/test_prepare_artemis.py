@@ -662,8 +662,8 @@ def test_modules_run_with_python_m_from_the_repo_root(tmp_path):
 
 # ------------------------------------------------------------------------------------- the README's recipe
 def readme_prepare_commands():
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("\n## Data\n"):readme.index("\n## Your own data\n")]
+    readme = (REPO_ROOT / "docs" / "DATA.md").read_text(encoding="utf-8")
+    section = readme[: readme.index("\n## Your own data\n")]
     blocks = [block.split("```", 1)[0] for block in section.split("```bash\n")[1:]]
     commands = []
     for block in blocks:

@@ -26,11 +26,13 @@ TINY = [
 ]  # fmt: skip
 
 
-def readme_command(section, program):
-    """The first command of the README `section` that runs `program`, as an argument list (after the program)."""
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+def readme_command(section, program, page="docs/TRAINING.md"):
+    """The first command of the documentation's `section` that runs `program` (its name, or its console script), as
+    an argument list (after the program)."""
+    readme = (REPO_ROOT / page).read_text(encoding="utf-8")
     start = readme.index(f"\n{section}\n")
-    text = readme[start : readme.index("\n## ", start + 1)].replace("\\\n", " ")
+    end = readme.find("\n## ", start + 1)
+    text = readme[start : end if end != -1 else None].replace("\\\n", " ")
     for line in re.findall(r"```bash\n(.*?)```", text, re.S):
         for command in line.splitlines():
             words = shlex.split(command, comments=True)
@@ -59,7 +61,7 @@ def test_the_readme_recipe_on_artemis_shaped_data(tmp_path, monkeypatch):
     assert report["status"] == "ok" and set(report["splits"]) == {"train", "validation", "test"}
 
     # 2. Training: the README's command, the recipe file, with the tiny parts above.
-    train_args = readme_command("### The paper's recipe, as one file", "train_sevlm.py")
+    train_args = readme_command("## The paper's recipe, as one file", "train_sevlm.py")
     assert train_args[:2] == ["--args_file", "configs/sevlm-artemis-v1.args"]
     train_args[1] = str(REPO_ROOT / train_args[1])
     metrics = train(train_args + TINY)
@@ -69,7 +71,7 @@ def test_the_readme_recipe_on_artemis_shaped_data(tmp_path, monkeypatch):
         assert (output / folder / "model.safetensors").is_file() and (output / folder / "eval_results.json").is_file()
 
     # 3. Evaluation: the README's command; ArtEmis-shaped data gets the published rows beside its own.
-    eval_args = readme_command("### The paper's recipe, as one file", "eval_sevlm.py")
+    eval_args = readme_command("## The paper's recipe, as one file", "eval_sevlm.py")
     assert eval_sevlm.main(eval_args + ["--max_new_tokens", "6", "--batch_size", "16"]) == 0
     evaluated = tmp_path / "outputs" / "eval" / "sevlm-artemis-v1" / "test"
     results = json.loads((evaluated / "metrics.json").read_text())
