@@ -1043,11 +1043,13 @@ def check_defined_metrics(paintings, loss_views, emotions, data_args, training_a
                 "compares (train with --use_contrastive_loss false to have a loss on any annotation)"
             )
         for reason in dict.fromkeys(undefined.values()):  # each reason once, with the metrics it leaves undefined
-            names = " and ".join(f"{prefix}_{name}" for name, why in undefined.items() if why == reason)
+            names = [name for name, why in undefined.items() if why == reason]
+            shown = "NaN (null in the results files)" if "loss" not in names else "missing from the metrics"
             if training_args.should_log:
                 logger.warning(
-                    f"On the {split} split, {names} cannot be computed: {reason}. It is reported as NaN (null in the "
-                    "results files), never as 0, and early stopping and the best_* folders go by the metrics that are."
+                    f"On the {split} split, {' and '.join(f'{prefix}_{name}' for name in names)} cannot be computed: "
+                    f"{reason}. It is {shown}, never 0, and early stopping and the best_* folders go by the metrics "
+                    "that are."
                 )
         chosen = (training_args.metric_for_best_model or "").removeprefix("eval_")
         if prefix == "eval" and chosen in undefined:
@@ -1068,7 +1070,17 @@ def configure_logging(training_args):
     logging.set_verbosity(training_args.get_process_log_level())
     if training_args.should_log and training_args.log_level == "passive":
         logging.get_logger("transformers.trainer").setLevel(std_logging.INFO)
+    checkpoint_notes = logging.get_logger("transformers.trainer_utils")
+    if checkpoint_order_note not in checkpoint_notes.filters:
+        checkpoint_notes.addFilter(checkpoint_order_note)
     logging.enable_default_handler()
+
+
+def checkpoint_order_note(record):
+    """False for the Trainer's 'mtime may not be reliable on this filesystem' warning. The Trainer orders checkpoints
+    by modification time and warns when they were saved within a second of each other (a small corpus of one's own
+    makes an epoch that short); it then orders them by step, which is the right order for checkpoint-N folders."""
+    return "mtime may not be reliable" not in record.getMessage()
 
 
 def train(model_args, data_args, training_args):
