@@ -20,6 +20,9 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 CODE_FILES = ("configuration_sevlm.py", "modeling_sevlm.py", "processing_sevlm.py", "pipeline_sevlm.py")
+# What the Trainer adds to a model in each checkpoint-N folder, for resuming (a checkpoint of a LoRA run holds an
+# adapter instead of the model's weights).
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")
 PROCESSOR_CODE_FILE = "processing_sevlm.py"  # written by processor.save_pretrained; the others by the model's
 
 
@@ -73,6 +76,19 @@ def check_model_folder(model_name_or_path):
         return
     shown = display_path(folder)
     present = set(os.listdir(folder))
+    if any(name in present for name in CHECKPOINT_FILES):
+        problem = _model_folder_problem(folder, present)
+        if problem:
+            parent = os.path.dirname(os.path.abspath(folder))
+            best = [os.path.join(parent, name) for name in sorted(os.listdir(parent)) if name.startswith("best_")]
+            best = [path for path in best if os.path.isdir(path)]
+            also = f", or one of its best-model folders ({listed(best)})" if best else ""
+            raise FileNotFoundError(
+                f"{shown} is a Trainer checkpoint (the training state kept for --resume_from_checkpoint), not a model "
+                f"folder: {problem}. Use the training run's output folder, {display_path(parent)}, which holds the "
+                f"final model{also}."
+            )
+        return
     if "config.json" not in present:
         raise FileNotFoundError(f"{shown} is not a saved SEVLM folder (no config.json); train one with sevlm-train.")
     if not any(name in present for name in WEIGHT_FILES):
@@ -87,10 +103,20 @@ def check_model_folder(model_name_or_path):
     code = [name for name in CODE_FILES if name not in present]
     if code:
         raise FileNotFoundError(
-            f"{shown} lacks the code files {listed(code)}: it was not saved by this version of SEVLM (a Trainer "
-            "checkpoint or an older folder). Load the model and save it again with this version "
-            "(model.save_pretrained(folder) writes the code files), or use the folder that training wrote."
+            f"{shown} lacks the code files {listed(code)}: it was not saved by this version of SEVLM. Use a folder "
+            "that training or sevlm-publish of this version wrote (model.save_pretrained(folder) writes the code "
+            "files)."
         )
+
+
+def _model_folder_problem(folder, present):
+    """What a model folder lacks, in a few words (None when it is complete)."""
+    if "config.json" not in present:
+        return "it has no config.json"
+    if not any(name in present for name in WEIGHT_FILES):
+        return f"it has no model weights ({' or '.join(WEIGHT_FILES)}; a LoRA run's checkpoints hold only the adapter)"
+    missing = missing_processor_files(folder) + [name for name in CODE_FILES if name not in present]
+    return f"it lacks {listed(missing)}" if missing else None
 
 
 def load_model_and_processor(model_name_or_path, device=None):

@@ -1,19 +1,27 @@
 """Training SEVLM with the Hugging Face Trainer: the arguments (`ModelArguments`, `DataArguments`,
 `SevlmTrainingArguments`), the corpus, processor and model, `SevlmTrainer` (loss terms, per-module learning rates,
 non-finite guards, generation metrics in every evaluation), its callbacks (pair epochs, early stopping on several
-metrics, best models as folders), checkpoints, and `train(model_args, data_args, training_args)`. The command is
-`train_sevlm.py` (`sevlm-train`).
+metrics, best models as folders), checkpoints, the run's output folder (`RunOutputs`), and
+`train(model_args, data_args, training_args)`. The command is `train_sevlm.py` (`sevlm-train`).
+
+A metric that cannot be computed (emotion accuracy when no evaluated painting has a majority emotion) is undefined:
+NaN in the metrics (null in the JSON files), said once with the reason, and ignored by model selection, early
+stopping and the best-model folders, which then go by what is defined (the validation loss).
 """
 
 import copy
 import json
+import logging as std_logging
 import math
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.utils import gather_object
 from datasets import load_from_disk
 from transformers import (
     CLIPVisionConfig,
@@ -24,7 +32,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
 from modeling_sevlm import SevlmForConditionalGeneration
@@ -38,7 +46,19 @@ from sevlm.data.views import (
     evaluation_view,
 )
 from sevlm.evaluation import metric as sevlm_metric
-from sevlm.io import display_path, json_safe, swap_in
+from sevlm.hub import HUB_FILES
+from sevlm.io import (
+    display_path,
+    listed,
+    make_temporary_folder,
+    new_file_mode,
+    new_folder_mode,
+    read_record,
+    record_entries,
+    staged_output,
+    write_json_atomic,
+    write_record,
+)
 from sevlm.tokenizer import train_tokenizer
 from sevlm.vad import build_vad_table
 
@@ -51,9 +71,18 @@ NRC_VAD_HELP = (
 LOSS_TERMS = ("lm_loss", "vad_loss", "contrastive_loss")
 # The generation metrics of every training-time evaluation (greedy, light BLEU tokenisation: see bleu_4_fast).
 GENERATION_METRICS = ("emotion_accuracy", "emotion_accuracy_scores", "bleu_4_fast")
-RENAMED_METRICS = {"bleu_4": "bleu_4_fast"}  # training-time names before the paper's protocol got its own names
+ACCURACY_METRICS = ("emotion_accuracy", "emotion_accuracy_scores")  # undefined without a painting with a majority
+SELECTABLE_METRICS = GENERATION_METRICS + ("loss",)
 BEST_FOLDER_PREFIX = "best_"
-RUN_FILES = ("train_results.json", "eval_results.json", "test_results.json", "all_results.json")
+RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", "all_results.json")
+# The owner of a training run's entries in its output folder's record (`.sevlm-output.json`, see sevlm.io).
+TRAINING_RUN = "training run"
+# What an --overwrite_output_dir run moves its predecessor's checkpoints and best-model folders into, until its own
+# model is saved: `.previous-run-<time>-<pid>`, one per run, so that no run ever deletes another run's.
+SET_ASIDE_PREFIX = ".previous-run"
+CHECKPOINT_FOLDER = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-\d+(\.incomplete|\.diverged)?")
+# Data loader workers when training on a GPU: one core per process is left to the training loop itself.
+MAX_LOADER_WORKERS = 8
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -136,7 +165,7 @@ class SevlmTrainingArguments(TrainingArguments):
     output_dir: str | None = field(default="outputs/sevlm", metadata={"help": "Where checkpoints and the final model folder go."})
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Train into an --output_dir that holds an earlier run: its checkpoints are set aside (deleted at the end) and its model is replaced once the new one is saved."},
+        metadata={"help": "Train into an --output_dir that holds an earlier run: its checkpoints and best_* folders are set aside in .previous-run-* (deleted once the new model is saved), then its model files and results are replaced and the ones the new run does not write removed. Files the runs did not write stay."},
     )
     learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of the decoder and the SEVLM heads."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (biases and norms are always exempt)."})
@@ -156,11 +185,48 @@ class SevlmTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=50, metadata={"help": "Log the loss terms every N steps."})
     logging_nan_inf_filter: bool = field(default=False, metadata={"help": "Never hide non-finite losses (training stops on them)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collators read raw columns."})
-    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
+    dataloader_num_workers: int | None = field(
+        default=None,
+        metadata={"help": f"Data loading worker processes (default: on a GPU, one per CPU core of this process but one, at most {MAX_LOADER_WORKERS}; on a CPU, 0: the model needs the cores)."},
+    )
+    dataloader_persistent_workers: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the loader's workers from epoch to epoch (default: yes when there are workers)."},
+    )
+    dataloader_pin_memory: bool | None = field(
+        default=None,
+        metadata={"help": "Load batches into pinned memory, for faster copies to the GPU (default: yes when training on a CUDA GPU)."},
+    )
+    restore_callback_states_from_checkpoint: bool = field(
+        default=True, metadata={"help": "On resume, early stopping goes on counting from the checkpoint's state."}
+    )
     torch_num_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads for torch (default: torch's choice). Tiny models run as fast on 1 and are then immune to a busy machine."},
     )
+
+    def __post_init__(self):
+        if self.dataloader_num_workers is None:
+            self.dataloader_num_workers = default_loader_workers(self.use_cpu)
+        if self.dataloader_persistent_workers is None:
+            self.dataloader_persistent_workers = self.dataloader_num_workers > 0
+        if self.dataloader_pin_memory is None:
+            self.dataloader_pin_memory = not self.use_cpu and torch.cuda.is_available()
+        super().__post_init__()
+
+
+def default_loader_workers(use_cpu, cuda_available=None, cores=None, processes=None):
+    """Data loader workers by default: on a GPU, the cores this process may use (its share when several processes
+    train on one machine) less one for the training loop, at most `MAX_LOADER_WORKERS` (one worker decodes and
+    preprocesses several hundred paintings a second: bench/bench_train.py); on a CPU none, since the model's own
+    threads need every core and worker processes would only take them away (and cost a start-up each epoch)."""
+    cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if use_cpu or not cuda_available:
+        return 0
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if processes is None else processes
+    return max(0, min(MAX_LOADER_WORKERS, cores // max(1, processes) - 1))
 
 
 def check_arguments(model_args, data_args, training_args):
@@ -168,67 +234,231 @@ def check_arguments(model_args, data_args, training_args):
     if training_args.fp16 and not torch.cuda.is_available():
         raise ValueError("--fp16 needs a CUDA device and none is available here; use --bf16 (it also works on CPU) or drop --fp16.")
     name = training_args.metric_for_best_model
-    if name:
-        bare = name[len("eval_"):] if name.startswith("eval_") else name
-        if bare in RENAMED_METRICS:
-            logger.warning(f"--metric_for_best_model {name}: the training-time BLEU-4 is now called {RENAMED_METRICS[bare]}; using it.")
-            training_args.metric_for_best_model = RENAMED_METRICS[bare]
+    if name and name.removeprefix("eval_") not in SELECTABLE_METRICS:
+        raise ValueError(f"--metric_for_best_model {name}: unknown metric; choose from {list(SELECTABLE_METRICS)}.")
     for flag in ("early_stopping_metrics", "best_model_metrics"):
-        names = metric_list(getattr(data_args, flag))
-        unknown = [metric for metric in names if metric not in GENERATION_METRICS + ("loss",)]
+        unknown = [metric for metric in metric_list(getattr(data_args, flag)) if metric not in SELECTABLE_METRICS]
         if unknown:
-            raise ValueError(f"--{flag}: unknown metric(s) {unknown}; choose from {list(GENERATION_METRICS) + ['loss']}.")
+            raise ValueError(f"--{flag}: unknown metric(s) {unknown}; choose from {list(SELECTABLE_METRICS)}.")
 
 
 def metric_list(text):
-    names = [name.strip() for name in (text or "").split(",") if name.strip()]
-    return [RENAMED_METRICS.get(name, name) for name in names]
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def is_defined(value):
+    """A metric value that says something: a finite number (NaN or None: undefined)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_better(name, value, previous):
+    """Whether `value` of metric `name` beats `previous` (None: nothing yet); the loss is better lower."""
+    return previous is None or (value < previous if name == "loss" else value > previous)
 
 
 # --------------------------------------------------------------------------------------------- output dir
-def previous_run_contents(output_dir):
-    """What an earlier run left in `output_dir`: a finished model, checkpoints, best-model folders, results."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return []
-    found = []
-    if (output_dir / "model.safetensors").is_file() or (output_dir / "model.safetensors.index.json").is_file():
-        found.append("a trained model (model.safetensors)")
-    found += [f"{path.name}" for path in sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) if path.is_dir()]
-    found += [f"{path.name}/" for path in sorted(output_dir.glob(f"{BEST_FOLDER_PREFIX}*")) if path.is_dir()]
-    found += [name for name in RUN_FILES if (output_dir / name).is_file()]
-    return found
+class RunOutputs:
+    """What a training run writes into its --output_dir, and what it may replace there.
+
+    The folder's output record (`.sevlm-output.json`, see `sevlm.io`) lists the entries training runs wrote (owner
+    "training run"): the final model's files, the results files and the best_* folders (the Trainer's checkpoint-*
+    folders are recognised by name). Then:
+    - `check` (before any work): an earlier run there is an error unless the run resumes it or
+      --overwrite_output_dir is given; a file the run would write that no training run recorded (a user's, or one
+      of another tool) is an error even then;
+    - `set_aside`: with --overwrite_output_dir, the earlier run's checkpoints and best_* folders move into this run's
+      own `.previous-run-*` folder, deleted once the new model is saved. A `.previous-run-*` folder found there
+      belongs to a run that did not finish (its predecessor's checkpoints): it is kept, and its place is said;
+    - `save_best` / `save_final`: folders and files written through a staging folder and moved in only when
+      complete, with a new file's permissions, replacing only the run's own entries;
+    - `finish`: the earlier run's entries that this run did not write again (say its test_results.json when this
+      run has no test split) are removed, so that no number of the old model stays beside the new one.
+    Files no training run wrote (a user's notes.txt) are never touched.
+    """
+
+    def __init__(self, training_args, best_metrics=(), resuming=False):
+        self.folder = Path(training_args.output_dir)
+        self.args = training_args
+        self.best_metrics = list(best_metrics)
+        self.resuming = resuming
+        self.written = set()
+        self.earlier = set()  # entries an earlier run recorded, removed at the end unless written again
+        self.aside = None  # this run's set-aside folder
+        self.replacing = False
+
+    # ------------------------------------------------------------------------------------------ checks
+    def planned_names(self):
+        """Every entry a run may write into the folder itself (the model folder's files, results, best_* folders)."""
+        return [*HUB_FILES, *RESULT_FILES, *(f"{BEST_FOLDER_PREFIX}{name}" for name in self.best_metrics)]
+
+    def recorded(self):
+        """Entries of the folder recorded as a training run's, that are there."""
+        entries = read_record(self.folder).items()
+        return sorted(name for name, owner in entries if owner == TRAINING_RUN and (self.folder / name).exists())
+
+    def checkpoints(self):
+        """The Trainer's checkpoint-N folders (and those set aside as .incomplete / .diverged)."""
+        paths = self.folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+        return sorted(path.name for path in paths if CHECKPOINT_FOLDER.fullmatch(path.name) and path.is_dir())
+
+    def kept_set_asides(self):
+        """Set-aside folders of other runs (runs that did not finish)."""
+        paths = self.folder.glob(f"{SET_ASIDE_PREFIX}*")
+        return sorted(path for path in paths if path.is_dir() and path != self.aside)
+
+    def check(self):
+        """Raise before any work when this run would replace something it may not (see the class docstring)."""
+        folder, shown = self.folder, display_path(self.folder)
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"--output_dir {shown} is a file, not a folder; choose another path.")
+        if not folder.is_dir():
+            return self
+        recorded = self.recorded()
+        taken = sorted(name for name in self.planned_names() if (folder / name).exists() and name not in recorded)
+        if taken:
+            raise FileExistsError(
+                f"--output_dir {shown} holds {listed(taken)}, which no training run recorded writing (files of "
+                "yours, of another tool, or of a SEVLM version older than this one); a training run writes files of "
+                "these names, so it refuses to train there, even with --overwrite_output_dir. Choose another "
+                f"--output_dir, or move {'it' if len(taken) == 1 else 'them'} away."
+            )
+        found = self.describe(recorded) + self.checkpoints()
+        if found and not self.resuming and not self.args.overwrite_output_dir:
+            raise FileExistsError(
+                f"--output_dir {shown} holds an earlier run ({listed(found)}). Pass --resume_from_checkpoint true to "
+                "continue it, --overwrite_output_dir true to train a new model in its place (the old model stays "
+                "until the new one is saved; files the runs did not write stay), or choose another --output_dir. "
+                "(For the demo: sevlm-train --args_file configs/demo.args --overwrite_output_dir true.)"
+            )
+        self.replacing = bool(found) and not self.resuming
+        # The entries a resumed run continues are its own; a new run replaces all of its predecessor's.
+        self.earlier = {name for name in recorded if not (self.resuming and name.startswith(BEST_FOLDER_PREFIX))}
+        self.say_kept_set_asides()
+        return self
+
+    @staticmethod
+    def describe(recorded):
+        """An earlier run's recorded entries, for a message: its model, best-model folders and results."""
+        described = ["a trained model (model.safetensors)"] if "model.safetensors" in recorded else []
+        described += [f"{name}/" for name in recorded if name.startswith(BEST_FOLDER_PREFIX)]
+        return described + [name for name in recorded if name in RESULT_FILES]
+
+    def say_kept_set_asides(self):
+        if not self.args.should_log:
+            return
+        for path in self.kept_set_asides():
+            logger.warning(
+                f"{display_path(path)} holds checkpoints and best-model folders that an earlier "
+                "--overwrite_output_dir run set aside and did not get to delete: that run did not finish. They are "
+                "kept (no run deletes another run's); delete the folder yourself once you no longer need them."
+            )
+
+    # -------------------------------------------------------------------------------------- set aside
+    def set_aside(self):
+        """With --overwrite_output_dir: the earlier run's checkpoints and best_* folders move into this run's own
+        `.previous-run-*` folder (so that they neither collide with the new ones nor get resumed)."""
+        if not self.replacing or not self.args.should_save:
+            return None
+        movable = self.checkpoints() + [name for name in self.recorded() if name.startswith(BEST_FOLDER_PREFIX)]
+        if not movable:
+            return None
+        self.aside = self.folder / f"{SET_ASIDE_PREFIX}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        self.aside.mkdir(mode=new_folder_mode())
+        for name in movable:
+            os.replace(self.folder / name, self.aside / name)
+        logger.warning(
+            f"--overwrite_output_dir: the earlier run's {listed(movable)} are set aside in {display_path(self.aside)} "
+            "until the new model is saved."
+        )
+        return self.aside
+
+    # ----------------------------------------------------------------------------------------- writing
+    def save_best(self, name, write):
+        """A best-model folder `<output_dir>/<name>`: `write(staging)` fills a staging folder, which then replaces the
+        folder's earlier files (only those a training run wrote)."""
+        with staged_output(self.folder / name, TRAINING_RUN, (), True, "--overwrite_output_dir", name) as staging:
+            write(staging)
+            normal_modes(staging)
+        self.record([name])
+
+    def save_final(self, write):
+        """The final model and the results into the output folder itself: `write(staging)` fills a staging folder,
+        whose entries then replace the run's own files of the same names (nothing else)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = make_temporary_folder(self.folder / "final", "staging")
+        try:
+            write(staging)
+            normal_modes(staging)
+            self.move_in(staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def move_in(self, staging):
+        """Move the files of `staging` into the folder. The files they replace go aside first: if a move fails, the
+        new files are taken out again and the old ones put back."""
+        names = sorted(entry.name for entry in staging.iterdir())
+        ours = set(self.recorded()) | self.written
+        taken = [name for name in names if (self.folder / name).exists() and name not in ours]
+        if taken:  # appeared during training
+            shown = display_path(self.folder)
+            raise FileExistsError(f"--output_dir {shown}: {listed(taken)} appeared during training; not replacing it.")
+        old = make_temporary_folder(self.folder / "final", "old")
+        replaced, moved = [], []
+        try:
+            for name in names:
+                if (self.folder / name).exists():
+                    os.replace(self.folder / name, old / name)
+                    replaced.append(name)
+                os.replace(staging / name, self.folder / name)
+                moved.append(name)
+        except BaseException:
+            for name in moved:
+                (self.folder / name).unlink()
+            for name in replaced:
+                os.replace(old / name, self.folder / name)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+        self.record(names)
+
+    def record(self, names):
+        record_entries(self.folder, names, TRAINING_RUN)
+        self.written.update(names)
+
+    def finish(self):
+        """After the final save: remove the earlier run's entries this run did not write again and this run's
+        set-aside folder; say where set-aside folders of unfinished runs are."""
+        if not self.args.should_save:
+            return []
+        stale = sorted(name for name in self.earlier - self.written if (self.folder / name).exists())
+        for name in stale:
+            path = self.folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        if stale:
+            shown = display_path(self.folder)
+            logger.warning(f"Removed the earlier run's {listed(stale)} from {shown}: this run wrote no new ones.")
+        entries = read_record(self.folder)
+        gone = [name for name, owner in entries.items() if owner == TRAINING_RUN and not (self.folder / name).exists()]
+        if gone:
+            write_record(self.folder, {name: owner for name, owner in entries.items() if name not in gone})
+        if self.aside is not None:
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.aside = None
+        self.say_kept_set_asides()
+        return stale
 
 
-def check_output_dir(training_args, resuming):
-    """Never train over an earlier run by accident (its model would be replaced and its checkpoints rotated away):
-    an --output_dir holding one is an error unless the run resumes it or --overwrite_output_dir is given."""
-    output_dir = Path(training_args.output_dir)
-    found = previous_run_contents(output_dir)
-    if not found or resuming or training_args.overwrite_output_dir:
-        return bool(found) and not resuming
-    listed = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
-    raise FileExistsError(
-        f"--output_dir {display_path(output_dir)} holds an earlier run ({listed}). Pass --resume_from_checkpoint true to "
-        "continue it, --overwrite_output_dir true to train a new model in its place (the old model stays until the "
-        "new one is saved), or choose another --output_dir. (For the demo: python train_sevlm.py --args_file "
-        "configs/demo.args --overwrite_output_dir true.)"
-    )
-
-
-def set_aside_previous_run(training_args):
-    """With --overwrite_output_dir: the earlier run's checkpoints and best-model folders move into
-    `<output_dir>/.previous-run/` (so that they neither collide with the new ones nor get resumed), deleted once the
-    new model is saved; its model files stay in place until the new ones replace them."""
-    output_dir = Path(training_args.output_dir)
-    aside = output_dir / ".previous-run"
-    if training_args.process_index == 0:
-        shutil.rmtree(aside, ignore_errors=True)
-        aside.mkdir()
-        for path in list(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) + list(output_dir.glob(f"{BEST_FOLDER_PREFIX}*")):
-            os.replace(path, aside / path.name)
-        logger.warning(f"--overwrite_output_dir: the earlier run's checkpoints are set aside in {aside} until the new model is saved.")
-    return aside
+def normal_modes(folder):
+    """Give the files and folders under `folder` the permissions a plain `open()` / `mkdir` would (safetensors writes
+    its files readable by their owner only)."""
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), new_folder_mode())
+        for name in files:
+            os.chmod(os.path.join(root, name), new_file_mode())
 
 
 # ------------------------------------------------------------------------------------------ data and model
@@ -247,6 +477,8 @@ def load_corpus(data_args):
     for split in (data_args.train_split, data_args.eval_split):
         if split and split not in corpus:
             raise ValueError(f"--dataset_path {path} has splits {list(corpus)}, not {split!r}.")
+    if not len(corpus[data_args.train_split]):
+        raise ValueError(f"--train_split {data_args.train_split} of --dataset_path {path} is empty: nothing to train.")
     return corpus
 
 
@@ -304,7 +536,7 @@ def build_model(model_args, processor, vision_config):
     if uses_vad and not Path(model_args.vad_lexicon).is_file():
         raise FileNotFoundError(f"--vad_lexicon {model_args.vad_lexicon} not found. {NRC_VAD_HELP}")
     text = model_args.text_model_name_or_path
-    text = GPT2Config.from_json_file(text) if _is_config_file(text) else text
+    text = text_config_from_file(text, processor.tokenizer) if _is_config_file(text) else text
     vision = model_args.vision_model_name_or_path
     return SevlmForConditionalGeneration.from_vision_text(
         vision_config if _is_config_file(vision) else vision,
@@ -322,6 +554,20 @@ def build_model(model_args, processor, vision_config):
         vad_encoder_causal=model_args.vad_encoder_causal,
         freeze_vision=model_args.freeze_vision,
     )
+
+
+def text_config_from_file(path, tokenizer):
+    """A GPT2Config JSON file, with the vocabulary size and special token ids of the tokenizer the model will use (a
+    config file written for GPT-2's own vocabulary says 50,257 tokens and <|endoftext|> = 50256, which transformers
+    reports as ids outside the vocabulary)."""
+    values = json.loads(Path(path).read_text(encoding="utf-8"))
+    values.update(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2Config.from_dict(values)
 
 
 def freeze_switched_off_modules(model):
@@ -472,7 +718,10 @@ class SevlmTrainer(Trainer):
     @torch.no_grad()
     def generation_metrics(self, paintings):
         """Emotion accuracy (generated emotion, and the scores' argmax) against the majority, and `bleu_4_fast`, from
-        greedy generations on an evaluation view, through the project's one prediction function."""
+        greedy generations on an evaluation view, through the project's one prediction function. An accuracy over
+        no painting with a majority emotion is NaN (undefined), never 0; `majority_paintings` says how many had one."""
+        from tqdm.auto import tqdm
+
         from pipeline_sevlm import predict_batch
 
         metric = sevlm_metric
@@ -481,33 +730,32 @@ class SevlmTrainer(Trainer):
         emotions = list(model.config.emotions)
         was_training = model.training
         model.eval()
-        indices = list(range(len(paintings)))
         records = []
-        with self.accelerator.split_between_processes(indices) as shard:
+        with self.accelerator.split_between_processes(list(range(len(paintings)))) as shard:
             batch_size = self.args.per_device_eval_batch_size
-            for start in range(0, len(shard), batch_size):
+            starts = range(0, len(shard), batch_size)
+            quiet = self.args.disable_tqdm or not self.is_local_process_zero()
+            for start in tqdm(starts, desc="Generating", unit="batch", leave=False, disable=quiet):
                 rows = paintings.select(shard[start : start + batch_size])[:]
                 results = predict_batch(
-                    model, processor, rows["image"], emotion_source="generation", generate_kwargs=self.generation_kwargs
+                    model, processor, rows["image"], emotion_source="generation",
+                    generate_kwargs=self.generation_kwargs,
                 )
                 for result, histogram, references in zip(results, rows["emotion_histogram"], rows["references"]):
                     scored = max(result["scores"], key=result["scores"].get)
                     records.append((result["emotion"], scored, result["explanation"], histogram, references))
-        if self.args.world_size > 1:
-            from accelerate.utils import gather_object
-
-            records = gather_object(records)
+        records = gather_object(records)
         model.train(was_training)
         majorities = [metric.majority_emotion(record[3], emotions) for record in records]
-        accuracy = metric.emotion_accuracy([r[0] for r in records], majorities, emotions)[0]
+        accuracy, _, with_majority = metric.emotion_accuracy([r[0] for r in records], majorities, emotions)
         accuracy_scores = metric.emotion_accuracy([r[1] for r in records], majorities, emotions)[0]
         bleu = metric.bleu_4_fast([r[2] for r in records], [r[4] for r in records]) if records else math.nan
-        finite = lambda value: value if math.isfinite(value) else 0.0  # noqa: E731 - no painting with a majority
         return {
-            "emotion_accuracy": finite(accuracy),
-            "emotion_accuracy_scores": finite(accuracy_scores),
-            "bleu_4_fast": finite(bleu),
+            "emotion_accuracy": accuracy,
+            "emotion_accuracy_scores": accuracy_scores,
+            "bleu_4_fast": bleu,
             "paintings": len(records),
+            "majority_paintings": with_majority,
         }
 
 
@@ -526,29 +774,39 @@ class PairEpochCallback(TrainerCallback):
 
 class SevlmEarlyStoppingCallback(TrainerCallback, ExportableState):
     """Stop after `patience` evaluations in which none of `metrics` improved (the reference: neither emotion accuracy
-    nor BLEU-4). Only the periodic evaluations count (`eval_*`), not the final test evaluation. Its state is saved in
-    checkpoints, so a resumed run keeps counting."""
+    nor BLEU-4). Only the periodic evaluations count (`eval_*`), not the final test evaluation. An undefined value
+    (NaN: no painting with a majority emotion) is no evidence either way and is left out; when none of `metrics` is
+    defined, the validation loss is watched instead. Its state is saved in checkpoints (the Trainer restores it on
+    resume: --restore_callback_states_from_checkpoint), so a resumed run keeps counting."""
 
     def __init__(self, patience, metrics, best=None, stale=0):
         self.patience = patience
         self.metrics = list(metrics)
         self.best = dict(best or {})
         self.stale = stale
+        self.said_undefined = False
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        values = {name: (metrics or {}).get(f"eval_{name}") for name in self.metrics}
-        if any(value is None for value in values.values()):
+        metrics = metrics or {}
+        if not any(f"eval_{name}" in metrics for name in self.metrics):
             return  # not a periodic evaluation (e.g. the test split after training)
+        values = {name: metrics.get(f"eval_{name}") for name in self.metrics}
+        watched = {name: value for name, value in values.items() if is_defined(value)}
+        if not watched and is_defined(metrics.get("eval_loss")):
+            watched = {"loss": metrics["eval_loss"]}
+            if not self.said_undefined and args.should_log:
+                logger.warning(f"Early stopping watches the validation loss: {', '.join(self.metrics)} undefined.")
+            self.said_undefined = True
+        if not watched:
+            return
         improved = False
-        for name, value in values.items():
-            lower_is_better = name == "loss"
-            previous = self.best.get(name)
-            if previous is None or (value < previous if lower_is_better else value > previous):
+        for name, value in watched.items():
+            if is_better(name, value, self.best.get(name)):
                 self.best[name] = value
                 improved = True
         self.stale = 0 if improved else self.stale + 1
         if self.patience and self.stale >= self.patience:
-            logger.warning(f"Early stopping: {self.stale} evaluations without improvement of {', '.join(self.metrics)}.")
+            logger.warning(f"Early stopping: {self.stale} evaluations without improvement of {', '.join(watched)}.")
             control.should_training_stop = True
 
     def state(self):
@@ -557,34 +815,34 @@ class SevlmEarlyStoppingCallback(TrainerCallback, ExportableState):
 
 class BestModelsCallback(TrainerCallback):
     """Keep the best model by each of `metrics` as a complete, loadable folder `<output_dir>/best_<metric>` (weights,
-    code, processor, pipeline, model card), replaced through a staging folder when a better evaluation comes.
+    code, processor, pipeline, model card), replaced through a staging folder when a better evaluation comes. An
+    undefined value (NaN) never makes a best model.
 
     The best value so far is read back from the folder's `eval_results.json`, so a resumed run continues from it.
     """
 
     def __init__(self, metrics, save_folder):
         self.metrics = list(metrics)
-        self.save_folder = save_folder  # callable(folder, metrics)
+        self.save_folder = save_folder  # callable(folder name, metrics)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not args.should_save or not metrics:
             return
         for name in self.metrics:
             value = metrics.get(f"eval_{name}")
-            if value is None:
+            if not is_defined(value):
                 continue
-            folder = Path(args.output_dir) / f"{BEST_FOLDER_PREFIX}{name}"
-            previous = self.recorded(folder, name)
-            lower_is_better = name == "loss"
-            if previous is None or (value < previous if lower_is_better else value > previous):
+            folder = f"{BEST_FOLDER_PREFIX}{name}"
+            if is_better(name, value, self.recorded(Path(args.output_dir) / folder, name)):
                 self.save_folder(folder, {**metrics, "step": state.global_step})
 
     @staticmethod
     def recorded(folder, name):
         try:
-            return json.loads((folder / "eval_results.json").read_text())[f"eval_{name}"]
+            value = json.loads((folder / "eval_results.json").read_text())[f"eval_{name}"]
         except (OSError, ValueError, KeyError):
             return None
+        return value if is_defined(value) else None
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -604,21 +862,21 @@ def resolve_checkpoint(training_args):
         if problem:
             raise ValueError(f"--resume_from_checkpoint {value} cannot be resumed: {problem}.")
         return value
-    output_dir = Path(training_args.output_dir)
-    candidates = sorted(
-        (path for path in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.name.split("-")[-1].isdigit()),
-        key=lambda path: int(path.name.split("-")[-1]),
-    )
-    for path in reversed(candidates):
-        problem = checkpoint_problem(path)
-        if not problem:
-            return str(path)
-        if training_args.process_index == 0:
-            suffix = ".incomplete" if "trainer_state.json" in problem else ".diverged"
-            logger.warning(f"{path} {problem}: moved to {path.name}{suffix}.")
-            shutil.rmtree(path.with_name(path.name + suffix), ignore_errors=True)
-            path.rename(path.with_name(path.name + suffix))
-    logger.warning(f"No complete checkpoint in {output_dir}: starting from scratch.")
+    output_dir = training_args.output_dir
+    # The main process sets the bad ones aside first; the others then find the same newest good one.
+    with training_args.main_process_first(desc="choosing the checkpoint to resume"):
+        while os.path.isdir(output_dir) and (path := get_last_checkpoint(output_dir)) is not None:
+            problem = checkpoint_problem(path)
+            if not problem:
+                return path
+            if training_args.process_index != 0:
+                raise RuntimeError(f"{path} {problem}, and only the main process sets checkpoints aside.")
+            path = Path(path)
+            aside = path.with_name(path.name + (".incomplete" if "trainer_state.json" in problem else ".diverged"))
+            logger.warning(f"{display_path(path)} {problem}: moved to {aside.name}.")
+            shutil.rmtree(aside, ignore_errors=True)
+            path.rename(aside)
+    logger.warning(f"No complete checkpoint in {display_path(output_dir)}: starting from scratch.")
     return None
 
 
@@ -649,55 +907,37 @@ def checkpoint_problem(path):
     return None
 
 
-def restore_callback_states(trainer, checkpoint):
-    """Early stopping keeps counting across a resume: its state is read back from the checkpoint's trainer_state.json
-    (the Trainer only does this with --restore_callback_states_from_checkpoint)."""
-    try:
-        saved = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("stateful_callbacks", {})
-    except (OSError, ValueError):
-        return
-    for callback in trainer.callback_handler.callbacks:
-        state = saved.get(type(callback).__name__)
-        if isinstance(callback, SevlmEarlyStoppingCallback) and isinstance(state, dict):
-            for key, value in state.get("attributes", {}).items():
-                setattr(callback, key, value)
-
-
 # ---------------------------------------------------------------------------------------------- saving
-def save_model_folder(trainer, processor, folder, metrics, card_fields=None, results_file="eval_results.json"):
-    """A plain SEVLM folder (LoRA merged, safetensors, code files, processor, `art-emotion` pipeline, model card and,
-    when `results_file` is given, `metrics` in it), written beside `folder` and swapped in when complete.
-    `card_fields`: the training corpus and VAD lexicon, for the model card (`training_card_fields`)."""
+def write_model_folder(trainer, processor, folder, metrics, card_fields=None):
+    """A plain SEVLM model folder into the (new, empty) `folder`: LoRA merged, safetensors, code files, processor,
+    `art-emotion` pipeline and a model card with `metrics`. `card_fields`: the training corpus and VAD lexicon, for
+    the card (`training_card_fields`). Returns the plain model."""
     from sevlm.hub import add_pipeline_to_folder, training_card_fields, write_model_card
 
     model = plain_model(trainer.model)
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{folder.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    processor.save_pretrained(staging)
-    add_pipeline_to_folder(staging)
-    write_model_card(staging, metrics=metrics, **training_card_fields(model, **(card_fields or {})))
-    if results_file:
-        (staging / results_file).write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
-    swap_in(staging, folder)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    add_pipeline_to_folder(folder)
+    write_model_card(folder, metrics=metrics, **training_card_fields(model, **(card_fields or {})))
     return model
 
 
-def save_final_model(trainer, processor, output_dir, metrics, card_fields=None):
-    """The final model into `output_dir` itself (which also holds checkpoints and run logs): files written into a
-    staging folder first, then moved over the old ones."""
-    staging = Path(output_dir) / ".final-staging"
-    save_model_folder(trainer, processor, staging, metrics, card_fields, results_file=None)
-    for path in staging.iterdir():
-        os.replace(path, Path(output_dir) / path.name)
-    staging.rmdir()
+def run_results(train_metrics, metrics):
+    """The run's results files: `{file name: metrics}` as the Trainer names them (train_, eval_, test_results.json
+    and all_results.json with all of them); a split that was not evaluated has no file."""
+    results = {"train_results.json": dict(train_metrics)}
+    for prefix in ("eval", "test"):
+        split = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
+        if split:
+            results[f"{prefix}_results.json"] = split
+    results["all_results.json"] = {key: value for split in results.values() for key, value in split.items()}
+    return results
 
 
 # --------------------------------------------------------------------------------------------------- build
-def build_trainer(model_args, data_args, training_args, checkpoint=None):
-    """Everything up to `trainer.train()`: corpus, processor, model (LoRA), views, collators, SevlmTrainer."""
+def build_trainer(model_args, data_args, training_args, checkpoint=None, outputs=None):
+    """Everything up to `trainer.train()`: corpus, processor, model (LoRA), views, collators, SevlmTrainer.
+    `outputs`: the run's `RunOutputs` (new, unchecked, when not given)."""
     corpus = load_corpus(data_args)
     vision_config = None
     if _is_config_file(model_args.vision_model_name_or_path):
@@ -720,16 +960,35 @@ def build_trainer(model_args, data_args, training_args, checkpoint=None):
         return AnnotationDataset(corpus[split]), SevlmCollator(processor)
 
     train_dataset, collator = training_view(data_args.train_split)
-    eval_dataset = training_view(data_args.eval_split)[0] if training_args.eval_strategy != "no" else None
+    if not len(train_dataset):
+        raise ValueError(
+            f"No painting of --train_split {data_args.train_split} has two annotations with different emotions, which "
+            "the contrastive loss pairs; train without it (--use_contrastive_loss false) or on a corpus with such "
+            "paintings."
+        )
     paintings = {}
-    if eval_dataset is not None:
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        if not len(corpus[data_args.eval_split]):
+            raise ValueError(
+                f"--eval_split {data_args.eval_split} of --dataset_path {data_args.dataset_path} is empty, so nothing "
+                "can be evaluated or chosen as the best model. Prepare the corpus again with a validation split (e.g. "
+                "sevlm-prepare --validation_size ...), name another split with --eval_split, or train without "
+                "evaluation: --eval_strategy no --load_best_model_at_end false."
+            )
+        eval_dataset = training_view(data_args.eval_split)[0]
         paintings["eval"] = evaluation_view(corpus[data_args.eval_split])
         if data_args.max_eval_paintings:
             paintings["eval"] = paintings["eval"].select(range(min(data_args.max_eval_paintings, len(paintings["eval"]))))
     test_dataset = None
     if data_args.test_split and data_args.test_split in corpus:
-        test_dataset = training_view(data_args.test_split)[0]
-        paintings["test"] = evaluation_view(corpus[data_args.test_split])
+        if len(corpus[data_args.test_split]):
+            test_dataset = training_view(data_args.test_split)[0]
+            paintings["test"] = evaluation_view(corpus[data_args.test_split])
+        elif training_args.should_log:
+            logger.warning(f"--test_split {data_args.test_split} is empty: no test metrics (or pass --test_split '').")
+    loss_views = {"eval": eval_dataset, "test": test_dataset}
+    check_defined_metrics(paintings, loss_views, processor.emotions, data_args, training_args)
     callbacks = [PairEpochCallback(train_dataset)] if hasattr(train_dataset, "set_epoch") else []
     if eval_dataset is not None and data_args.early_stopping_patience > 0:
         callbacks.append(SevlmEarlyStoppingCallback(data_args.early_stopping_patience, metric_list(data_args.early_stopping_metrics)))
@@ -748,46 +1007,109 @@ def build_trainer(model_args, data_args, training_args, checkpoint=None):
     )
     # What the model card says of the training data and the lexicon, for every folder this run saves.
     trainer.card_fields = {"hf_dataset": corpus[data_args.train_split], "vad_lexicon": model_args.vad_lexicon}
-    best_metrics = metric_list(data_args.best_model_metrics)
-    if eval_dataset is not None and best_metrics:
-        trainer.add_callback(
-            BestModelsCallback(
-                best_metrics, lambda folder, metrics: save_model_folder(trainer, processor, folder, metrics, trainer.card_fields)
-            )
-        )
+    best_metrics = metric_list(data_args.best_model_metrics) if eval_dataset is not None else []
+    trainer.outputs = outputs or RunOutputs(training_args, best_metrics, resuming=checkpoint is not None)
+    if best_metrics:
+
+        def save_best(name, metrics):
+            def write(staging):
+                write_model_folder(trainer, processor, staging, metrics, trainer.card_fields)
+                write_json_atomic(staging / "eval_results.json", metrics)
+
+            trainer.outputs.save_best(name, write)
+
+        trainer.add_callback(BestModelsCallback(best_metrics, save_best))
     return trainer, processor
 
 
+def check_defined_metrics(paintings, loss_views, emotions, data_args, training_args):
+    """Say, once and before training, which metric of which split will be undefined and why (emotion accuracy
+    without a painting with a majority emotion; the loss without a painting with two different emotions when the
+    contrastive loss pairs them), and choose the best model by a defined one when --metric_for_best_model is not:
+    the validation loss, else emotion accuracy, else BLEU-4."""
+    for prefix, view in paintings.items():
+        split = data_args.eval_split if prefix == "eval" else data_args.test_split
+        undefined = {}
+        histograms = view.select_columns(["emotion_histogram"]).with_format(None)[:]["emotion_histogram"]
+        if not any(sevlm_metric.majority_emotion(histogram, emotions) for histogram in histograms):
+            reason = (
+                f"none of its {len(histograms)} evaluated paintings has a majority emotion (more than half of its "
+                "annotations naming one emotion), so there is nothing to be right or wrong about"
+            )
+            undefined.update({name: reason for name in ACCURACY_METRICS})
+        if loss_views.get(prefix) is not None and not len(loss_views[prefix]):
+            undefined["loss"] = (
+                "none of its paintings has two annotations with different emotions, the pairs the contrastive loss "
+                "compares (train with --use_contrastive_loss false to have a loss on any annotation)"
+            )
+        for reason in dict.fromkeys(undefined.values()):  # each reason once, with the metrics it leaves undefined
+            names = [name for name, why in undefined.items() if why == reason]
+            shown = "NaN (null in the results files)" if "loss" not in names else "missing from the metrics"
+            if training_args.should_log:
+                logger.warning(
+                    f"On the {split} split, {' and '.join(f'{prefix}_{name}' for name in names)} cannot be computed: "
+                    f"{reason}. It is {shown}, never 0, and early stopping and the best_* folders go by the metrics "
+                    "that are."
+                )
+        chosen = (training_args.metric_for_best_model or "").removeprefix("eval_")
+        if prefix == "eval" and chosen in undefined:
+            replacement = next(name for name in ("loss", "emotion_accuracy", "bleu_4_fast") if name not in undefined)
+            training_args.metric_for_best_model = replacement
+            training_args.greater_is_better = replacement != "loss"
+            if training_args.should_log:
+                logger.warning(
+                    f"The best model is chosen by {prefix}_{replacement} instead of {prefix}_{chosen}, which cannot "
+                    "be computed."
+                )
+
+
 # ---------------------------------------------------------------------------------------------------- main
+def configure_logging(training_args):
+    """transformers' warnings, plus the Trainer's own progress lines on the main process (not the configuration dumps
+    and 'saved in' lines of every other transformers module); --log_level sets everything."""
+    logging.set_verbosity(training_args.get_process_log_level())
+    if training_args.should_log and training_args.log_level == "passive":
+        logging.get_logger("transformers.trainer").setLevel(std_logging.INFO)
+    checkpoint_notes = logging.get_logger("transformers.trainer_utils")
+    if checkpoint_order_note not in checkpoint_notes.filters:
+        checkpoint_notes.addFilter(checkpoint_order_note)
+    logging.enable_default_handler()
+
+
+def checkpoint_order_note(record):
+    """False for the Trainer's 'mtime may not be reliable on this filesystem' warning. The Trainer orders checkpoints
+    by modification time and warns when they were saved within a second of each other (a small corpus of one's own
+    makes an epoch that short); it then orders them by step, which is the right order for checkpoint-N folders."""
+    return "mtime may not be reliable" not in record.getMessage()
+
+
 def train(model_args, data_args, training_args):
     """Train, evaluate, save; returns the final metrics (validation and test)."""
     check_arguments(model_args, data_args, training_args)
-    logging.set_verbosity_info() if training_args.should_log else logging.set_verbosity_warning()
-    logging.enable_default_handler()
+    configure_logging(training_args)
     if training_args.torch_num_threads:
         torch.set_num_threads(training_args.torch_num_threads)
     set_seed(training_args.seed)
     push = training_args.push_to_hub
     training_args.push_to_hub = False  # the final, merged folder is pushed once at the end
     checkpoint = resolve_checkpoint(training_args)
-    replaces_previous_run = check_output_dir(training_args, resuming=checkpoint is not None)
-    trainer, processor = build_trainer(model_args, data_args, training_args, checkpoint)
-    aside = set_aside_previous_run(training_args) if replaces_previous_run else None
-    if checkpoint is not None:
-        restore_callback_states(trainer, checkpoint)
+    best_metrics = metric_list(data_args.best_model_metrics) if training_args.eval_strategy != "no" else []
+    outputs = RunOutputs(training_args, best_metrics, resuming=checkpoint is not None).check()
+    trainer, processor = build_trainer(model_args, data_args, training_args, checkpoint, outputs)
+    outputs.set_aside()
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
     if trainer.test_dataset is not None:
         metrics.update(trainer.evaluate(eval_dataset=trainer.test_dataset, metric_key_prefix="test"))
     if training_args.should_save:
-        save_final_model(trainer, processor, training_args.output_dir, metrics, trainer.card_fields)
-        trainer.save_metrics("train", train_output.metrics)
-        for prefix in ("eval", "test"):
-            split_metrics = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
-            if split_metrics:
-                trainer.save_metrics(prefix, json_safe(split_metrics))
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+
+        def write(staging):
+            write_model_folder(trainer, processor, staging, metrics, trainer.card_fields)
+            for name, values in run_results(train_output.metrics, metrics).items():
+                write_json_atomic(staging / name, values)
+
+        outputs.save_final(write)
+        outputs.finish()
         if push:
             from sevlm.hub import push_folder
 

@@ -1,10 +1,13 @@
 """train_sevlm.py: the demo run, loss switches, LoRA, resume after SIGKILL, two processes, the NaN guards, the
-paper's recipe (early stopping on two metrics, both best models kept), output folders that are never lost, any
-taxonomy."""
+paper's recipe (early stopping on two metrics, both best models kept), output folders that are never lost and never
+keep an old model's numbers, undefined metrics that are never 0, data loader defaults, any taxonomy."""
 
 import json
+import logging
+import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -13,11 +16,22 @@ import time
 import pytest
 import torch
 from helpers import REPO_ROOT
+from PIL import Image
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from sevlm import config_file
 from sevlm.data.demo import make_demo_corpus
-from sevlm.training import SevlmEarlyStoppingCallback, build_trainer, is_complete_checkpoint, resolve_checkpoint
+from sevlm.io import new_file_mode, read_record
+from sevlm.loading import check_model_folder
+from sevlm.training import (
+    SevlmEarlyStoppingCallback,
+    SevlmTrainer,
+    build_trainer,
+    default_loader_workers,
+    is_complete_checkpoint,
+    resolve_checkpoint,
+)
 from train_sevlm import parse_arguments, train
 
 FOLDER_FILES = (
@@ -139,8 +153,10 @@ def test_impossible_flags_are_errors_before_training(small_corpus, tmp_path):
             parse_arguments(["--dataset_path", "x", "--fp16", "true"])
     with pytest.raises(ValueError, match="unknown metric"):
         parse_arguments(["--dataset_path", "x", "--early_stopping_metrics", "accuracy"])
-    _, _, renamed = parse_arguments(["--dataset_path", "x", "--metric_for_best_model", "bleu_4"])
-    assert renamed.metric_for_best_model == "bleu_4_fast"
+    # The training-time BLEU is bleu_4_fast; bleu_4 is eval_sevlm.py's (the paper's protocol), never computed here.
+    with pytest.raises(ValueError, match=r"--metric_for_best_model bleu_4: unknown metric; choose from .*bleu_4_fast"):
+        parse_arguments(["--dataset_path", "x", "--metric_for_best_model", "bleu_4"])
+    assert parse_arguments(["--dataset_path", "x", "--metric_for_best_model", "eval_loss"])[2].metric_for_best_model == "eval_loss"
     with pytest.raises(ValueError, match=r"max_length=8 is too short: .*'something else'.* need at least \d+"):
         build_trainer(*parse_arguments(demo_args(small_corpus, tmp_path / "short", "--max_length", "8")))
 
@@ -155,11 +171,17 @@ def test_demo_run_leaves_a_complete_folder(small_corpus, tmp_path):
     assert config["auto_map"]["AutoModel"] == "modeling_sevlm.SevlmForConditionalGeneration"
     expected = {"eval_emotion_accuracy", "eval_emotion_accuracy_scores", "eval_bleu_4_fast", "test_emotion_accuracy", "eval_loss"}
     assert expected <= set(metrics) and "eval_bleu_4" not in metrics  # the training-time BLEU has its own name
-    # Metrics files as the Trainer writes them (trainer.save_metrics).
+    # Metrics files as the Trainer names them.
     assert json.loads((output / "test_results.json").read_text())["test_emotion_accuracy"] == metrics["test_emotion_accuracy"]
     assert json.loads((output / "all_results.json").read_text())["eval_bleu_4_fast"] == metrics["eval_bleu_4_fast"]
     assert "train_loss" in json.loads((output / "train_results.json").read_text())
     assert "Emotion accuracy" in (output / "README.md").read_text()
+    # Everything the run wrote is recorded as its own, with a new file's permissions (safetensors makes 0600).
+    recorded = read_record(output)
+    assert {"model.safetensors", "config.json", "test_results.json", "best_emotion_accuracy"} <= set(recorded)
+    assert set(recorded.values()) == {"training run"} and not any(name.startswith("checkpoint-") for name in recorded)
+    for path in (output / "model.safetensors", output / "best_bleu_4_fast" / "model.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == new_file_mode(), path
     # Each loss term is logged separately, to the log history and to TensorBoard.
     history = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
     logged = {key for entry in history for key in entry}
@@ -196,15 +218,27 @@ def test_loss_switches_train(small_corpus, tmp_path, flags, terms):
         assert not any(k.startswith("vision_model.") for k in before)
 
 
-def test_lora_run_saves_merged_plain_folder(small_corpus, tmp_path):
+def test_lora_run_saves_merged_plain_folder(small_corpus, tmp_path, capsys):
     output = tmp_path / "lora"
     train(demo_args(small_corpus, output, "--lora_r", "4", "--max_steps", "4", "--save_steps", "2", "--eval_steps", "2"))
     assert (output / "model.safetensors").is_file() and not (output / "adapter_model.safetensors").exists()
     weights = load_file(output / "model.safetensors")
     assert not any("lora_" in key or "modules_to_save" in key or "base_layer" in key for key in weights)
     assert "language_model.transformer.h.0.attn.c_attn.weight" in weights
-    # Checkpoints hold the adapter (and the fully trained new modules) for resuming.
+    # Checkpoints hold the adapter (and the fully trained new modules) for resuming: given where a model folder is
+    # expected, one is described as a checkpoint, with the folders to use instead.
     assert (output / "checkpoint-4" / "adapter_model.safetensors").is_file()
+    with pytest.raises(FileNotFoundError, match=r"is a Trainer checkpoint .*not a model folder.*output folder, .*lora.*best_bleu_4_fast"):
+        check_model_folder(output / "checkpoint-4")
+    check_model_folder(output)
+    # Every command that loads a model says the same (here sevlm-predict), with exit status 1.
+    from sevlm.cli import predict
+
+    picture = tmp_path / "picture.png"
+    Image.new("RGB", (40, 30), (200, 100, 50)).save(picture)
+    capsys.readouterr()
+    assert predict.main([str(picture), "--model_name_or_path", str(output / "checkpoint-4"), "--device", "cpu"]) == 1
+    assert "is a Trainer checkpoint" in capsys.readouterr().err
     loaded = load_in_fresh_process(output, tmp_path)
     assert loaded["model"] == "SevlmForConditionalGeneration"
 
@@ -352,7 +386,7 @@ def test_training_over_a_finished_model_is_an_error(small_corpus, tmp_path):
     # Asked for: a new model replaces the old one, and the old checkpoints are gone only at the end.
     train(base + ["--overwrite_output_dir", "true", "--seed", "7"])
     assert (output / "model.safetensors").read_bytes() != weights
-    assert not (output / ".previous-run").exists() and (output / "checkpoint-2").is_dir()
+    assert not list(output.glob(".previous-run*")) and (output / "checkpoint-2").is_dir()
 
 
 def test_resume_takes_the_checkpoint_tokenizer(tmp_path):
@@ -424,8 +458,9 @@ def test_biases_and_norms_never_decay(small_corpus, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- any taxonomy
-def taxonomy_corpus(path, emotions, seed=0, paintings_per_class=6):
-    """A small corpus in another taxonomy (the prepared schema), images whose colour encodes the class."""
+def taxonomy_corpus(path, emotions, seed=0, paintings_per_class=6, validation=1, test=1, validation_labels=None):
+    """A small corpus in another taxonomy (the prepared schema), images whose colour encodes the class; `validation`
+    and `test` paintings per class; `validation_labels(k)`: the annotations' classes of validation painting k."""
     import numpy as np
     from datasets import Dataset, DatasetDict
     from PIL import Image
@@ -440,6 +475,8 @@ def taxonomy_corpus(path, emotions, seed=0, paintings_per_class=6):
         for index in range(count * len(emotions)):
             intended = index % len(emotions)
             labels = [intended, intended, (intended + 1) % len(emotions)]
+            if name == "validation" and validation_labels is not None:
+                labels = validation_labels(index)
             color = tuple(int(c) for c in rng.integers(0, 255, 3))
             rows["painting_id"].append(f"{name}/{index}")
             rows["art_style"].append(name)
@@ -447,11 +484,13 @@ def taxonomy_corpus(path, emotions, seed=0, paintings_per_class=6):
             rows["image"].append(Image.new("RGB", (24, 24), color))
             rows["emotions"].append(labels)
             rows["explanations"].append([f"it is {words[label % len(words)]} and {emotions[label]}" for label in labels])
-            rows["emotion_histogram"].append([labels.count(k) / 3 for k in range(len(emotions))])
-            rows["source"].append(["toy"] * 3)
+            rows["emotion_histogram"].append([labels.count(k) / len(labels) for k in range(len(emotions))])
+            rows["source"].append(["toy"] * len(labels))
         return Dataset.from_dict(rows, features=corpus_features(emotions))
 
-    DatasetDict(train=split("train", paintings_per_class), validation=split("validation", 1), test=split("test", 1)).save_to_disk(str(path))
+    splits = {"train": paintings_per_class, "validation": validation, "test": test}
+    # One shard per split, as sevlm-prepare writes them: save_to_disk writes no data file for an empty split otherwise.
+    DatasetDict({name: split(name, count) for name, count in splits.items()}).save_to_disk(str(path), num_shards={name: 1 for name in splits})
     return path
 
 
@@ -471,3 +510,186 @@ def test_the_taxonomy_comes_from_the_corpus(tmp_path):
     other = taxonomy_corpus(tmp_path / "other", ["good", "bad"])
     with pytest.raises(ValueError, match=r"corpus's emotions \['good', 'bad'\] differ"):
         build_trainer(*parse_arguments(demo_args(other, tmp_path / "x", "--model_name_or_path", str(output), "--no_vad")))
+
+
+# ------------------------------------------------------------------------------- output folders, round 2
+def short_run(corpus, output, *extra):
+    args = demo_args(corpus, output, "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", *extra)
+    return args + ["--best_model_metrics", "bleu_4_fast"]
+
+
+def test_a_crashed_overwrite_runs_set_aside_checkpoints_are_never_deleted(small_corpus, tmp_path, monkeypatch, caplog):
+    output = tmp_path / "run"
+    train(short_run(small_corpus, output))  # the first model: checkpoint-2, best_bleu_4_fast
+    first = (output / "checkpoint-2" / "model.safetensors").read_bytes()
+
+    def crash(self, *args, **kwargs):
+        raise KeyboardInterrupt  # the second run is stopped after setting the first one's checkpoints aside
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SevlmTrainer, "train", crash)
+        with pytest.raises(KeyboardInterrupt):
+            train(short_run(small_corpus, output, "--overwrite_output_dir", "true"))
+    [aside] = output.glob(".previous-run*")
+    assert (aside / "checkpoint-2" / "model.safetensors").read_bytes() == first and (aside / "best_bleu_4_fast").is_dir()
+    # A third run replaces the model again: what the unfinished run had set aside stays, and the run says where.
+    with caplog.at_level(logging.WARNING):
+        train(short_run(small_corpus, output, "--overwrite_output_dir", "true", "--seed", "3"))
+    assert (aside / "checkpoint-2" / "model.safetensors").read_bytes() == first
+    assert list(output.glob(".previous-run*")) == [aside]  # the third run's own set-aside folder is gone
+    assert any(aside.name in record.getMessage() and "did not finish" in record.getMessage() for record in caplog.records)
+
+
+def test_retraining_leaves_no_number_of_the_old_model_and_no_users_file_touched(small_corpus, tmp_path):
+    output = tmp_path / "run"
+    train(short_run(small_corpus, output))
+    assert json.loads((output / "test_results.json").read_text())["test_paintings"] > 0
+    (output / "notes.txt").write_text("my notes")
+    (output / "drafts").mkdir()
+    metrics = train(short_run(small_corpus, output, "--overwrite_output_dir", "true", "--test_split", ""))
+    # The new model has no test split: the old model's test numbers are gone, not shown as the new one's.
+    assert not (output / "test_results.json").exists()
+    results = json.loads((output / "all_results.json").read_text())
+    assert not any(key.startswith("test_") for key in results) and results["eval_loss"] == metrics["eval_loss"]
+    assert "test_results.json" not in read_record(output)
+    assert (output / "notes.txt").read_text() == "my notes" and (output / "drafts").is_dir()
+
+
+def test_files_a_run_did_not_write_are_never_replaced(small_corpus, tmp_path):
+    output = tmp_path / "mine"
+    output.mkdir()
+    (output / "README.md").write_text("# my project")
+    (output / "config.json").write_text("{}")
+    for extra in ([], ["--overwrite_output_dir", "true"]):
+        with pytest.raises(FileExistsError, match=r"holds README.md, config.json.*no training run recorded.*even with --overwrite_output_dir"):
+            train(short_run(small_corpus, output, *extra))
+    assert (output / "README.md").read_text() == "# my project" and sorted(os.listdir(output)) == ["README.md", "config.json"]
+
+
+def test_empty_splits_are_errors_or_skipped_not_zero(tmp_path):
+    emotions = ["calm", "tense", "joyful", "gloomy"]
+    corpus = taxonomy_corpus(tmp_path / "own", emotions, validation=0, test=0)
+    args = own_data_args(corpus, tmp_path / "out", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2")
+    with pytest.raises(ValueError, match=r"--eval_split validation of --dataset_path .* is empty.*--eval_strategy no"):
+        train(args)
+    assert not (tmp_path / "out").exists()  # refused before any work
+    # Without evaluation it trains; the empty test split is skipped (no test_* number at all), not scored 0.
+    metrics = train(args + ["--eval_strategy", "no", "--load_best_model_at_end", "false"])
+    assert not any(key.startswith("test_") for key in metrics) and not (tmp_path / "out" / "test_results.json").exists()
+
+
+# ------------------------------------------------------------------------------------- undefined metrics
+def own_data_args(corpus, output, *extra):
+    """demo_args for a corpus of one's own (taxonomy_corpus): no VAD lexicon."""
+    args = demo_args(corpus, output, "--no_vad", "--tokenizer_vocab_size", "400", *extra)
+    position = args.index("--vad_lexicon")
+    return args[:position] + args[position + 2 :]
+
+
+def test_an_undefined_accuracy_is_never_zero_nor_chooses_the_model(tmp_path, caplog):
+    """No validation painting has a majority emotion (each has a 50/50 split): accuracy cannot be computed."""
+    emotions = ["calm", "tense", "joyful", "gloomy"]
+    corpus = taxonomy_corpus(tmp_path / "own", emotions, validation_labels=lambda k: [k, (k + 1) % 4])
+    output = tmp_path / "out"
+    args = own_data_args(corpus, output, "--max_steps", "6", "--eval_steps", "2", "--save_steps", "2", "--save_total_limit", "5")
+    with caplog.at_level(logging.WARNING):
+        metrics = train(args)
+    assert math.isnan(metrics["eval_emotion_accuracy"]) and math.isnan(metrics["eval_emotion_accuracy_scores"])
+    assert metrics["eval_majority_paintings"] == 0 and metrics["eval_paintings"] > 0
+    assert json.loads((output / "all_results.json").read_text())["eval_emotion_accuracy"] is None
+    # The reason is said once, and the model is chosen by the validation loss (not the first evaluation's "0.0").
+    messages = [record.getMessage() for record in caplog.records]
+    said = [text for text in messages if "eval_emotion_accuracy and eval_emotion_accuracy_scores cannot be computed" in text]
+    assert len(said) == 1 and "majority emotion" in said[0] and "NaN (null in the results files), never 0" in said[0]
+    assert "The best model is chosen by eval_loss instead of eval_emotion_accuracy, which cannot be computed." in messages
+    state = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())
+    losses = {entry["step"]: entry["eval_loss"] for entry in state["log_history"] if "eval_loss" in entry}
+    best_step = min(losses, key=losses.get)
+    assert state["best_metric"] == losses[best_step] and state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}")
+    # No best-model folder for an undefined metric; the defined one is kept.
+    assert not (output / "best_emotion_accuracy").exists() and (output / "best_bleu_4_fast" / "model.safetensors").is_file()
+
+
+def test_an_undefined_loss_never_chooses_the_model(tmp_path, caplog):
+    """No validation painting has two different emotions: the contrastive pairs, hence the loss, do not exist."""
+    emotions = ["calm", "tense", "joyful", "gloomy"]
+    corpus = taxonomy_corpus(tmp_path / "own", emotions, validation_labels=lambda k: [k, k])
+    output = tmp_path / "out"
+    args = own_data_args(corpus, output, "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2", "--metric_for_best_model", "loss")
+    with caplog.at_level(logging.WARNING):
+        metrics = train(args)
+    assert "eval_loss" not in metrics and 0 <= metrics["eval_emotion_accuracy"] <= 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("eval_loss cannot be computed" in text and "two annotations with different emotions" in text for text in messages)
+    assert "The best model is chosen by eval_emotion_accuracy instead of eval_loss, which cannot be computed." in messages
+    state = json.loads((output / "checkpoint-4" / "trainer_state.json").read_text())
+    accuracies = [entry["eval_emotion_accuracy"] for entry in state["log_history"] if "eval_emotion_accuracy" in entry]
+    assert state["best_metric"] == max(accuracies)
+
+
+def test_early_stopping_ignores_undefined_values():
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    callback = SevlmEarlyStoppingCallback(patience=2, metrics=["emotion_accuracy", "bleu_4_fast"])
+    control, args, state = TrainerControl(), TrainingArguments(output_dir="unused"), TrainerState()
+    nan = float("nan")
+    for bleu in (0.1, 0.2, 0.3):  # accuracy undefined throughout, BLEU improving: never stops
+        callback.on_evaluate(args, state, control, metrics={"eval_emotion_accuracy": nan, "eval_bleu_4_fast": bleu, "eval_loss": 3.0})
+    assert not control.should_training_stop and callback.best == {"bleu_4_fast": 0.3}
+    # Nothing watched is defined: the validation loss is.
+    lonely = SevlmEarlyStoppingCallback(patience=2, metrics=["emotion_accuracy"])
+    for loss in (3.0, 2.0, 2.5, 2.4):
+        lonely.on_evaluate(args, state, control, metrics={"eval_emotion_accuracy": nan, "eval_loss": loss})
+    assert lonely.best == {"loss": 2.0} and control.should_training_stop
+
+
+def test_newcomer_runs_print_no_alarming_transformers_warnings(small_corpus, tmp_path):
+    """The demo's config files and the log level: no 'ids outside the vocabulary', no GenerationConfig dumps."""
+    # Checkpoints saved within a second of each other also made the Trainer doubt the file system's clock.
+    args = demo_args(small_corpus, tmp_path / "quiet", "--max_steps", "2", "--eval_steps", "1", "--save_steps", "1")
+    completed = run_script(["train_sevlm.py", *args])
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "within the vocabulary" not in completed.stderr and "GenerationConfig {" not in completed.stderr
+    assert "Configuration saved in" not in completed.stderr and "mtime may not be reliable" not in completed.stderr
+    assert "Running training" in completed.stderr and "Loading best model" in completed.stderr  # the Trainer's own lines stay
+    config = json.loads((tmp_path / "quiet" / "config.json").read_text())
+    text = config["text_config"]
+    assert text["vocab_size"] > max(text["bos_token_id"], text["eos_token_id"], text["pad_token_id"])
+
+
+# ---------------------------------------------------------------------------------------- loader defaults
+def test_loader_workers_follow_the_machine():
+    assert default_loader_workers(use_cpu=False, cuda_available=True, cores=16, processes=1) == 8
+    assert default_loader_workers(use_cpu=False, cuda_available=True, cores=16, processes=4) == 3  # torchrun, 4 GPUs
+    assert default_loader_workers(use_cpu=False, cuda_available=True, cores=2, processes=1) == 1
+    assert default_loader_workers(use_cpu=True, cuda_available=True, cores=16) == 0
+    assert default_loader_workers(use_cpu=False, cuda_available=False, cores=16) == 0
+    _, _, cpu = parse_arguments(["--dataset_path", "x", "--use_cpu", "true"])
+    assert (cpu.dataloader_num_workers, cpu.dataloader_persistent_workers, cpu.dataloader_pin_memory) == (0, False, False)
+    _, _, chosen = parse_arguments(["--dataset_path", "x", "--dataloader_num_workers", "2"])
+    assert chosen.dataloader_num_workers == 2 and chosen.dataloader_persistent_workers
+    assert chosen.dataloader_pin_memory == torch.cuda.is_available()  # pinned memory only serves copies to a GPU
+    assert parse_arguments(["--dataset_path", "x"])[2].restore_callback_states_from_checkpoint
+
+
+def test_resume_restores_early_stopping_state(small_corpus, tmp_path):
+    output = tmp_path / "resume"
+    base = demo_args(small_corpus, output, "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2", "--test_split", "")
+    base += ["--early_stopping_patience", "50"]
+    trainer, _ = build_trainer(*parse_arguments(base))
+    trainer.train()
+    saved = json.loads((output / "checkpoint-4" / "trainer_state.json").read_text())["stateful_callbacks"]["SevlmEarlyStoppingCallback"]
+    assert saved["attributes"]["best"]
+    model_args, data_args, training_args = parse_arguments(base + ["--resume_from_checkpoint", "true"])
+    checkpoint = resolve_checkpoint(training_args)
+    resumed, _ = build_trainer(model_args, data_args, training_args, checkpoint)
+    seen = {}
+
+    class Peek(TrainerCallback):  # what early stopping knows when the resumed training starts
+        def on_train_begin(self, args, state, control, **kwargs):
+            [callback] = [c for c in resumed.callback_handler.callbacks if isinstance(c, SevlmEarlyStoppingCallback)]
+            seen.update(best=dict(callback.best), stale=callback.stale)
+
+    resumed.add_callback(Peek())
+    resumed.train(resume_from_checkpoint=checkpoint)
+    assert seen == {"best": saved["attributes"]["best"], "stale": saved["attributes"]["stale"]}
