@@ -96,7 +96,6 @@ METRICS = {
     "emotion_classifier_accuracy": ("EA classifier accuracy", "accuracy", "held-out accuracy of the text-emotion classifier that judges emotional alignment (near chance, its EA means little)"),
 }
 # Keys a training run wrote under other names before they were given their own.
-TRAINING_RENAMED = {"bleu_4": "bleu_4_fast"}
 NRC_VAD = (
     "the NRC Valence, Arousal, and Dominance Lexicon v1 (Saif M. Mohammad, \"Obtaining Reliable Human Ratings of "
     "Valence, Arousal, and Dominance for 20,000 English Words\", ACL 2018, https://saifmohammad.com/WebPages/nrc-vad.html). "
@@ -199,8 +198,6 @@ def _card_metrics(metrics, default_split="test", protocol=TRAINING):
             continue
         prefix, _, rest = key.partition("_")
         split, name = ("validation" if prefix == "eval" else prefix, rest) if prefix in ("eval", "test") else (default_split, key)
-        if protocol == TRAINING:
-            name = TRAINING_RENAMED.get(name, name)
         if name in METRICS:
             rows.append((split, name, float(value), protocol))
     return rows

@@ -63,7 +63,7 @@ def trained_folder(trained_tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run") / "sevlm-tiny"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    (folder / "train_results.json").write_text(json.dumps({"test_emotion_accuracy": 0.5, "eval_bleu_4": 0.05}))
+    (folder / "train_results.json").write_text(json.dumps({"test_emotion_accuracy": 0.5, "eval_bleu_4_fast": 0.05}))
     (folder / "training_args.bin").write_bytes(b"pickle")
     (folder / "checkpoint-6").mkdir()
     (folder / "checkpoint-6" / "model.safetensors").write_bytes(b"old")
@@ -152,7 +152,7 @@ def test_every_number_says_its_protocol(trained_folder, metrics_file, tmp_path, 
     each number with its protocol; the training-time BLEU-4 (also under its old key) is the light-tokenisation one."""
     run = tmp_path / "sevlm-tiny"
     shutil.copytree(trained_folder, run)
-    (run / "train_results.json").write_text(json.dumps({"eval_emotion_accuracy": 0.45, "eval_bleu_4_fast": 0.07, "test_bleu_4": 0.06, "epoch": 3}))
+    (run / "train_results.json").write_text(json.dumps({"eval_emotion_accuracy": 0.45, "eval_bleu_4_fast": 0.07, "test_bleu_4_fast": 0.06, "epoch": 3}))
     monkeypatch.chdir(tmp_path)
     evaluated = tmp_path / "outputs" / "eval" / "sevlm-tiny" / "test"
     shutil.copytree(metrics_file.parent, evaluated)
@@ -204,7 +204,7 @@ def test_metrics_found_from_train_results(trained_folder, tmp_path, monkeypatch)
     evaluated.mkdir(parents=True)
     (evaluated / "metrics.json").write_text(json.dumps(EVAL_METRICS))
     assert [path.resolve() for path in find_metrics(trained_folder)] == [(evaluated / "metrics.json").resolve(), trained_folder / "train_results.json"]
-    assert _card_metrics({"test_emotion_accuracy": 0.5, "epoch": 3, "eval_bleu_4": 0.1, "eval_cider": math.inf}) == [
+    assert _card_metrics({"test_emotion_accuracy": 0.5, "epoch": 3, "eval_bleu_4_fast": 0.1, "eval_cider": math.inf}) == [
         ("test", "emotion_accuracy", 0.5, "training"), ("validation", "bleu_4_fast", 0.1, "training"),
     ]  # fmt: skip
     assert _card_metrics({"bleu_4": 0.1}, protocol="eval") == [("test", "bleu_4", 0.1, "eval")]
