@@ -25,6 +25,9 @@ EXIF_ORIENTATION = 0x0112
 # A decoded image keeps at most this many pixels on its long side (the model sees a few hundred): a huge scan or a
 # hostile file (a 300 KB PNG of 13000 x 13000 16-bit pixels) then costs bounded memory after decoding.
 LARGEST_SIDE = 4096
+# A JPEG much larger than the model's input decodes at a reduced scale (1/2, 1/4, 1/8) that keeps at least this many
+# times the input size: ten times faster for a camera photo, and the resize to the input barely changes.
+DRAFT_MARGIN = 2
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -375,8 +378,18 @@ class SevlmProcessor(ProcessorMixin):
     def preprocess_images(self, images, **kwargs):
         """Images (anything `load_image` reads) -> `pixel_values` [N, 3, H, W]."""
         images = images if isinstance(images, (list, tuple)) else [images]
-        rgb = [load_image(image, index) for index, image in enumerate(images)]
+        draft = self.draft_size()
+        rgb = [load_image(image, index, draft_size=draft) for index, image in enumerate(images)]
         return self.image_processor(rgb, return_tensors="pt", **kwargs)["pixel_values"]
+
+    def draft_size(self):
+        """The smallest `(width, height)` a JPEG may be decoded at: `DRAFT_MARGIN` times the model's input (training's
+        loader reads images the same way)."""
+        size = getattr(self.image_processor, "size", None) or {}
+        width, height = size.get("width"), size.get("height")
+        if not (width and height):
+            width = height = size.get("shortest_edge")
+        return (DRAFT_MARGIN * width, DRAFT_MARGIN * height) if width and height else None
 
     def encode_text(self, emotions, explanations, max_length=None):
         """Training sequences for (emotion, explanation) pairs: ids, attention mask, token types, labels."""

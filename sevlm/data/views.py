@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset as TorchDataset
 
-from processing_sevlm import load_image
+from processing_sevlm import DRAFT_MARGIN, load_image
 from sevlm.data.schema import corpus_emotions, emotion_names
 
 TRAINING_COLUMNS = ["image", "emotions", "explanations"]
@@ -143,9 +143,6 @@ class AnnotationDataset(TorchDataset):
 # ------------------------------------------------------------------------------------------------ images
 # PIL filters that torch's antialiased resize of uint8 images reproduces (to within one grey level, ~6x faster).
 TORCH_FILTERS = {Image.Resampling.BICUBIC: "bicubic", Image.Resampling.BILINEAR: "bilinear"}
-# A JPEG is decoded at a reduced scale only when that keeps at least this many times the model's input size, so the
-# resize that follows still sees enough pixels to match the processor's full-size decode closely.
-DRAFT_MARGIN = 2
 
 
 def image_source(value):
