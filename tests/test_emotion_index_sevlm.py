@@ -729,6 +729,18 @@ def test_a_batch_holds_model_inputs_not_decoded_images(trained_tiny, paintings, 
     assert len(index) == 8 and len(decoded) == 8 and alive_at_predict == [0, 0, 0]
 
 
+def test_a_damaged_index_is_named_and_can_be_rebuilt(trained_tiny, paintings, tmp_path):
+    model, processor, _ = trained_tiny
+    folder = tmp_path / "index"
+    inputs = [paintings / "painting-0.png"]
+    EmotionIndex.build(inputs, folder, model=model, processor=processor, **quiet())
+    (folder / E.CONFIG_NAME).write_text("{ not json")
+    with pytest.raises(ValueError, match=f"{folder / E.CONFIG_NAME} is damaged .* --overwrite"):
+        EmotionIndex.build(inputs, folder, model=model, processor=processor, **quiet())
+    index = EmotionIndex.build(inputs, folder, model=model, processor=processor, overwrite=True, **quiet())
+    assert len(index) == 1 and sorted(os.listdir(folder / "parts")) == index.config["parts"]
+
+
 def test_dataset_split_and_saved_folder(trained_tiny, tmp_path):
     import datasets
 

@@ -1,9 +1,9 @@
 """search_sevlm.py (sevlm-search): queries, filters, JSON Lines / CSV output, galleries, errors."""
 
 import csv
-import os
 import io
 import json
+import os
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest

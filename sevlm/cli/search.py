@@ -148,8 +148,13 @@ def search(args):
         check_hits_file(args.output, args.overwrite)
     if args.gallery:
         check_gallery(args.gallery, args.overwrite)
+    query_image = None
+    if args.image is not None:  # read first: a file that is not an image costs no model loading
+        from processing_sevlm import load_image
+
+        query_image = load_image(args.image)
     index = EmotionIndex.load(args.index)
-    model = processor = query_image = None
+    model = processor = None
     if args.image is not None:
         if args.model_name_or_path:
             from sevlm.loading import load_model_and_processor, pick_device
@@ -161,9 +166,6 @@ def search(args):
         else:
             model_flag = f"--model_name_or_path {index.config['model']}"
             raise ValueError(untrusted_model_message(index, model_flag, "--trust_index_model"))
-        from processing_sevlm import load_image
-
-        query_image = load_image(args.image)
     hits = index.search(
         image=query_image,
         id=args.id,

@@ -54,7 +54,16 @@ from sevlm.index.store import (
     read_config,
     take_rows,
 )
-from sevlm.io import OUTPUT_RECORD, display_path, json_safe, listed, new_file_mode, read_record, replace_file, write_json_atomic, write_record
+from sevlm.io import (
+    OUTPUT_RECORD,
+    display_path,
+    json_safe,
+    listed,
+    read_record,
+    replace_file,
+    write_json_atomic,
+    write_record,
+)
 
 PENDING_NAME = "pending.json"
 PLAN_KEYS = ("model_fingerprint", "generate_kwargs", "thumbnail_size", "replace")

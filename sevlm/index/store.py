@@ -380,7 +380,7 @@ class EmotionIndex:
 
         model, processor = self.model(model, processor, trust_index_model=trust_index_model)
         pixel_values = processor.preprocess_images([load_image(image)])
-        settings = self.config.get("generate_kwargs") or {} if generate_kwargs is None else generate_kwargs
+        settings = generate_kwargs if generate_kwargs is not None else self.config.get("generate_kwargs") or {}
         with torch.inference_mode():
             return predict_function(model)(model, processor, pixel_values=pixel_values, return_image_embeds=True, generate_kwargs=dict(settings))[0]
 
