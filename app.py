@@ -31,8 +31,8 @@ class AppArguments:
     examples: list[str] | None = field(
         default=None,
         metadata={
-            "help": f"Example paintings: files, folders or globs (default: {EXAMPLE_COUNT} works of --index whose files exist; "
-            "without an index, the first paintings of the demo test split, when it exists)."
+            "help": f"Example paintings: files, folders or globs. Without it: {EXAMPLE_COUNT} works of --index whose files "
+            "exist, or without an index the first paintings of the demo test split, when it exists."
         },
     )
     host: str = field(

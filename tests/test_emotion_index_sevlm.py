@@ -419,10 +419,10 @@ def test_galleries_speak_plain_words_and_say_how_they_rank(synthetic, tmp_path):
         assert f"score {hits[0]['score']:.3f}" in page  # the exact number, in a tooltip
     mix_text = " ".join(visible_text(G.write_gallery(index, mix, tmp_path / "mix", overwrite=True).read_text()).split())
     words_text = " ".join(seen.split())
-    assert "Ranked by how close the mix of emotions a work evokes is to the search." in mix_text
+    assert "Ranked by how close the mix of emotions a work evokes is to the mix searched for." in mix_text
     # a words search ranks by the feeling of the words as much as by the emotions named: the page says so
     assert words.weights == pytest.approx({"emotion": 0.5, "vad": 0.5})
-    assert "the feeling of the words that explain it" in words_text and "(50%)" in words_text
+    assert "Ranked by closeness to your words in the mix of emotions a work evokes (50%), the feeling of the words" in words_text
 
 
 def test_works_like_this_one_show_the_work_searched_from(synthetic, tmp_path, monkeypatch):

@@ -114,9 +114,11 @@ def hit_cards_html(hits, pictures):
 def ranking_html(hits):
     """How the hits are ranked (plain words; the technical detail in a tooltip) and the words a search left out."""
     weights = getattr(hits, "weights", None)
+    kind = getattr(getattr(hits, "query", None), "kind", None)
     parts = []
     if weights:
-        parts.append(f'<p class="sevlm-ranking" title="{html.escape(ranking_details(weights))}">{html.escape(ranking_sentence(weights))}</p>')
+        sentence = ranking_sentence(weights, kind)
+        parts.append(f'<p class="sevlm-ranking" title="{html.escape(ranking_details(weights))}">{html.escape(sentence)}</p>')
     note = unused_words_note(hits)
     if note:
         parts.append(f'<p class="sevlm-note">{html.escape(note)}</p>')
@@ -169,7 +171,7 @@ def write_gallery(index, hits, folder, title="SEVLM search", query_image=None, q
     check_gallery(folder, overwrite)
     pictures = [index.thumbnail(hit["id"]) for hit in hits]
     source = search_source(index, hits, query_image, query_name)
-    model = html.escape(display_path(str(index.config["model"])))
+    model = f", described by the model {html.escape(display_path(index.config['model']))}" if index.config["model"] else ""
     document = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="sevlm-search gallery">
 <title>{html.escape(title)}</title>
@@ -178,7 +180,7 @@ body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2
 h1 {{ font-size: 20px; }} .sub {{ color: #666; font-size: 13px; }}
 {GALLERY_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p class="sub">{len(hits)} work(s) from {html.escape(display_path(index.folder))} ({len(index)} works, described by the model {model}).</p>
+<p class="sub">{len(hits)} work(s) from {html.escape(display_path(index.folder))} ({len(index)} works{model}).</p>
 {ranking_html(hits)}{source_html(source) if source else ""}
 {hit_cards_html(hits, pictures)}
 </body></html>
@@ -288,9 +290,10 @@ def check_outside_tool_outputs(path, what, owner=None):
             break
         kind = read_record(inner.parent).get(inner.name)
         if kind is not None and kind != owner:
+            where = "" if inner == path else f" is inside {display_path(inner)}, which"
             raise FileExistsError(
-                f"{what} {display_path(path)} is {'' if inner == path else 'inside '}{display_path(inner)}, which belongs to "
-                f"the {kind} in {display_path(inner.parent)}; writing there would break it. Choose another place."
+                f"{what} {display_path(path)}{where} belongs to the {kind} in {display_path(inner.parent)}; writing there "
+                "would break it. Choose another place."
             )
     return path
 

@@ -25,7 +25,7 @@ VAD_SCALE = 2.0 * math.sqrt(3.0)  # the longest distance in the [-1, 1]^3 VAD cu
 PLAIN_PARTS = {
     "emotion": "the mix of emotions a work evokes",
     "visual": "how a work looks",
-    "vad": "the feeling of the words that explain it (pleasant or not, calm or intense, weak or strong)",
+    "vad": "the feeling of the words that explain a work (pleasant or not, calm or intense, weak or strong)",
 }
 TECHNICAL_PARTS = {
     "emotion": "Hellinger distance between the emotion distributions",
@@ -128,13 +128,24 @@ def blend_weights(query, visual_weight=0.0, vad_weight=None):
     return {name: weight / total for name, weight in weights.items() if weight > 0}
 
 
-def ranking_sentence(weights):
-    """How hits of a search with these blend weights are ranked, in plain words."""
+# What a search of each kind is compared with, for `ranking_sentence`.
+SEARCHED = {
+    "emotions": "the mix searched for",
+    "words": "your words",
+    "id": "the work searched from",
+    "image": "the image searched with",
+    "prediction": "this painting",
+}
+
+
+def ranking_sentence(weights, kind=None):
+    """How hits of a search with these blend weights are ranked, in plain words (`kind`: the `Query.kind`)."""
+    against = SEARCHED.get(kind, "the search")
     if len(weights) == 1:
         (part,) = weights
-        return f"Ranked by how close {PLAIN_PARTS[part]} is to the search."
+        return f"Ranked by how close {PLAIN_PARTS[part]} is to {against}."
     shares = ", ".join(f"{PLAIN_PARTS[part]} ({100 * weight:.0f}%)" for part, weight in weights.items())
-    return f"Ranked by closeness to the search in {shares}."
+    return f"Ranked by closeness to {against} in {shares}."
 
 
 def ranking_details(weights):
