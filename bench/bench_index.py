@@ -3,6 +3,7 @@
     python3 bench/bench_index.py                 # the documented run (about 10 minutes on 2 cores, ~8 GB peak memory)
     python3 bench/bench_index.py --quick         # tiny sizes: checks the script, the numbers mean nothing
     python3 bench/bench_index.py --sizes 100000 --skip-real --skip-e2e
+    python3 bench/bench_index.py --skip-build --sizes '' --hostile 6   # only 4. (about 3 minutes, ~2 GB peak)
 
 1. Build: `EmotionIndex.build` over generated 512x384 JPEG paintings (decode, predict through
    `pipeline_sevlm.predict_batch`, thumbnails, the batch files, the merge and the FAISS indexes), in images/s, with the
@@ -16,11 +17,17 @@
 3. End to end: `EmotionIndex.search` (FAISS candidates, exact re-scoring, filters, the hit records) on index folders
    of N generated rows written through the build's own merge (`_commit`): merge seconds, load seconds, median query
    milliseconds for an emotion mix, an indexed item with visual_weight 0.3, words, and an emotion mix with a filter.
+4. Hostile images (`--hostile N`): peak memory (the process's maximum resident set) of `EmotionIndex.build` over N
+   PNG files of 13000 x 13000 16-bit pixels (328 KB each) beside N ordinary 512x384 JPEG paintings, and of one web
+   app request for such a file read the way Gradio hands it over: as a decoded picture (`gr.Image(type="pil")`, the
+   app before) or as a file the app reads at a bounded size (`type="filepath"`, the app now). Each in a fresh process.
 """
 
 import argparse
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -29,8 +36,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import format_table, machine_lines, median  # noqa: E402
 
-import sevlm.index.store as E  # noqa: E402
 from configuration_sevlm import ARTEMIS_EMOTIONS  # noqa: E402
+from sevlm.index import build as B  # noqa: E402
+from sevlm.index import faiss_indexes as F  # noqa: E402
+from sevlm.index import similarity as S  # noqa: E402
+from sevlm.index import store as E  # noqa: E402
 
 DEMO_MODEL = _common.REPO_ROOT / "outputs" / "sevlm-demo"
 CLUSTERS = 1024
@@ -50,6 +60,7 @@ def parse_args():
     parser.add_argument("--skip-build", action="store_true", help="Skip the build measurements (1.).")
     parser.add_argument("--skip-real", action="store_true", help="Skip the real-size build (its model takes about a minute to build).")
     parser.add_argument("--skip-e2e", action="store_true", help="Skip the end-to-end search table.")
+    parser.add_argument("--hostile", type=int, default=0, help="Measure 4. with this many 13000x13000 16-bit PNG files (0: skip).")
     parser.add_argument("--wait-quiet", type=float, default=0, help="Wait up to this many seconds for other processes to leave the CPUs idle.")
     return parser.parse_args()
 
@@ -126,7 +137,7 @@ def measure_build(name, files, workdir, batch_size, threads, **model):
     """A table row: one build of `files` into a fresh folder with `threads` torch threads."""
     torch.set_num_threads(threads)
     predicting = []
-    real = E.predict_rows
+    real = B.predict_rows
 
     def timed_predict(*args, **kwargs):
         start = time.perf_counter()
@@ -134,14 +145,14 @@ def measure_build(name, files, workdir, batch_size, threads, **model):
         predicting.append(time.perf_counter() - start)
         return result
 
-    E.predict_rows = timed_predict
+    B.predict_rows = timed_predict
     target = workdir / f"index-{len(predicting)}-{time.time_ns()}"
     try:
         start = time.perf_counter()
         index = E.EmotionIndex.build(files, target, batch_size=batch_size, device="cpu", progress=False, **model)
         seconds = time.perf_counter() - start
     finally:
-        E.predict_rows = real
+        B.predict_rows = real
         shutil.rmtree(target, ignore_errors=True)
     assert len(index) == len(files)
     predict = sum(predicting)
@@ -154,23 +165,23 @@ def faiss_rows(count, dim, queries, rng):
 
     rows = []
     generators = {
-        "emotion": lambda: E.component_vectors("emotion", emotion_vectors(count, rng)),
-        "vad": lambda: E.component_vectors("vad", vad_vectors(count, rng)),
+        "emotion": lambda: S.component_vectors("emotion", emotion_vectors(count, rng)),
+        "vad": lambda: S.component_vectors("vad", vad_vectors(count, rng)),
         "visual": lambda: visual_vectors(count, dim, rng),
     }
     for part, generate in generators.items():  # one part's vectors in memory at a time (the visual ones are 3 GB)
         vectors = generate()
         picks = rng.choice(count, queries, replace=False)
         noise = 0.02 * rng.standard_normal((queries, vectors.shape[1]), dtype=np.float32)
-        asked = E.component_vectors(part, vectors[picks] + noise) if part != "vad" else vectors[picks] + noise
+        asked = S.component_vectors(part, vectors[picks] + noise) if part != "vad" else vectors[picks] + noise
         truth = None
-        for kind in ("Flat", f"IVF{E.ivf_lists(count)},Flat"):
+        for kind in ("Flat", f"IVF{F.ivf_lists(count)},Flat"):
             faiss.omp_set_num_threads(torch.get_num_threads())
             start = time.perf_counter()
-            index = E.empty_faiss_index(vectors.shape[1], kind, lambda size: vectors[rng.choice(count, min(size, count), replace=False)])
+            index = F.empty_faiss_index(vectors.shape[1], kind, lambda size: vectors[rng.choice(count, min(size, count), replace=False)])  # noqa: B023 (called at once)
             for first in range(0, count, 65536):
                 index.add(vectors[first : first + 65536])
-            E.tune_faiss_index(index)
+            F.tune_faiss_index(index)
             built = time.perf_counter() - start
             faiss.omp_set_num_threads(1)
             found, times = [], []
@@ -195,11 +206,11 @@ def synthetic_index(folder, count, dim, rng, processor, model):
 
     emotions = list(model.config.emotions)
     schema = E.index_features(emotions, dim).arrow_schema
-    identity = {"model": "generated", "model_fingerprint": "generated", "emotions": emotions}
+    plan = {"model": "generated", "model_fingerprint": "generated", "emotions": emotions, "generate_kwargs": {}, "thumbnail_size": 0, "replace": True}
     folder.mkdir(parents=True)
-    pending = E._open_pending(folder, identity, True, None)
+    pending, _ = B.open_pending(folder, plan)
     texts = [f"the {w} colors make me feel {f}" for w in ("dark", "bright", "calm", "red") for f in ("sad", "happy", "calm", "afraid")]
-    vad_lookup = [E.vad_profile(text, processor.tokenizer, model.vad_table.numpy()) for text in texts]
+    vad_lookup = [S.vad_profile(text, processor.tokenizer, model.vad_table.numpy()) for text in texts]
     chunk = 100_000
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
@@ -211,6 +222,8 @@ def synthetic_index(folder, count, dim, rng, processor, model):
             [
                 pa.array([f"item-{n:07d}" for n in range(start, stop)]),
                 pa.array([None] * size, type=pa.string()),
+                pa.array([None] * size, type=pa.int64()),
+                pa.array([None] * size, type=pa.int64()),
                 pa.array([emotions[i] for i in scores.argmax(1)]),
                 pa.array(scores.max(1)),
                 pa.FixedSizeListArray.from_arrays(pa.array(scores.ravel()), len(emotions)),
@@ -224,7 +237,7 @@ def synthetic_index(folder, count, dim, rng, processor, model):
         pq.write_table(table, folder / E.PENDING_DIR / f"{start:020d}-r000-000000.parquet")
         del table
     start = time.perf_counter()
-    E._commit(folder, None, pending, identity, processor, model, [], {"generate_kwargs": {}, "thumbnail_size": 0}, False)
+    B.commit(folder, None, pending, (processor.tokenizer, model.vad_table.numpy()), [])
     return time.perf_counter() - start
 
 
@@ -258,6 +271,86 @@ def e2e_rows(count, dim, queries, rng, workdir, processor, model):
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- hostile files
+HOSTILE_SIDE = 13000
+BUILD_CHILD = """
+import json, resource, sys, warnings
+import torch
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+from sevlm.index.store import EmotionIndex
+files, model, target, batch = json.loads(sys.argv[1])
+index = EmotionIndex.build(files, target, model=model, batch_size=batch, device="cpu", progress=False, report=lambda *a: None, notify=lambda line: None)
+assert len(index) == len(files), index.build_report
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+APP_CHILD = """
+import json, resource, sys, tempfile, warnings
+import torch
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+from gradio.components.image import ImageData
+from gradio.image_utils import preprocess_image
+from sevlm.app import Explainer
+from sevlm.loading import load_model_and_processor
+path, model, kind = json.loads(sys.argv[1])
+model, processor = load_model_and_processor(model, "cpu")
+explainer = Explainer(model, processor)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+upload = preprocess_image(ImageData(path=path, orig_name="upload.png"), cache_dir=tempfile.mkdtemp(), format="webp",
+                          image_mode="RGB" if kind == "pil" else None, type=kind)
+emotion = explainer.card(upload, None, None, 1, False, 1.0, 1.0, 42, 0.0)[0]
+assert emotion in explainer.emotions
+print("PEAK", before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def hostile_pngs(folder, count):
+    """`count` PNG files of 13000 x 13000 16-bit pixels: zeros, so a few hundred KB each, 338 MB once decoded."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    first = folder / "hostile-0.png"
+    Image.fromarray(np.zeros((HOSTILE_SIDE, HOSTILE_SIDE), dtype=np.uint16)).save(first)
+    paths = [first]
+    for number in range(1, count):
+        paths.append(folder / f"hostile-{number}.png")
+        shutil.copyfile(first, paths[-1])
+    return paths
+
+
+def child_peak(script, argument):
+    """The peak resident memory (bytes) a fresh Python process reports after running `script`."""
+    import json
+
+    env = {**_common.os.environ, "PYTHONPATH": str(_common.REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script, json.dumps(argument)], capture_output=True, text=True, env=env, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    return [int(value) for value in result.stdout.split("PEAK", 1)[1].split()]
+
+
+def hostile_rows(count, model_folder, workdir):
+    hostile = hostile_pngs(workdir / "hostile", count)
+    ordinary = paintings(workdir / "ordinary", count)
+    size_kb = hostile[0].stat().st_size / 1024
+    rows, peaks = [], {}
+    for name, files in (("512x384 JPEG paintings", ordinary), (f"{HOSTILE_SIDE}x{HOSTILE_SIDE} 16-bit PNG ({size_kb:.0f} KB)", hostile)):
+        target = workdir / f"hostile-index-{len(peaks)}"
+        (peak,) = child_peak(BUILD_CHILD, [[str(path) for path in files], str(model_folder), str(target), 8])
+        shutil.rmtree(target, ignore_errors=True)
+        peaks[name] = peak
+        rows.append(["sevlm-index", f"{count} x {name}, batch 8", f"{peak / 2**30:.2f}", f"{peak / next(iter(peaks.values())):.1f}x"])
+        print("  " + " | ".join(rows[-1]), flush=True)
+    app = {}
+    for kind, label in (("pil", "Gradio decodes the upload (type=pil, before)"), ("filepath", "the app reads the file, bounded (type=filepath, now)")):
+        loaded, peak = child_peak(APP_CHILD, [str(hostile[0]), str(model_folder), kind])
+        app[kind] = peak - loaded
+        rows.append(["app, one request", label, f"{peak / 2**30:.2f} (+{(peak - loaded) / 2**30:.2f} for the request)", f"{app[kind] / app.get('pil', app[kind]):.2f}x"])
+        print("  " + " | ".join(rows[-1]), flush=True)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------------ main
 def load_line():
     share = _common.machine_busy_share(3.0)
@@ -270,15 +363,15 @@ def main():
     if args.quick:
         sizes, args.dim, args.queries, args.e2e_queries = [3000, 12000], 32, 20, 5
         args.build_images, args.real_images, args.skip_real = 16, 4, True
-        E.APPROXIMATE_FROM = E.APPROXIMATE_FROM_LOW_DIM = 10_000
+        F.APPROXIMATE_FROM = F.APPROXIMATE_FROM_LOW_DIM = 10_000
     if args.wait_quiet:
         _common.wait_for_quiet(args.wait_quiet)
     rng = np.random.default_rng(0)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="sevlm-bench-index-"))
     print("\n".join(machine_lines(torch.device("cpu"))))
     print(
-        f"approximate (IVF) indexes from {E.APPROXIMATE_FROM:,} items ({E.APPROXIMATE_FROM_LOW_DIM:,} for vectors of at most "
-        f"{E.LOW_DIM} numbers); IVF lists ~ sqrt(N), nprobe = lists / 32 (at least 16)\n",
+        f"approximate (IVF) indexes from {F.APPROXIMATE_FROM:,} items ({F.APPROXIMATE_FROM_LOW_DIM:,} for vectors of at most "
+        f"{F.LOW_DIM} numbers); IVF lists ~ sqrt(N), nprobe = lists / 32 (at least 16)\n",
         flush=True,
     )
     try:
@@ -295,7 +388,7 @@ def main():
         if not args.skip_real and not args.skip_build:
             model, processor, *_, seconds = _common.build_model()
             print(f"  (real-size model built in {seconds:.0f} s)", flush=True)
-            E.predict_rows(model, processor, files[:2])  # warm-up: the first forward passes allocate
+            B.predict_rows(model, processor, [processor.preprocess_images([str(path)]) for path in files[:2]])  # warm-up: the first forward passes allocate
             name = "real size (ViT-B/16 + distilGPT-2), random weights, 25 new tokens"
             for threads in sorted({1, cores}):
                 build.append(measure_build(name, files[: args.real_images], workdir, 8, threads, model=model, processor=processor))
@@ -305,6 +398,10 @@ def main():
         if build:
             print(format_table(["model", "torch threads", "images", "batch", "seconds", "images/s", "in predict_batch"], build) + "\n", flush=True)
 
+        if args.hostile:
+            print(f"4. Hostile images: peak memory of a fresh process (demo model: {description})", flush=True)
+            rows = hostile_rows(args.hostile, folder, workdir)
+            print(format_table(["what", "input", "peak GB", "ratio"], rows) + "\n", flush=True)
         if not sizes:
             return
         print(f"2. FAISS, one query, k=10, one thread (visual: {args.dim}-d)", flush=True)
@@ -317,7 +414,9 @@ def main():
         if not args.skip_e2e:
             print(f"3. EmotionIndex.search end to end, top 10 (visual: {args.dim}-d; tokenizer and VAD table of the demo model)", flush=True)
             print("  " + load_line(), flush=True)
-            model, processor = E.load_model(str(folder), "cpu")
+            from sevlm.loading import load_model_and_processor
+
+            model, processor = load_model_and_processor(str(folder), "cpu")
             e2e = []
             for count in sizes:
                 e2e += e2e_rows(count, args.dim, args.e2e_queries, rng, workdir, processor, model)

@@ -1,21 +1,26 @@
 """Finding image files: files, folders (searched recursively) and glob patterns, in a stable order.
 
+Folders are walked following symbolic links once: a linked folder is entered the first time its real path is
+reached and never again, so a folder holding links to itself (or to a parent) is read once instead of forever.
 The images themselves are read by `processing_sevlm.load_image`, the one image loader of data preparation, training
 and inference.
 """
 
 import glob
 import os
+import re
 from pathlib import Path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def find_images(inputs, extensions=IMAGE_EXTENSIONS):
+def find_images(inputs, extensions=IMAGE_EXTENSIONS, skipped=None):
     """Expand files, folders (searched recursively) and glob patterns into image paths.
 
     Returns `(paths, problems)`: `Path`s in a stable order without duplicates, and `(input, reason)` for each input
-    that matched nothing. Files named directly are always taken, whatever their extension.
+    that matched nothing. Files named directly are always taken, whatever their extension. When `skipped` is a list,
+    the files found in folders that are not images by their extension (`notes.txt`, `logo.svg`; hidden files aside)
+    are appended to it, so that a caller can say what it left out.
     """
     extensions = {ext.lower() if ext.startswith(".") else "." + ext.lower() for ext in extensions}
     paths, problems, seen = [], [], set()
@@ -31,14 +36,16 @@ def find_images(inputs, extensions=IMAGE_EXTENSIONS):
         if os.path.isfile(item):
             add(item)
         elif os.path.isdir(item):
-            found = sorted(p for p in Path(item).rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+            files = sorted(Path(path) for path in walk_files(item))
+            found = [path for path in files if path.suffix.lower() in extensions]
+            if skipped is not None:
+                skipped.extend(path for path in files if path.suffix.lower() not in extensions and not path.name.startswith("."))
             if not found:
                 problems.append((item, f"folder holds no image files ({', '.join(sorted(extensions))})"))
             for path in found:
                 add(path)
         elif glob.has_magic(item):
-            matches = glob.glob(item, recursive=True)
-            found = sorted(p for p in matches if os.path.isfile(p) and Path(p).suffix.lower() in extensions)
+            found = sorted(path for path in match_pattern(item) if os.path.isfile(path) and Path(path).suffix.lower() in extensions)
             if not found:
                 problems.append((item, "pattern matches no image files"))
             for path in found:
@@ -46,3 +53,79 @@ def find_images(inputs, extensions=IMAGE_EXTENSIONS):
         else:
             problems.append((item, "no such file or folder"))
     return paths, problems
+
+
+def walk_files(folder):
+    """Every file under `folder` (as paths under it), entering each real folder once. Links to folders are followed
+    after the real folders (so that a file inside the tree is found by its own path), and only the first time their
+    target is reached: links back to a parent or to the folder itself end there."""
+    visited, folders, links = set(), [os.fspath(folder)], []
+    while folders or links:
+        current = folders.pop() if folders else links.pop(0)
+        real = os.path.realpath(current)
+        if real in visited:
+            continue
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(current), key=lambda entry: entry.name)
+        except OSError:  # unreadable folder, or a link that broke meanwhile
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir():  # follows links
+                    (links if entry.is_symlink() else folders).append(entry.path)
+                elif entry.is_file():
+                    yield entry.path
+            except OSError:
+                continue
+
+
+def match_pattern(pattern):
+    """The paths a glob pattern matches. Patterns with `**` are matched over `walk_files` of their fixed leading folder
+    (glob's own `**` follows links without end); others go to `glob.glob`."""
+    if "**" not in pattern:
+        return glob.glob(pattern)
+    parts = Path(pattern).parts
+    fixed = next(number for number, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    regex = pattern_regex(parts[fixed:])
+    if not base.is_dir():
+        return []
+    return [path for path in walk_files(base) if regex.fullmatch(Path(os.path.relpath(path, base)).as_posix())]
+
+
+def pattern_regex(parts):
+    """A regex over `/`-joined relative paths for glob components (`**`: any number of folders; `*`, `?`, `[...]`
+    within one name). As in `glob`, wildcards do not match names that start with a dot."""
+    pieces = []
+    for number, part in enumerate(parts):
+        last = number == len(parts) - 1
+        if part == "**":
+            pieces.append(r"(?:[^./][^/]*/)*" if not last else r"(?:[^./][^/]*(?:/[^./][^/]*)*)?")
+            continue
+        hidden = "" if part.startswith(".") else r"(?!\.)"
+        pieces.append(hidden + _component_regex(part) + ("" if last else "/"))
+    return re.compile("".join(pieces))
+
+
+def _component_regex(part):
+    out, position = [], 0
+    while position < len(part):
+        char = part[position]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = part.find("]", position + 2 if part[position + 1 : position + 2] in ("!", "]") else position + 1)
+            if end < 0:
+                out.append(re.escape(char))
+            else:
+                inner = part[position + 1 : end]
+                inner = "^" + inner[1:] if inner.startswith("!") else inner
+                out.append("[" + inner.replace("\\", "\\\\") + "]")
+                position = end
+        else:
+            out.append(re.escape(char))
+        position += 1
+    return "".join(out)

@@ -86,7 +86,7 @@ def predict(
                 except Exception as error:  # corrupt, truncated, too large (a decompression bomb), ...
                     reason = error if isinstance(error, ImageTooLarge) else error.__cause__ or error
                     report(path, f"cannot be read ({reason})")
-            for path, image, result in _run_batch(pipe, batch, generation, report):
+            for path, image, result in run_batch(lambda images: pipe(images, batch_size=len(images), **generation), batch, report):
                 row = {"file": display_path(path), **result}
                 if cards is not None:
                     row["card"] = None
@@ -103,21 +103,22 @@ def predict(
         bar.close()
 
 
-def _run_batch(pipe, batch, generation, report):
-    """Pipeline results for a batch; if the batch fails, image by image, so that one bad image costs only itself."""
+def run_batch(run, batch, report):
+    """`run(inputs)` (one result per input) for a batch of `(key, input)` pairs, as `(key, input, result)`; if the
+    batch fails, item by item, so that one bad input costs only itself (`report(key, message)`). Shared by
+    sevlm-predict and the index."""
     if not batch:
         return []
-    images = [image for _, image in batch]
     try:
-        results = pipe(images, batch_size=len(images), **generation)
-        return [(path, image, result) for (path, image), result in zip(batch, results)]
+        results = run([value for _, value in batch])
+        return [(key, value, result) for (key, value), result in zip(batch, results)]
     except Exception as error:
         if len(batch) == 1:
             report(batch[0][0], f"prediction failed: {error}")
             return []
     outputs = []
     for item in batch:
-        outputs.extend(_run_batch(pipe, [item], generation, report))
+        outputs.extend(run_batch(run, [item], report))
     return outputs
 
 

@@ -6,6 +6,7 @@ Skipped, saying why, only when Playwright or a Chromium executable cannot be fou
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -186,4 +187,97 @@ def test_search_the_collection(served, page):
     page.locator("#search").click()
     page.wait_for_selector("#search-hits .sevlm-error")
     assert "Unknown emotion 'joy'" in page.locator("#search-hits").inner_text()
+    # words: those that took no part are named, with the nearest words the model knows
+    page.get_by_text("words", exact=True).click()
+    page.locator("#search-query textarea, #search-query input").first.fill("calm, glomy")
+    page.locator("#search").click()
+    page.wait_for_selector("#search-hits .sevlm-note")
+    shown = page.locator("#search-hits [data-id]").evaluate_all("cards => cards.map(card => card.dataset.id)")
+    assert shown == [hit["id"] for hit in index.search(text="calm, glomy", top_k=8)]
+    assert "'glomy' (nearest known: gloomy)" in page.locator("#search-hits .sevlm-note").inner_text()
     assert_offline(page, served["url"])
+
+
+# ------------------------------------------------------------------------------ the page's words, no browser
+@pytest.fixture(scope="module")
+def explainer(trained_tiny, tmp_path_factory):
+    """The app's Explainer over an index of 4 paintings in a folder whose name is markup."""
+    from sevlm.app import Explainer
+
+    model, processor, images = trained_tiny
+    root = tmp_path_factory.mktemp("words")
+    paintings = root / "paintings"
+    paintings.mkdir()
+    for number, image in enumerate(images):
+        image.save(paintings / f"painting-{number}.png")
+    folder = root / "<img src=x onerror=alert(1)>*index*"
+    index = EmotionIndex.build([paintings], folder, model=model, processor=processor, progress=False)
+    return Explainer(model, processor, index, top_k=3)
+
+
+def test_search_tab_messages_speak_of_the_page_not_of_flags(explainer):
+    page = explainer.search("words", "zzzz qqqq", [], 0)
+    assert "sevlm-error" in page and "zzzz" in page and "--" not in page
+    assert "emotion mix" in page and "Search by" in page  # the page's own controls
+    page = explainer.search("words", "calm, glomy", [], 0)
+    assert "data-id" in page and "Not used" in page and "&#x27;glomy&#x27; (nearest known: gloomy)" in page
+    seen = re.sub(r"<[^>]*>", " ", page)  # what a visitor reads: no tags, no tooltips
+    assert "Ranked by" in seen and "Euclidean" not in seen and "VAD" not in seen and "Euclidean distance" in page  # in the tooltip
+    page = explainer.search("emotion mix", "awe=1e308, sadness=1e308", [], 0)
+    assert page.count("data-id=") == 3
+
+
+def test_the_collection_name_is_text_not_markup(explainer):
+    import gradio as gr
+
+    from sevlm.app import build_app
+
+    app = build_app(explainer, title="SEVLM (<b>model</b>)")
+    texts = [str(block.value) for block in app.blocks.values() if isinstance(block, (gr.HTML, gr.Markdown)) and block.value]
+    assert any("&lt;img src=x onerror=alert(1)&gt;*index*" in text for text in texts), texts
+    assert not any("<img src=x" in text or "<b>model</b>" in text for text in texts)
+    assert any("SEVLM (&lt;b&gt;model&lt;/b&gt;)" in text for text in texts)
+    shown = " ".join(texts)
+    assert "Hellinger" not in shown and "VAD profile" not in shown
+    (painting,) = [block for block in app.blocks.values() if isinstance(block, gr.Image)]
+    assert painting.type == "filepath"  # Gradio does not decode an upload whole: the app reads it at a bounded size
+
+
+def test_examples_come_from_the_collection(explainer, tmp_path):
+    from sevlm.app import example_paintings
+
+    files = [str(path) for path in example_paintings(None, explainer.index, dataset_path=str(tmp_path / "no-demo"))]
+    assert files == sorted(explainer.index.dataset["file"])
+    assert example_paintings(None, None, dataset_path=str(tmp_path / "no-demo")) == []
+
+
+def test_a_huge_upload_is_read_at_a_bounded_size(explainer, tmp_path, monkeypatch):
+    """A 16-bit PNG of 6000 x 6000 pixels reaches the model through the bounded loader (the app took 0.6 -> 4.2 GB
+    per request with a 13000 x 13000 one)."""
+    import numpy as np
+    from PIL import Image
+
+    import processing_sevlm
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((6000, 6000), dtype=np.uint16)).save(path)
+    seen = []
+    real = explainer.processor.preprocess_images
+    monkeypatch.setattr(explainer.processor, "preprocess_images", lambda images, **kw: seen.extend(image.size for image in images) or real(images, **kw))
+    emotion, _, scores, _, similar = explainer.card(str(path), None, None, 1, False, 1.0, 1.0, 42, 0.0)
+    assert emotion in explainer.emotions and seen == [(processing_sevlm.LARGEST_SIDE, processing_sevlm.LARGEST_SIDE)]
+
+
+def test_a_damaged_index_stops_the_app_with_a_message(trained_tiny, tmp_path, capsys):
+    import runpy
+
+    model, processor, _ = trained_tiny
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    add_pipeline_to_folder(tmp_path / "model")
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "index_config.json").write_text('{"format": "sevlm-emotion-index", "version": 2, "parts": [')
+    app = runpy.run_path(str(REPO_ROOT / "app.py"))
+    code = app["main"](["--model_name_or_path", str(tmp_path / "model"), "--index", str(tmp_path / "index"), "--device", "cpu"])
+    stderr = capsys.readouterr().err
+    assert code == 1 and f"{tmp_path / 'index' / 'index_config.json'} is damaged" in stderr and "Traceback" not in stderr

@@ -154,3 +154,67 @@ def test_torchrun_two_processes_give_the_one_process_index(model_folder, paintin
     assert np.asarray(parallel.dataset["scores"]) == pytest.approx(np.asarray(expected.dataset["scores"]), abs=1e-6)
     assert np.asarray(parallel.dataset["image_embeds"]) == pytest.approx(np.asarray(expected.dataset["image_embeds"]), abs=1e-6)
     assert (tmp_path / "parallel" / CONFIG_NAME).is_file() and not (tmp_path / "parallel" / PENDING_DIR).exists()
+
+
+def test_summary_names_changed_files_and_files_that_are_not_images(model_folder, trained_tiny, tmp_path):
+    model, processor, images = trained_tiny
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    images[0].save(folder / "a.png")
+    images[1].save(folder / "b.png")
+    (folder / "notes.txt").write_text("about the paintings")
+    (folder / "logo.svg").write_text("<svg/>")
+    argv = [str(folder), "--model", str(model_folder), "--output_dir", str(tmp_path / "index"), "--device", "cpu", "--no_progress"]
+    code, _, stderr = run_main(argv)
+    assert code == 0 and "Indexed 2 new image(s) (0 already in the index, 2 skipped)" in stderr
+    assert f"2 skipped: not a supported image ({folder / 'logo.svg'}, {folder / 'notes.txt'})" in stderr
+    images[2].save(folder / "a.png")
+    later = os.stat(folder / "b.png").st_mtime + 60
+    os.utime(folder / "a.png", (later, later))
+    code, _, stderr = run_main(argv)
+    assert code == 0 and "1 indexed file(s) changed since they were indexed: predicted again." in stderr
+    expected = predict_batch(model, processor, [images[2]])[0]
+    index = EmotionIndex.load(tmp_path / "index")
+    assert len(index) == 2 and index.dataset[index.row_of(str(folder / "a.png"))]["explanation"] == expected["explanation"]
+
+
+def test_an_interrupted_overwrite_is_not_finished_by_a_plain_add(model_folder, paintings, tmp_path, monkeypatch):
+    """An interrupted --overwrite left a "replace" flag that turned a later plain addition into a wipe (243 items
+    -> 1): the addition is refused, saying what differs; the rebuild resumes when asked again."""
+    from sevlm.index import build
+
+    output = tmp_path / "index"
+    common = ["--model", str(model_folder), "--output_dir", str(output), "--device", "cpu", "--no_progress", "--batch_size", "2"]
+    assert run_main([str(paintings)] + common)[0] == 0
+    real, calls = build.predict_rows, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(build, "predict_rows", interrupted)
+    code, _, stderr = run_main([str(paintings)] + common + ["--overwrite"])
+    assert code == 130 and "run the same command again" in stderr
+    monkeypatch.undo()
+    code, _, stderr = run_main([str(paintings / "painting-0.png")] + common)
+    assert code == 1 and "rebuild (--overwrite)" in stderr and "--discard_pending" in stderr
+    assert len(EmotionIndex.load(output)) == 7  # not 1
+    code, _, stderr = run_main([str(paintings)] + common + ["--overwrite"])
+    assert code == 0 and "Resuming the unfinished build" in stderr and len(EmotionIndex.load(output)) == 7
+
+
+def test_a_second_writer_is_refused(model_folder, paintings, tmp_path):
+    """Two builds into one folder at once kept 147 of 360 items, and both "succeeded"."""
+    import fcntl
+    import json
+
+    output = tmp_path / "index"
+    output.mkdir()
+    with open(output / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write(json.dumps({"pid": 4242, "host": "elsewhere", "since": "2026-01-01T00:00:00"}))
+        held.flush()
+        code, _, stderr = run_main([str(paintings / "painting-0.png"), "--model", str(model_folder), "--output_dir", str(output), "--device", "cpu"])
+    assert code == 1 and "is being written by another build (process 4242 on elsewhere" in stderr

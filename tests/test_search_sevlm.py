@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -12,7 +13,8 @@ from test_emotion_index_sevlm import commit_rows, synthetic_rows
 
 from sevlm.cli import search as search_sevlm
 from sevlm.hub import add_pipeline_to_folder
-from sevlm.index.store import CONTACT_SHEET, EmotionIndex
+from sevlm.index.gallery import CONTACT_SHEET
+from sevlm.index.store import EmotionIndex
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,8 @@ def test_help_explains_every_flag():
         (["--index", "i", "--id", "a", "--top_k", "0"], "--top_k must be at least 1"),
         (["--index", "i", "--id", "a", "--output", "hits.txt"], ".jsonl or .csv"),
         (["--index", "i", "--id", "a", "--visual_weight", "1.5"], "--visual_weight must be between 0 and 1"),
-        (["--index", "i", "--id", "a", "--model", "m"], "only applies to --image"),
+        (["--index", "i", "--id", "a", "--model", "m"], "only apply to --image"),
+        (["--index", "i", "--id", "a", "--trust_index_model"], "only apply to --image"),
     ],
 )
 def test_argument_errors(argv, message, capsys):
@@ -97,7 +100,7 @@ def test_text_query_and_gallery(synthetic, tmp_path):
     page = (tmp_path / "g" / "index.html").read_text(encoding="utf-8")
     assert all(f'data-id="{hit["id"]}"' in page for hit in hits) and "https://" not in page
     with Image.open(tmp_path / "g" / CONTACT_SHEET) as sheet:
-        assert sheet.size == (3 * 240, 330)
+        assert sheet.size == (3 * 240, 350)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +108,7 @@ def test_text_query_and_gallery(synthetic, tmp_path):
     [
         (["--id", "nothing"], "No item with id 'nothing'"),
         (["--emotions", "joy=1"], "Unknown emotion 'joy'"),
-        (["--text", "zzzz qqqq"], "none of its words has a VAD value"),
+        (["--text", "zzzz qqqq"], "No word of 'zzzz qqqq' could be used"),
         (["--emotions", "awe=1", "--visual_weight", "0.5"], "visual_weight needs a query with an image"),
         (["--emotions", "awe=1", "--emotion", "joy"], "Unknown emotion filter 'joy'"),
     ],
@@ -122,7 +125,7 @@ def test_missing_index(tmp_path):
 
 def test_image_query_with_the_index_model(image_index, tmp_path):
     index, paths = image_index
-    code, stdout, _ = run_main(["--index", str(index.folder), "--image", str(paths[1]), "--visual_weight", "0.5", "--top_k", "2", "--device", "cpu"])
+    code, stdout, _ = run_main(["--index", str(index.folder), "--image", str(paths[1]), "--visual_weight", "0.5", "--top_k", "2", "--device", "cpu", "--trust_index_model"])
     assert code == 0
     hits = [json.loads(line) for line in stdout.splitlines()]
     assert hits[0]["id"] == str(paths[1]) and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
@@ -132,5 +135,142 @@ def test_image_query_with_the_index_model(image_index, tmp_path):
     code, _, stderr = run_main(["--index", str(index.folder), "--image", str(paths[1]), "--model", str(tmp_path / "other"), "--device", "cpu"])
     assert code == 1 and "emotions are" in stderr and "['joy', 'grief', 'calm']" in stderr
     (tmp_path / "broken.png").write_bytes(b"not a PNG")
-    code, _, stderr = run_main(["--index", str(index.folder), "--image", str(tmp_path / "broken.png")])
+    code, _, stderr = run_main(["--index", str(index.folder), "--image", str(tmp_path / "broken.png"), "--trust_index_model"])
     assert code == 1 and "broken.png" in stderr and "cannot be read" in stderr
+
+
+# ------------------------------------------------------------------------------------------- nothing lost
+def copy_index(index, target):
+    import shutil
+
+    shutil.copytree(index.folder, target)
+    return target
+
+
+def test_output_never_replaces_a_file_unasked_nor_the_index_own(synthetic, tmp_path):
+    hits_file = tmp_path / "hits.csv"
+    hits_file.write_text("my spreadsheet")
+    argv = ["--index", str(synthetic.folder), "--emotions", "awe=1", "--top_k", "2"]
+    code, _, stderr = run_main(argv + ["--output", str(hits_file)])
+    assert code == 1 and "already exists" in stderr and "--overwrite" in stderr and hits_file.read_text() == "my spreadsheet"
+    code, _, _ = run_main(argv + ["--output", str(hits_file), "--overwrite"])
+    assert code == 0 and hits_file.read_text().startswith("rank,id,file,score")
+    config = synthetic.folder / "index_config.json"
+    before = config.read_bytes()
+    for target in (config, synthetic.folder / "parts" / "hits.jsonl"):  # the index's own files and folders
+        code, _, stderr = run_main(argv + ["--output", str(target), "--overwrite"])
+        assert code == 1 and "belongs to the emotion index" in stderr, stderr
+    assert config.read_bytes() == before and len(EmotionIndex.load(synthetic.folder)) == 200
+    (tmp_path / "results.csv").mkdir()
+    code, _, stderr = run_main(argv + ["--output", str(tmp_path / "results.csv")])  # a folder
+    assert code == 1 and "is a folder" in stderr and "Traceback" not in stderr
+    code, _, stderr = run_main(argv + ["--output", str(hits_file / "inside.csv")])  # through a file
+    assert code == 1 and "is a file, not a folder" in stderr
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    unwritable = locked if not os.access(locked, os.W_OK) else "/proc/1"  # root may write anywhere but there
+    code, _, stderr = run_main(argv + ["--output", os.path.join(unwritable, "hits.csv")])
+    assert code == 1 and f"cannot write in {unwritable}" in stderr
+
+
+def test_gallery_never_replaces_a_users_files(synthetic, tmp_path):
+    folder = tmp_path / "holiday"
+    folder.mkdir()
+    (folder / "contact_sheet.png").write_bytes(b"my photos")
+    argv = ["--index", str(synthetic.folder), "--emotions", "awe=1", "--top_k", "2"]
+    code, stdout, stderr = run_main(argv + ["--gallery", str(folder), "--overwrite"])
+    assert code == 1 and stdout == "" and "contact_sheet.png" in stderr and "did not write" in stderr
+    assert (folder / "contact_sheet.png").read_bytes() == b"my photos" and not (folder / "index.html").exists()
+    code, _, stderr = run_main(argv + ["--gallery", str(folder / "contact_sheet.png")])
+    assert code == 1 and "is a file" in stderr
+    code, _, _ = run_main(argv + ["--gallery", str(tmp_path / "g")])
+    assert code == 0
+    code, _, stderr = run_main(argv + ["--gallery", str(tmp_path / "g")])
+    assert code == 1 and "--overwrite" in stderr
+    assert run_main(argv + ["--gallery", str(tmp_path / "g"), "--overwrite"])[0] == 0
+
+
+def test_damaged_index_files_are_named(synthetic, tmp_path):
+    import glob
+
+    argv = ["--emotions", "awe=1"]
+    faiss_broken = copy_index(synthetic, tmp_path / "faiss")
+    target = sorted(glob.glob(str(faiss_broken / "faiss" / "emotion-*.faiss")))[0]
+    with open(target, "wb") as stream:
+        stream.write(b"not a FAISS index")
+    config_broken = copy_index(synthetic, tmp_path / "config")
+    (config_broken / "index_config.json").write_text('{"format": "sevlm-emotion-index", "version": 2, "parts": [')
+    config_foreign = copy_index(synthetic, tmp_path / "foreign")
+    config = json.loads((config_foreign / "index_config.json").read_text())
+    (config_foreign / "index_config.json").write_text(json.dumps({**config, "parts": ["../../elsewhere"]}))
+    part_cut = copy_index(synthetic, tmp_path / "part")
+    arrow = sorted(glob.glob(str(part_cut / "parts" / "*" / "*.arrow")))[0]
+    os.truncate(arrow, os.path.getsize(arrow) // 2)
+    expected = {
+        faiss_broken: target,
+        config_broken: str(config_broken / "index_config.json"),
+        config_foreign: str(config_foreign / "index_config.json"),
+        part_cut: os.path.dirname(arrow),
+    }
+    for folder, named in expected.items():
+        code, _, stderr = run_main(["--index", str(folder)] + argv)
+        assert code == 1 and named in stderr and "Rebuild the index" in stderr and "Traceback" not in stderr, stderr
+
+
+def test_words_that_were_not_used_are_named(synthetic):
+    code, stdout, stderr = run_main(["--index", str(synthetic.folder), "--text", "calm, glomy", "--top_k", "2"])
+    assert code == 0 and len(stdout.splitlines()) == 2
+    assert "Not used" in stderr and "'glomy' (nearest known: gloomy)" in stderr
+    code, _, stderr = run_main(["--index", str(synthetic.folder), "--text", "glomy"])
+    assert code == 1 and "'glomy' (nearest known: gloomy)" in stderr and "--emotions" in stderr
+
+
+def test_huge_weights_and_names_with_commas(tmp_path):
+    emotions = ["joy", "mixed, feelings", "a=b"]
+    model, processor = build_tiny(emotions=emotions)
+    rows = synthetic_rows(emotions, processor.tokenizer, model.vad_table.numpy(), 30, seed=2)
+    index = commit_rows(tmp_path / "index", model, processor, rows)
+    argv = ["--index", str(index.folder), "--top_k", "5"]
+    code, huge, _ = run_main(argv + ["--emotions", "joy=1e308,a=b=1e308"])
+    assert code == 0 and huge == run_main(argv + ["--emotions", "joy=1,a=b=1"])[1]
+    hits = [json.loads(line) for line in huge.splitlines()]
+    assert hits[0]["distances"]["emotion"] < 0.99  # a real ranking, not a query of zeros
+    code, stdout, stderr = run_main(argv + ["--emotions", '"Mixed,  Feelings"=0.7,A=B=0.3', "--emotion", '"mixed, feelings",joy'])
+    assert code == 0, stderr
+    expected = index.search(emotions={"mixed, feelings": 0.7, "a=b": 0.3}, emotion=["mixed, feelings", "joy"], top_k=5)
+    assert [json.loads(line)["id"] for line in stdout.splitlines()] == [hit["id"] for hit in expected]
+
+
+# ------------------------------------------------------------------------------------------------ models
+def test_image_query_runs_no_code_the_index_names_unless_asked(image_index, tmp_path):
+    """The index names its model in index_config.json: a data file. --image loads that folder's code only with
+    --trust_index_model; otherwise it refuses, without prompting, saying how to allow it."""
+    import shutil
+
+    index, paths = image_index
+    marker = tmp_path / "code-ran"
+    model = tmp_path / "model-named-by-an-index"
+    shutil.copytree(index.folder.parent / "model", model)
+    with open(model / "modeling_sevlm.py", "a", encoding="utf-8") as stream:
+        stream.write(f"\nimport pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n")
+    folder = copy_index(index, tmp_path / "index")
+    config = json.loads((folder / "index_config.json").read_text())
+    (folder / "index_config.json").write_text(json.dumps({**config, "model": str(model)}))
+    argv = ["--index", str(folder), "--image", str(paths[1]), "--device", "cpu"]
+    code, stdout, stderr = run_main(argv)
+    assert code == 1 and stdout == "" and not marker.exists()
+    assert "--trust_index_model" in stderr and f"--model_name_or_path {model}" in stderr
+    code, stdout, _ = run_main(argv + ["--trust_index_model"])
+    assert code == 0 and marker.read_text() == "ran" and json.loads(stdout.splitlines()[0])["id"] == str(paths[1])
+
+
+def test_image_query_with_other_weights_warns(image_index, tmp_path):
+    index, paths = image_index
+    other_model, other_processor = build_tiny(seed=5)  # the same emotions, other weights
+    folder = tmp_path / "model-with-other-weights"
+    other_model.save_pretrained(folder)
+    other_processor.save_pretrained(folder)
+    code, _, stderr = run_main(["--index", str(index.folder), "--image", str(paths[1]), "--model_name_or_path", str(folder), "--device", "cpu"])
+    assert code == 0 and "warning:" in stderr and "not the model this index was built with" in stderr
+    code, _, stderr = run_main(["--index", str(index.folder), "--image", str(paths[1]), "--model", str(index.folder.parent / "model"), "--device", "cpu"])
+    assert code == 0 and "warning" not in stderr

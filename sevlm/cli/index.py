@@ -2,80 +2,100 @@
 
     sevlm-index paintings/ "more/**/*.jpg" --model_name_or_path outputs/sevlm-demo --output_dir index/
     sevlm-index --dataset_path data/demo --split test --output_dir outputs/index-demo
-    sevlm-index new-paintings/ --output_dir index/        # adds only the images not indexed yet
-    torchrun --nproc_per_node 4 index_sevlm.py paintings/ --output_dir index/   # data-parallel, one GPU each
+    sevlm-index new-paintings/ --output_dir index/        # adds the images not indexed yet, and those that changed
+    torchrun --nproc_per_node 4 -m sevlm.cli.index paintings/ --output_dir index/   # data-parallel, one GPU each
 
-Per image the index stores its id (the file's absolute path, or the corpus's painting_id), the file, the emotion
-scores, the predicted emotion, the explanation, the explanation's VAD profile, the pooled image embedding and a
-thumbnail, as a `datasets.Dataset` with FAISS indexes; search it with sevlm-search or the web app (app.py).
+Per image the index stores its id (the file's absolute path, or the corpus's painting_id), the file with its size
+and modification time, the emotion scores, the predicted emotion, the explanation, the explanation's VAD profile,
+the pooled image embedding and a thumbnail, as a `datasets.Dataset` with FAISS indexes; search it with sevlm-search
+or the web app (app.py).
 
-Finished batches are kept in INDEX/.pending/ as they complete: an interrupted build (CTRL-C, a crash, a lost
-machine) continues where it stopped when the same command runs again. Unreadable files are reported on stderr and
-skipped. The exit status is 0 when the index holds at least one image, 1 otherwise (130 when interrupted).
+One build writes an index at a time (a second one is refused, naming the first). Finished batches are kept in
+INDEX/.pending/ as they complete: an interrupted build (CTRL-C, a crash, a lost machine) continues where it stopped
+when the same command runs again; a command with another model, other generation flags or another --overwrite is
+told what differs. Unreadable files are reported on stderr and skipped, files that are not images are counted and
+named. The exit status is 0 when the index holds at least one image, 1 otherwise (130 when interrupted).
 """
 
-import argparse
 import sys
+from dataclasses import dataclass, field
 
-from sevlm.generation import generation_kwargs, generation_problems
+from sevlm import DEMO_MODEL
+from sevlm.generation import GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS
-from sevlm.index.store import DEMO_MODEL, PENDING_DIR, THUMBNAIL_SIZE, EmotionIndex
-from sevlm.io import display_path
+from sevlm.index.store import PENDING_DIR, THUMBNAIL_SIZE
+from sevlm.io import display_path, listed
+
+
+@dataclass
+class IndexArguments(GenerationArguments):
+    output_dir: str | None = field(
+        default=None,
+        metadata={
+            "aliases": ["--index"],
+            "required": True,
+            "help": "The index folder: created, or extended when it holds an index of the same model and generation settings.",
+        },
+    )
+    model_name_or_path: str = field(
+        default=DEMO_MODEL,
+        metadata={"aliases": ["--model"], "help": "Saved SEVLM folder or Hub id, loaded with its own code (trust_remote_code)."},
+    )
+    dataset_path: str | None = field(
+        default=None, metadata={"help": "A prepared corpus (a folder written by save_to_disk, e.g. data/demo) to index instead of image files."}
+    )
+    split: str = field(default="test", metadata={"help": "The corpus split to index, with --dataset_path."})
+    id_column: str = field(default="painting_id", metadata={"help": "The corpus column holding each image's id."})
+    batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together; each finished batch is kept."})
+    device: str | None = field(
+        default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: the device accelerate picks (under torchrun, one GPU per process)."}
+    )
+    thumbnail_size: int = field(
+        default=THUMBNAIL_SIZE,
+        metadata={"help": "Longest side in pixels of the JPEG thumbnail stored per image for galleries and the web app; 0 stores none."},
+    )
+    extensions: str = field(
+        default=",".join(IMAGE_EXTENSIONS),
+        metadata={"help": "Comma-separated file extensions picked up in folders and globs. Files named directly are always tried."},
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Rebuild the index from scratch (e.g. with another model or other generation flags), dropping unfinished "
+            "work of another build in .pending/. The old index stays usable until the new one is complete."
+        },
+    )
+    discard_pending: bool = field(
+        default=False,
+        metadata={"help": "Drop the finished batches an interrupted build left in .pending/ instead of continuing them."},
+    )
+    torch_num_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads of torch (default: torch's, one per core). A small model (the demo) runs faster on 1 thread on "
+            "a busy machine; under torchrun give each process its share of the cores."
+        },
+    )
+    no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar."})
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="sevlm-index", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(IndexArguments, prog="sevlm-index", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "inputs",
         nargs="*",
         help="Image files, folders (searched recursively for image files) or glob patterns such as 'art/**/*.jpg' "
         "(quote them so that the shell does not expand them). Or use --dataset_path instead.",
     )
-    parser.add_argument("--output_dir", "--index", required=True, help="The index folder (created, or extended when it holds an index of the same model).")
-    parser.add_argument(
-        "--model_name_or_path",
-        "--model",
-        default=DEMO_MODEL,
-        help=f"Saved SEVLM folder or Hub id, loaded with trust_remote_code (default: {DEMO_MODEL}).",
-    )
-    parser.add_argument("--dataset_path", help="A prepared corpus (a folder written by save_to_disk, e.g. data/demo) to index instead of image files.")
-    parser.add_argument("--split", default="test", help="The corpus split to index, with --dataset_path (default: test).")
-    parser.add_argument("--id_column", default="painting_id", help="The corpus column holding each image's id (default: painting_id).")
-    parser.add_argument("--batch_size", type=int, default=8, help="Images encoded and generated together; each finished batch is kept (default: 8).")
-    parser.add_argument("--device", help="cuda, cuda:1, mps or cpu. Default: the device accelerate picks (under torchrun, one GPU per process).")
-    parser.add_argument(
-        "--thumbnail_size",
-        type=int,
-        default=THUMBNAIL_SIZE,
-        help=f"Longest side in pixels of the JPEG thumbnail stored per image for galleries and the web app; 0 stores none (default: {THUMBNAIL_SIZE}).",
-    )
-    parser.add_argument(
-        "--extensions",
-        default=",".join(IMAGE_EXTENSIONS),
-        help="Comma-separated file extensions picked up in folders and globs (default: %(default)s). Files named directly are always tried.",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Rebuild the index from scratch (e.g. with another model), discarding unfinished work in .pending/. The old "
-        "index stays usable until the new one is complete.",
-    )
-    generation = parser.add_argument_group("generation of the explanations (defaults: the model's generation config, greedy)")
-    generation.add_argument("--max_new_tokens", type=int, help="Most tokens generated per explanation (model default: 25).")
-    generation.add_argument("--num_beams", type=int, help="Beam width (1: greedy).")
-    parser.add_argument(
-        "--torch_num_threads",
-        type=int,
-        help="CPU threads of torch (default: torch's, one per core). A small model (the demo) runs faster on 1 thread on a "
-        "busy machine; under torchrun give each process its share of the cores.",
-    )
-    parser.add_argument("--no_progress", action="store_true", help="Hide the progress bar.")
     return parser
 
 
 def parse_args(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    args.inputs = positional.inputs
     if bool(args.inputs) == bool(args.dataset_path):
         parser.error("Give image files / folders / globs, or --dataset_path with --split, not both.")
     if args.batch_size < 1:
@@ -95,13 +115,15 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(args.torch_num_threads)
-    def report(item, message):
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
+    from sevlm.index.build import build_index, distributed_state
+
+    def report(item, message):
         tqdm.write(f"skipped {display_path(item)}: {display_path(message)}", file=sys.stderr)
 
     try:
-        index = EmotionIndex.build(
+        index = build_index(
             args.inputs or None,
             args.output_dir,
             model=args.model_name_or_path,
@@ -114,8 +136,10 @@ def main(argv=None):
             thumbnail_size=args.thumbnail_size,
             extensions=[ext.strip() for ext in args.extensions.split(",") if ext.strip()],
             overwrite=args.overwrite,
+            discard_pending=args.discard_pending,
             progress=not args.no_progress,
             report=report,
+            notify=lambda line: tqdm.write(display_path(line), file=sys.stderr),
         )
     except KeyboardInterrupt:
         print(
@@ -125,23 +149,33 @@ def main(argv=None):
         )
         return 130
     except (OSError, ValueError, RuntimeError) as error:
-        print(f"sevlm-index: {display_path(str(error))}", file=sys.stderr)
+        print(f"sevlm-index: error: {display_path(str(error))}", file=sys.stderr)
         return 1
-    from sevlm.index.store import distributed_state
-
     if distributed_state(args.device).is_main_process:
-        built = index.build_report
-        failed = built["unmatched"] + [display_path(item) for item in built["failed"]]
-        resumed = f", {built['resumed']} from an interrupted run" if built["resumed"] else ""
-        print(
-            f"Indexed {built['computed']} new image(s){resumed} ({built['already_indexed']} already in the index, "
-            f"{len(failed)} skipped) into {display_path(args.output_dir)}: {len(index)} item(s), model {index.config['model']}, "
-            f"FAISS {index.config['faiss_types']['emotion']} / {index.config['faiss_types']['visual']}.",
-            file=sys.stderr,
-        )
-        if failed:
-            print(f"{len(failed)} input(s) could not be used: {', '.join(failed)}", file=sys.stderr)
+        print(summary(index, args.output_dir), file=sys.stderr)
     return 0 if len(index) else 1
+
+
+def summary(index, output_dir):
+    """What the build did, for people: new, resumed, already there, changed, skipped and why."""
+    built = index.build_report
+    failed = built["unmatched"] + [display_path(item) for item in built["failed"]]
+    resumed = f", {built['resumed']} from an interrupted run" if built["resumed"] else ""
+    skipped = len(failed) + len(built["not_images"])
+    lines = [
+        f"Indexed {built['computed']} new image(s){resumed} ({built['already_indexed']} already in the index, "
+        f"{skipped} skipped) into {display_path(output_dir)}: {len(index)} item(s), model {index.config['model']}, "
+        f"FAISS {index.config['faiss_types']['emotion']} / {index.config['faiss_types']['visual']}."
+    ]
+    if built["changed"]:
+        lines.append(f"{built['changed']} indexed file(s) changed since they were indexed: predicted again.")
+    if built["removed"]:
+        lines.append(f"{len(built['removed'])} changed file(s) could not be predicted again and left the index: {listed(built['removed'])}.")
+    if built["not_images"]:
+        lines.append(f"{len(built['not_images'])} skipped: not a supported image ({listed(built['not_images'])}).")
+    if failed:
+        lines.append(f"{len(failed)} input(s) could not be used: {listed(failed)}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

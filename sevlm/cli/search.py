@@ -2,75 +2,108 @@
 
     sevlm-search --index outputs/index-demo --emotions "awe=0.6,sadness=0.4"
     sevlm-search --index outputs/index-demo --id 1234 --top_k 5 --gallery gallery/
-    sevlm-search --index outputs/index-demo --image query.jpg --visual_weight 0.3 --output hits.csv
+    sevlm-search --index outputs/index-demo --image query.jpg --model_name_or_path outputs/sevlm-demo --visual_weight 0.3 --output hits.csv
     sevlm-search --index outputs/index-demo --text "calm, melancholic" --emotion sadness,fear --min_score 0.3
 
-Hits are ranked by similarity of emotion distributions (Hellinger distance), optionally blended with the image
-embeddings (--visual_weight) and the explanations' VAD profiles (--vad_weight):
+Hits are ranked by how close the mix of emotions each work evokes is to the query's (the Hellinger distance between
+emotion distributions), optionally blended with how the works look (image embeddings, --visual_weight) and the
+feeling of the words that explain them (their VAD profiles: valence, arousal, dominance; --vad_weight):
 
     distance = (1 - visual_weight - vad_weight) * emotion + visual_weight * visual + vad_weight * vad
 
 each part in [0, 1] (emotion: Hellinger; visual: (1 - cosine) / 2; vad: Euclidean / (2 sqrt 3)); a hit's score
 is 1 - distance. A query without some part (an emotion mix has no image) gives it no weight and the others are
-scaled to sum 1. --text takes the VAD profile of its words and the emotions it names (--vad_weight 0.5 by default).
+scaled to sum 1. --text takes the feeling of its words and the emotions it names (--vad_weight 0.5 by default);
+words that take no part are named on stderr, with the nearest words the model knows.
 
-Each hit: {"rank", "id", "file", "score", "emotion", "scores", "explanation", "distances"}, one JSON object per
-line on stdout unless --output names a .jsonl or .csv file.
+An --image query runs a model on the image: the one named by --model_name_or_path, or with --trust_index_model the
+one the index names (its folder's Python code then runs). Each hit: {"rank", "id", "file", "score", "emotion",
+"scores", "explanation", "distances"}, one JSON object per line on stdout unless --output names a .jsonl or .csv
+file. Nothing that exists is replaced without --overwrite (an earlier --output file, an earlier gallery), and a
+file this command did not write is never replaced.
 """
 
-import argparse
-import csv
-import io
-import json
 import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from sevlm.index.store import EmotionIndex, hit_row, write_gallery
-from sevlm.io import display_path, replace_file
+from sevlm.io import display_path
+
+
+@dataclass
+class SearchArguments:
+    index: str = field(metadata={"help": "The index folder written by sevlm-index."})
+    image: str | None = field(
+        default=None,
+        metadata={"help": "Query: an image file, run through the model (--model_name_or_path or --trust_index_model)."},
+    )
+    id: str | None = field(
+        default=None, metadata={"help": "Query: an indexed item's id (its file path or painting_id): works that feel like it (itself left out)."}
+    )
+    emotions: str | None = field(
+        default=None,
+        metadata={
+            "help": "Query: an emotion mix such as 'awe=0.6,sadness=0.4' ('awe,sadness': equal parts; the weight follows the "
+            "last '='; quote a name holding a comma: '\"mixed, feelings\"=1')."
+        },
+    )
+    text: str | None = field(
+        default=None, metadata={"help": "Query: words such as 'calm, melancholic': their feeling and any emotion names among them."}
+    )
+    top_k: int = field(default=10, metadata={"help": "Number of hits to return, best first."})
+    emotion: str | None = field(
+        default=None, metadata={"help": "Filter: keep hits whose predicted emotion is one of these (comma-separated names)."}
+    )
+    min_score: str | None = field(
+        default=None,
+        metadata={
+            "help": "Filter: keep hits whose predicted emotion has at least this probability (e.g. 0.3), or whose named "
+            "emotions have at least these probabilities (e.g. 'awe=0.3,fear=0.1')."
+        },
+    )
+    visual_weight: float = field(
+        default=0.0, metadata={"help": "Weight of how the works look (image embeddings) for --image / --id queries, in [0, 1] (0: emotions only)."}
+    )
+    vad_weight: float | None = field(
+        default=None,
+        metadata={"help": "Weight of the feeling of the explanations' words (VAD profiles), in [0, 1] (default: 0.5 for --text, 0 otherwise)."},
+    )
+    output: str | None = field(default=None, metadata={"help": "A .jsonl or .csv file for the hits (default: JSON Lines on stdout)."})
+    gallery: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also write into this folder index.html (self-contained: thumbnails, emotion bars, explanations, the "
+            "work searched from) and contact_sheet.png. Other files in the folder are left alone."
+        },
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output file, or a gallery an earlier search wrote into --gallery."})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "aliases": ["--model"],
+            "help": "For --image: the model to encode it with (its folder's code runs); its emotions must be the index's.",
+        },
+    )
+    trust_index_model: bool = field(
+        default=False,
+        metadata={
+            "help": "For --image without --model_name_or_path: load the model the index names in its index_config.json, "
+            "running that folder's code. Only for indexes you trust."
+        },
+    )
+    device: str | None = field(default=None, metadata={"help": "For --image: cuda, mps or cpu (default: the device accelerate picks)."})
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="sevlm-search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index", required=True, help="The index folder written by sevlm-index.")
-    query = parser.add_argument_group("query (exactly one)")
-    query.add_argument("--image", metavar="FILE", help="An image file, run through the index's model (scores, embedding, explanation).")
-    query.add_argument("--id", help="An indexed item's id (its file path or painting_id): works that feel like it (itself left out).")
-    query.add_argument("--emotions", metavar="MIX", help="An emotion mix such as 'awe=0.6,sadness=0.4' ('awe,sadness': equal parts).")
-    query.add_argument("--text", metavar="WORDS", help="Words such as 'calm, melancholic': their VAD profile and any emotion names among them.")
-    parser.add_argument("--top_k", type=int, default=10, help="Number of hits (default: 10).")
-    filters = parser.add_argument_group("filters")
-    filters.add_argument("--emotion", help="Keep hits whose predicted emotion is one of these (comma-separated names).")
-    filters.add_argument(
-        "--min_score",
-        help="Keep hits whose predicted emotion has at least this probability (e.g. 0.3), or whose named emotions have at "
-        "least these probabilities (e.g. 'awe=0.3,fear=0.1').",
-    )
-    weights = parser.add_argument_group("similarity")
-    weights.add_argument(
-        "--visual_weight",
-        type=float,
-        default=0.0,
-        help="Weight of image-embedding similarity for --image / --id queries, in [0, 1] (default: 0: emotions only).",
-    )
-    weights.add_argument(
-        "--vad_weight",
-        type=float,
-        help="Weight of the explanations' VAD profiles, in [0, 1] (default: 0.5 for --text, 0 otherwise).",
-    )
-    parser.add_argument("--output", help="A .jsonl or .csv file for the hits (default: JSON Lines on stdout).")
-    parser.add_argument(
-        "--gallery",
-        metavar="DIR",
-        help="Also write DIR/index.html (self-contained: thumbnails, emotion bars, explanations) and DIR/contact_sheet.png.",
-    )
-    parser.add_argument("--model_name_or_path", "--model", help="For --image: the model to encode it with (default: the index's own; its emotions must match).")
-    parser.add_argument("--device", help="For --image: cuda, mps or cpu (default: the device accelerate picks).")
-    return parser
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(SearchArguments, prog="sevlm-search", description=__doc__.split("\n\n")[0])
 
 
 def parse_args(argv=None):
+    from sevlm.prediction import output_format
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     given = [flag for flag in ("image", "id", "emotions", "text") if getattr(args, flag) is not None]
     if len(given) != 1:
         parser.error(f"Give exactly one query: --image, --id, --emotions or --text (got {', '.join('--' + flag for flag in given) or 'none'}).")
@@ -82,77 +115,94 @@ def parse_args(argv=None):
         value = getattr(args, flag)
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"--{flag} must be between 0 and 1, got {value}.")
-    if args.model_name_or_path and args.image is None:
-        parser.error("--model_name_or_path only applies to --image queries.")
+    if (args.model_name_or_path or args.trust_index_model) and args.image is None:
+        parser.error("--model_name_or_path and --trust_index_model only apply to --image queries.")
     return args
-
-
-def output_format(path):
-    return {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}.get(Path(path).suffix.lower())
-
-
-def write_hits(hits, stream, fmt, emotions):
-    if fmt == "jsonl":
-        for hit in hits:
-            stream.write(json.dumps(hit, ensure_ascii=False) + "\n")
-        return
-    rows = [hit_row(hit, emotions) for hit in hits]
-    columns = list(rows[0]) if rows else list(hit_row({"rank": 0, "id": "", "file": "", "score": 0, "emotion": "", "explanation": "", "scores": dict.fromkeys(emotions, 0), "distances": {}}, emotions))
-    writer = csv.DictWriter(stream, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from sevlm.index.query import UnusableWords
+
     try:
-        index = EmotionIndex.load(args.index)
-        model = processor = None
-        if args.model_name_or_path:
-            from sevlm.index.store import load_model
-
-            model, processor = load_model(args.model_name_or_path, args.device)
-        elif args.image is not None:
-            index.model(device=args.device)
-        query_image = None
-        if args.image is not None:
-            from processing_sevlm import load_image
-
-            query_image = load_image(args.image)
-        hits = index.search(
-            image=query_image,
-            id=args.id,
-            emotions=args.emotions,
-            text=args.text,
-            top_k=args.top_k,
-            emotion=args.emotion,
-            min_score=args.min_score,
-            visual_weight=args.visual_weight,
-            vad_weight=args.vad_weight,
-            model=model,
-            processor=processor,
-        )
-    except (OSError, ValueError, KeyError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        print(f"sevlm-search: {display_path(message)}", file=sys.stderr)
+        index, hits, query_image = search(args)
+    except UnusableWords as error:
+        print(f"sevlm-search: error: {display_path(str(error))} Use other words, or an emotion mix (--emotions).", file=sys.stderr)
         return 1
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        print(f"sevlm-search: error: {display_path(message)}", file=sys.stderr)
+        return 1
+    write_outputs(args, index, hits, query_image)
+    where = f" to {display_path(args.output)}" if args.output else ""
+    print(f"{len(hits)} hit(s) of {len(index)} item(s){where}.", file=sys.stderr)
+    return 0
+
+
+def search(args):
+    """(index, hits, query image): the outputs checked first, then the index loaded and searched."""
+    from sevlm.index.gallery import check_gallery, check_hits_file, unused_words_note
+    from sevlm.index.store import EmotionIndex, untrusted_model_message
+
+    if args.output:
+        check_hits_file(args.output, args.overwrite)
+    if args.gallery:
+        check_gallery(args.gallery, args.overwrite)
+    query_image = None
+    if args.image is not None:  # read first: a file that is not an image costs no model loading
+        from processing_sevlm import load_image
+
+        query_image = load_image(args.image)
+    index = EmotionIndex.load(args.index)
+    model = processor = None
+    if args.image is not None:
+        if args.model_name_or_path:
+            from sevlm.loading import load_model_and_processor, pick_device
+
+            model, processor = load_model_and_processor(args.model_name_or_path, pick_device(args.device))
+            index.model(model, processor)
+        elif args.trust_index_model:
+            index.model(device=args.device, trust_index_model=True)
+        else:
+            model_flag = f"--model_name_or_path {index.config['model']}"
+            raise ValueError(untrusted_model_message(index, model_flag, "--trust_index_model"))
+    hits = index.search(
+        image=query_image,
+        id=args.id,
+        emotions=args.emotions,
+        text=args.text,
+        top_k=args.top_k,
+        emotion=args.emotion,
+        min_score=args.min_score,
+        visual_weight=args.visual_weight,
+        vad_weight=args.vad_weight,
+        model=model,
+        processor=processor,
+        trust_index_model=args.trust_index_model,
+    )
+    note = unused_words_note(hits)
+    if note:
+        print(f"sevlm-search: note: {display_path(note)}", file=sys.stderr)
+    return index, hits, query_image
+
+
+def write_outputs(args, index, hits, query_image):
+    """The hits on stdout or in --output, and the --gallery."""
+    from sevlm.index.gallery import write_gallery, write_hits
+    from sevlm.io import replace_file
+    from sevlm.prediction import output_format
 
     if args.output:
         fmt = output_format(args.output)
         with replace_file(args.output, newline="" if fmt == "csv" else None) as stream:
             write_hits(hits, stream, fmt, index.emotions)
     else:
-        buffer = io.StringIO()
-        write_hits(hits, buffer, "jsonl", index.emotions)
-        sys.stdout.write(buffer.getvalue())
+        write_hits(hits, sys.stdout, "jsonl", index.emotions)
         sys.stdout.flush()
     if args.gallery:
         query = args.image or args.id or args.emotions or args.text
-        page = write_gallery(index, hits, args.gallery, title=f"SEVLM search: {query}", query_image=query_image)
+        page = write_gallery(index, hits, args.gallery, title=f"SEVLM search: {query}", query_image=query_image, query_name=args.image, overwrite=args.overwrite)
         print(f"Gallery: {display_path(page)}", file=sys.stderr)
-    where = f" to {display_path(args.output)}" if args.output else ""
-    print(f"{len(hits)} hit(s) of {len(index)} item(s){where}.", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,311 @@
+"""Search hits for people and for files: HTML cards (a gallery page, the web app), a contact sheet, CSV / JSON Lines.
+
+Pages speak plain words: "92% alike", "ranked by how close the mix of emotions a work evokes is to the search";
+the exact numbers and the distances behind them are in tooltips (and in docs/). Every writer goes through
+`sevlm.io`: a gallery is a folder of outputs recorded as such (a user's `contact_sheet.png` is never replaced; an
+earlier gallery only with `--overwrite`), a hits file is a single new file (`check_new_file`), and nothing is written
+inside another tool's output (an index's own files). CSV cells that a spreadsheet would run as formulas are written
+as text (`sevlm.io.spreadsheet_safe`).
+"""
+
+import csv
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+from sevlm.index.query import describe_unused
+from sevlm.index.similarity import ranking_details, ranking_sentence
+from sevlm.io import check_new_file, check_output_folder, display_path, read_record, spreadsheet_safe, staged_output
+
+GALLERY_OWNER = "search gallery"
+GALLERY_PAGE = "index.html"
+CONTACT_SHEET = "contact_sheet.png"
+GALLERY_FILES = (GALLERY_PAGE, CONTACT_SHEET)
+THUMBNAIL_SIZE = 128
+# Class names carry a `sevlm-` prefix so that the cards can sit inside other pages (the web app) unchanged.
+GALLERY_CSS = """
+.sevlm-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 14px; clear: both; }
+.sevlm-hit { margin: 0; background: #fff; color: #222; border: 1px solid #ddd; border-radius: 6px; padding: 10px; }
+.sevlm-hit img { display: block; max-width: 100%; max-height: 170px; margin: 0 auto 8px; }
+.sevlm-source { border: 2px solid #3a6ea5; max-width: 260px; margin-bottom: 14px; }
+.sevlm-missing { height: 120px; background: #eee; color: #888; text-align: center; line-height: 120px; }
+.sevlm-head { display: flex; justify-content: space-between; font-size: 12px; color: #666; }
+.sevlm-alike { cursor: help; border-bottom: 1px dotted #999; }
+.sevlm-id { font-size: 12px; color: #444; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.sevlm-emotion { font-size: 17px; font-weight: 600; margin: 4px 0; } .sevlm-prob { font-weight: 400; color: #666; font-size: 13px; }
+.sevlm-bar { display: flex; align-items: center; font-size: 11px; color: #555; } .sevlm-bar .sevlm-name { width: 92px; }
+.sevlm-track { flex: 1; height: 7px; background: #eee; margin: 0 6px; } .sevlm-fill { display: block; height: 100%; background: #9aa7b5; }
+.sevlm-bar.sevlm-top { color: #222; font-weight: 600; } .sevlm-bar.sevlm-top .sevlm-fill { background: #3a6ea5; }
+.sevlm-value { width: 32px; text-align: right; } .sevlm-explanation { font-size: 13px; font-style: italic; margin: 8px 0 0; }
+.sevlm-ranking { color: #555; font-size: 13px; } .sevlm-note { color: #8a5a00; font-size: 13px; }
+"""
+
+
+# ------------------------------------------------------------------------------------------------- words
+def alike(hit):
+    """`92% alike`: a hit's score for people."""
+    return f"{100 * hit['score']:.0f}% alike"
+
+
+def alike_details(hit):
+    """The numbers behind `alike`, for a tooltip."""
+    parts = ", ".join(f"{name} {value:.3f}" for name, value in hit.get("distances", {}).items())
+    return f"score {hit['score']:.3f} = 1 - distance" + (f" (distances: {parts})" if parts else "")
+
+
+def shown_name(hit):
+    """What a card calls a work: its file name, else its id."""
+    return os.path.basename(hit["file"]) if hit.get("file") else str(hit["id"])
+
+
+def unused_words_note(hits):
+    """`Not used: 'melancholic' (nearest known: melancholy).` for a words search that left words out, else ''."""
+    unused = getattr(getattr(hits, "query", None), "unused_words", None)
+    if not unused:
+        return ""
+    return f"Not used (the model's word list gives them no feeling): {describe_unused(unused)}."
+
+
+# -------------------------------------------------------------------------------------------------- HTML
+def jpeg_data_uri(picture, size=None):
+    """A PIL image as an inline `data:image/jpeg;base64,...` URI (pages that fetch nothing)."""
+    import base64
+
+    picture = picture.convert("RGB")
+    if size:
+        picture.thumbnail((size, size))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def image_html(picture, alt):
+    if picture is None:
+        return '<div class="sevlm-missing">no image</div>'
+    return f'<img alt="{html.escape(alt)}" src="{jpeg_data_uri(picture)}">'
+
+
+def hit_cards_html(hits, pictures):
+    """The hits as HTML cards (styled by `GALLERY_CSS`): thumbnail, rank, how alike (the numbers in a tooltip), file
+    name, predicted emotion with its probability, a bar per emotion and the explanation. Each card carries
+    `data-id` and `data-rank`."""
+    cards = []
+    for hit, picture in zip(hits, pictures):
+        bars = "".join(
+            f'<div class="sevlm-bar{" sevlm-top" if name == hit["emotion"] else ""}"><span class="sevlm-name">{html.escape(name)}</span>'
+            f'<span class="sevlm-track"><span class="sevlm-fill" style="width:{100 * value:.1f}%"></span></span>'
+            f'<span class="sevlm-value">{100 * value:.0f}%</span></div>'
+            for name, value in hit["scores"].items()
+        )
+        cards.append(
+            f'<figure class="sevlm-hit" data-id="{html.escape(hit["id"])}" data-rank="{hit["rank"]}">{image_html(picture, hit["id"])}<figcaption>'
+            f'<div class="sevlm-head"><span>#{hit["rank"]}</span><span class="sevlm-alike" title="{html.escape(alike_details(hit))}">{alike(hit)}</span></div>'
+            f'<div class="sevlm-id" title="{html.escape(hit["id"])}">{html.escape(shown_name(hit))}</div>'
+            f'<div class="sevlm-emotion">{html.escape(hit["emotion"])} <span class="sevlm-prob">{100 * hit["scores"][hit["emotion"]]:.0f}%</span></div>'
+            f'<div class="sevlm-bars">{bars}</div><p class="sevlm-explanation">because {html.escape(hit["explanation"] or "(no explanation)")}</p>'
+            "</figcaption></figure>"
+        )
+    return f'<div class="sevlm-grid">{"".join(cards)}</div>'
+
+
+def ranking_html(hits):
+    """How the hits are ranked (plain words; the technical detail in a tooltip) and the words a search left out."""
+    weights = getattr(hits, "weights", None)
+    kind = getattr(getattr(hits, "query", None), "kind", None)
+    parts = []
+    if weights:
+        sentence = ranking_sentence(weights, kind)
+        parts.append(f'<p class="sevlm-ranking" title="{html.escape(ranking_details(weights))}">{html.escape(sentence)}</p>')
+    note = unused_words_note(hits)
+    if note:
+        parts.append(f'<p class="sevlm-note">{html.escape(note)}</p>')
+    return "".join(parts)
+
+
+def source_html(source):
+    """The work a "works like this one" search started from: `{"name", "picture", "emotion"}`."""
+    emotion = f'<div class="sevlm-emotion">{html.escape(source["emotion"])}</div>' if source.get("emotion") else ""
+    return (
+        f'<figure class="sevlm-hit sevlm-source" data-source="{html.escape(source["name"])}">{image_html(source["picture"], source["name"])}'
+        f'<figcaption><div class="sevlm-head"><span>searched from</span></div><div class="sevlm-id" title="{html.escape(source["name"])}">'
+        f'{html.escape(os.path.basename(source["name"]) or source["name"])}</div>{emotion}</figcaption></figure>'
+    )
+
+
+def search_source(index, hits, query_image=None, query_name=None):
+    """The work searched from, for `id` and `image` searches (None for mixes and words)."""
+    query = getattr(hits, "query", None)
+    if query is not None and query.source_id is not None:
+        row = index.row_of(query.source_id)
+        record = index.records([row], ("id", "file", "emotion"))[0]
+        return {"name": record["file"] or record["id"], "picture": index.thumbnail(record["id"]), "emotion": record["emotion"]}
+    if query_image is not None:
+        return {"name": display_path(query_name or "the image searched with"), "picture": query_image, "emotion": None}
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ galleries
+def check_gallery(folder, overwrite=False):
+    """Refuse, before any work, a gallery folder where writing would destroy something: a file, a folder inside
+    another tool's output, a user's `index.html` / `contact_sheet.png`, an earlier gallery (without overwrite), or a
+    place that cannot be written."""
+    folder = Path(folder)
+    check_outside_tool_outputs(folder, "--gallery", GALLERY_OWNER)
+    check_output_folder(folder, GALLERY_OWNER, GALLERY_FILES, overwrite, "--overwrite", "--gallery")
+    check_writable(folder, "--gallery")
+    return folder
+
+
+def write_gallery(index, hits, folder, title="SEVLM search", query_image=None, query_name=None, overwrite=False):
+    """Write `folder/index.html` (self-contained: thumbnails inlined, no external URL) and `folder/contact_sheet.png`
+    for search hits: the work searched from (for `id` and `image` searches), how the hits are ranked, and per hit
+    its thumbnail, file name, rank, how alike it is, predicted emotion, a bar per emotion and the explanation.
+
+    Both files are written together (`sevlm.io.staged_output`) and recorded as a gallery in the folder; a folder
+    holding files of that name that no gallery wrote is refused, an earlier gallery is replaced only with
+    `overwrite`. Returns the page's path."""
+    folder = Path(folder)
+    check_gallery(folder, overwrite)
+    pictures = [index.thumbnail(hit["id"]) for hit in hits]
+    source = search_source(index, hits, query_image, query_name)
+    model = f", described by the model {html.escape(display_path(index.config['model']))}" if index.config["model"] else ""
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="sevlm-search gallery">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #222; background: #fafafa; }}
+h1 {{ font-size: 20px; }} .sub {{ color: #666; font-size: 13px; }}
+{GALLERY_CSS}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p class="sub">{len(hits)} work(s) from {html.escape(display_path(index.folder))} ({len(index)} works{model}).</p>
+{ranking_html(hits)}{source_html(source) if source else ""}
+{hit_cards_html(hits, pictures)}
+</body></html>
+"""
+    with staged_output(folder, GALLERY_OWNER, GALLERY_FILES, overwrite, "--overwrite", "--gallery") as staging:
+        (staging / GALLERY_PAGE).write_text(document, encoding="utf-8")
+        contact_sheet(hits, pictures, staging / CONTACT_SHEET, source)
+    return folder / GALLERY_PAGE
+
+
+def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350)):
+    """A PNG grid: the work searched from first (when there is one), then per hit its thumbnail, file name, rank and
+    how alike it is, emotion with its probability, mini bars and the explanation."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    cells = ([("source", source)] if source else []) + [("hit", (hit, picture)) for hit, picture in zip(hits, pictures)]
+    columns = max(1, min(columns, len(cells)))
+    rows = max(1, math.ceil(len(cells) / columns))
+    width, height = cell
+    sheet = Image.new("RGB", (columns * width, rows * height), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=13)
+    bold = ImageFont.load_default(size=16)
+
+    def paste(picture, left, top):
+        if picture is None:
+            draw.rectangle((left + 10, top + 10, left + width - 10, top + 160), fill="#eeeeee")
+            return
+        scale = min((width - 20) / picture.width, 150 / picture.height)  # small thumbnails are enlarged too
+        small = picture.convert("RGB").resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
+        sheet.paste(small, (left + (width - small.width) // 2, top + 10))
+
+    def name_line(text, left, y):
+        text = os.path.basename(text) or text
+        draw.text((left + 10, y), text if len(text) <= 32 else text[:31] + "…", fill="#444444", font=font)
+
+    for number, (kind, content) in enumerate(cells):
+        left, top = (number % columns) * width, (number // columns) * height
+        if kind == "source":
+            draw.rectangle((left + 2, top + 2, left + width - 3, top + height - 3), outline="#3a6ea5", width=3)
+            paste(content["picture"], left, top)
+            draw.text((left + 10, top + 166), "searched from", fill="#3a6ea5", font=bold)
+            name_line(content["name"], left, top + 188)
+            continue
+        hit, picture = content
+        paste(picture, left, top)
+        y = top + 166
+        name_line(shown_name(hit), left, y)
+        y += 18
+        draw.text((left + 10, y), f"#{hit['rank']}  {alike(hit)}", fill="#666666", font=font)
+        y += 18
+        draw.text((left + 10, y), f"{hit['emotion']} {100 * hit['scores'][hit['emotion']]:.0f}%", fill="#222222", font=bold)
+        y += 22
+        bar_width = (width - 20) / max(1, len(hit["scores"]))
+        for position, (name, value) in enumerate(hit["scores"].items()):
+            x = left + 10 + position * bar_width
+            draw.rectangle((x + 1, y + 40 - 40 * value, x + bar_width - 2, y + 40), fill="#3a6ea5" if name == hit["emotion"] else "#9aa7b5")
+        y += 46
+        for line in textwrap.wrap(hit["explanation"] or "(no explanation)", width=34, max_lines=4, placeholder=" ..."):
+            draw.text((left + 10, y), line, fill="#333333", font=font)
+            y += 16
+    sheet.save(path, format="PNG")
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------------------------ hit files
+def check_hits_file(path, overwrite=False):
+    """Refuse, before any work, a hits file (`--output`) that would replace a file (without overwrite), a file of
+    another tool's output (an index's `index_config.json`), a folder, or a place that cannot be written."""
+    check_outside_tool_outputs(path, "--output")
+    return check_new_file(path, overwrite, "--overwrite", "--output")
+
+
+def hit_row(hit, emotions):
+    """A hit as one flat CSV row: `rank, id, file, score, emotion, explanation, score_<emotion>..., distance_<part>...`."""
+    from sevlm.prediction import score_column
+
+    row = {key: hit[key] for key in ("rank", "id", "file", "score", "emotion", "explanation")}
+    row.update({score_column(name): hit["scores"][name] for name in emotions})
+    row.update({f"distance_{name}": value for name, value in hit["distances"].items()})
+    return row
+
+
+def write_hits(hits, stream, fmt, emotions):
+    """Hits as JSON Lines or CSV (text cells that a spreadsheet would run as formulas are written as text)."""
+    if fmt == "jsonl":
+        for hit in hits:
+            stream.write(json.dumps(hit, ensure_ascii=False) + "\n")
+        return
+    empty = {"rank": 0, "id": "", "file": "", "score": 0, "emotion": "", "explanation": "", "scores": dict.fromkeys(emotions, 0), "distances": {}}
+    rows = [hit_row(hit, emotions) for hit in hits]
+    writer = csv.DictWriter(stream, fieldnames=list(rows[0] if rows else hit_row(empty, emotions)))
+    writer.writeheader()
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def check_outside_tool_outputs(path, what, owner=None):
+    """Refuse a path at or inside an entry that another tool's output folder records (an index's `parts/`, its
+    `index_config.json`): writing there would break that output. `owner`: the kind of output being written, which
+    may write inside its own entries."""
+    path = Path(os.path.abspath(path))
+    for inner in (path, *path.parents):
+        if inner.parent == inner:
+            break
+        kind = read_record(inner.parent).get(inner.name)
+        if kind is not None and kind != owner:
+            where = "" if inner == path else f" is inside {display_path(inner)}, which"
+            raise FileExistsError(
+                f"{what} {display_path(path)}{where} belongs to the {kind} in {display_path(inner.parent)}; writing there "
+                "would break it. Choose another place."
+            )
+    return path
+
+
+def check_writable(path, what):
+    """The nearest existing folder at or above `path` must be writable."""
+    path = Path(os.path.abspath(path))
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(f"{what} {display_path(path)}: {display_path(folder)} is a file, not a folder; choose another place.")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise PermissionError(f"{what} {display_path(path)}: cannot write in {display_path(folder)}; choose another place.")
+            return path
+    return path

@@ -1,0 +1,199 @@
+"""Reading what a user asks an emotion index for: emotion mixes, filters, and words.
+
+Names follow the one rule of `sevlm.names` (case, Unicode form, `_` and extra spaces do not matter) and are written
+as on every command line: `awe=0.6,sadness=0.4` (the weight after the last `=`), a name holding a comma in double
+quotes (`"mixed, feelings"=0.5,joy=0.5`).
+
+Words are read word by word: a word counts when it names one of the index's emotions or when the model's word list
+(its VAD table) gives it a feeling; the others are reported with the nearest words the list knows.
+"""
+
+import difflib
+import math
+import re
+import unicodedata
+
+import numpy as np
+
+from sevlm.names import emotion_key, match_emotion, parse_weighted_names, split_names
+
+WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+SUGGESTIONS = 3  # nearest known words offered for a word that was not used
+
+
+# ------------------------------------------------------------------------------------------ emotion mixes
+def parse_emotion_mix(text_or_mapping, emotions):
+    """`"awe=0.6,sadness=0.4"` (or `"awe,sadness"`: equal parts, or a mapping) -> a distribution over `emotions`.
+
+    Weights must be finite numbers >= 0 with a positive sum; they are normalised to sum 1 (scaled by the largest
+    first, so that huge weights such as 1e308 do not overflow). A name given twice is an error.
+    """
+    pairs = _pairs(text_or_mapping, "emotion mix")
+    if not pairs:
+        raise ValueError(f"Empty emotion mix {text_or_mapping!r}: write it like 'awe=0.6,sadness=0.4'.")
+    mix = np.zeros(len(emotions), dtype=np.float64)
+    given = {}
+    for name, value in pairs:
+        position = _position(name, emotions, "the emotion mix", value)
+        if position in given:
+            raise ValueError(f"The emotion mix names {emotions[position]!r} twice ({given[position]!r} and {str(name).strip()!r}); give each emotion once.")
+        given[position] = str(name).strip()
+        mix[position] = _weight(name, "1" if value is None else value, "Emotion mix: the weight of")
+    top = mix.max()
+    if not top > 0:
+        raise ValueError(f"Emotion mix {text_or_mapping!r} has no positive weight.")
+    mix = mix / top
+    return (mix / mix.sum()).astype(np.float32)
+
+
+def parse_min_scores(value, emotions):
+    """`0.3` (the hit's own score: the probability of its predicted emotion) or `"awe=0.3,fear=0.1"` (those
+    emotions' probabilities) -> `(float or None, {emotion position: minimum})`."""
+    if value is None or value == "":
+        return None, {}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _check_probability(float(value), "min_score"), {}
+    if not isinstance(value, dict):
+        try:
+            return _check_probability(float(str(value).strip()), "min_score"), {}
+        except ValueError as error:
+            if "=" not in str(value):
+                raise ValueError(f"min_score {value!r}: write a number (e.g. 0.3) or emotion=number pairs (awe=0.3,fear=0.1).") from error
+    minimums = {}
+    for name, number in _pairs(value, "min_score"):
+        if number is None:
+            raise ValueError(f"min_score {value!r}: write emotion=number pairs (awe=0.3,fear=0.1); {str(name).strip()!r} has no number.")
+        position = _position(name, emotions, "min_score", number)
+        minimums[position] = _check_probability(_weight(name, number, "min_score: the minimum of"), f"min_score {emotions[position]}")
+    return None, minimums
+
+
+def parse_emotion_filter(value, emotions):
+    """Positions of the emotions a filter names: `"sadness,fear"` (a comma-separated text, quotes for names with
+    commas) or a list of names."""
+    names = split_names(value, "emotion filter") if isinstance(value, str) else [str(name) for name in value]
+    positions = []
+    for name in names:
+        if not name.strip():
+            continue
+        match = match_emotion(name, emotions)
+        if match is None:
+            raise ValueError(f"Unknown emotion filter {name.strip()!r}; this index's emotions are {list(emotions)}.")
+        positions.append(list(emotions).index(match))
+    return positions
+
+
+def _pairs(value, what):
+    if isinstance(value, dict):
+        return [(name, weight) for name, weight in value.items()]
+    return [(name, weight) for name, weight in parse_weighted_names(str(value), what) if name or weight is not None]
+
+
+def _position(name, emotions, what, value=None):
+    match = match_emotion(name, emotions)
+    if match is not None:
+        return list(emotions).index(match)
+    shown = str(name).strip()
+    before, sep, after = shown.rpartition("=")
+    if sep and match_emotion(before, emotions) is not None:  # "awe=x": a weight that is not a number
+        raise ValueError(f"{what[0].upper() + what[1:]}: the weight of {before.strip()!r} is {after.strip()!r}, not a number.")
+    raise ValueError(f"Unknown emotion {shown!r} in {what}; this index's emotions are {list(emotions)}.")
+
+
+def _weight(name, value, what):
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {str(name).strip()!r} is {value!r}, not a number.") from None
+    if isinstance(value, bool) or not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"{what} {str(name).strip()!r} must be a number >= 0, got {value!r}.")
+    return weight
+
+
+def _check_probability(value, what):
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what} must be between 0 and 1, got {value}.")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------- words
+def normalised(text):
+    """Text compared with emotion names: NFC, case folded, `_` read as a space (the rule of `emotion_key`)."""
+    return unicodedata.normalize("NFC", str(text)).casefold().replace("_", " ")
+
+
+def emotion_spans(text, emotions):
+    """`[(start, end, emotion)]` of the emotions named in `normalised(text)` (whole words, multi-word names as
+    phrases), in the text's order."""
+    found = []
+    lowered = normalised(text)
+    for name in emotions:
+        words = emotion_key(name).split()
+        if not words:
+            continue
+        match = re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)", lowered)
+        if match:
+            found.append((match.start(), match.end(), name))
+    return sorted(found)
+
+
+def emotion_names_in(text, emotions):
+    """The emotions named in `text` (whole words, any case, multi-word names as phrases), in the text's order."""
+    return [name for _, _, name in emotion_spans(text, emotions)]
+
+
+def known_words(tokenizer, vad_table):
+    """The whole words (single tokens after a space) that the VAD table gives a feeling, sorted: what word search
+    can use, and where suggestions come from."""
+    table = np.asarray(vad_table)
+    ids = np.flatnonzero(np.any(table != 0, axis=1)).tolist()
+    words = set()
+    for token in tokenizer.convert_ids_to_tokens(ids):
+        text = tokenizer.convert_tokens_to_string([token])
+        if text.startswith(" ") and text.strip():
+            words.add(text.strip().casefold())
+    return sorted(words)
+
+
+def has_feeling(word, tokenizer, vad_table):
+    """Whether any token of `word` (tokenised as an explanation's word: after a space) has a VAD value."""
+    ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+    return bool(np.any(np.asarray(vad_table)[np.asarray(ids, dtype=np.int64)] != 0))
+
+
+def read_words(text, emotions, tokenizer, vad_table, vocabulary):
+    """Split a words query into what it can use: `(named emotions, words with a feeling, unused)` where unused is
+    `[(word, [nearest known words])]`. `vocabulary`: `known_words(...)`."""
+    spans = emotion_spans(text, emotions)
+    named = [name for _, _, name in spans]
+    felt, unused = [], []
+    for match in WORD.finditer(normalised(text)):
+        word = match.group()
+        in_name = any(start <= match.start() and match.end() <= end for start, end, _ in spans)
+        if has_feeling(word, tokenizer, vad_table):
+            felt.append(word)
+        elif not in_name:
+            unused.append((word, difflib.get_close_matches(word, vocabulary, n=SUGGESTIONS, cutoff=0.75)))
+    return named, felt, list({word: (word, suggestions) for word, suggestions in unused}.values())
+
+
+def describe_unused(unused):
+    """`'melancholic' (nearest known: melancholy), 'zzz'` for messages."""
+    parts = []
+    for word, suggestions in unused:
+        hint = f" (nearest known: {', '.join(suggestions)})" if suggestions else ""
+        parts.append(f"{word!r}{hint}")
+    return ", ".join(parts)
+
+
+class UnusableWords(ValueError):
+    """A words query none of whose words can be used. `unused`: `[(word, suggestions)]`. Commands add how to search
+    otherwise in their own terms (a flag, or the app's controls)."""
+
+    def __init__(self, text, unused, emotions):
+        self.text, self.unused, self.emotions = text, unused, list(emotions)
+        super().__init__(
+            f"No word of {text!r} could be used: {describe_unused(unused) or 'it holds no words'}. A word counts when "
+            f"the model's word list gives it a feeling, or when it names one of this index's emotions "
+            f"({', '.join(self.emotions)})."
+        )
