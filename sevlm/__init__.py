@@ -11,8 +11,9 @@
     sevlm.training    the Trainer, its callbacks, checkpoints and saved folders
     sevlm.evaluation  the protocol's metrics, the EA classifier, evaluation runs and reports
     sevlm.prediction  predicting for image files (rows, cards)
-    sevlm.render      PNG cards, galleries, contact sheets
-    sevlm.index       the emotion index: building, searching, galleries
+    sevlm.render      PNG cards
+    sevlm.index       the emotion index: building, searching, galleries and contact sheets
+    sevlm.app         the web app's page (Gradio)
     sevlm.hub         model cards, complete Hub folders, verification, upload
     sevlm.cli         the command lines (thin: parse, call one function, print)
 

@@ -59,6 +59,7 @@ from sevlm.io import (
     write_json_atomic,
     write_record,
 )
+from sevlm.names import emotion_key
 from sevlm.tokenizer import train_tokenizer
 from sevlm.vad import build_vad_table
 
@@ -493,7 +494,7 @@ def build_processor(model_args, data_args, corpus, vision_config, checkpoint=Non
     source = checkpoint or model_args.model_name_or_path
     if source:
         processor = SevlmProcessor.from_pretrained(source)
-        if [name.lower() for name in processor.emotions] != [name.lower() for name in emotions]:
+        if [emotion_key(name) for name in processor.emotions] != [emotion_key(name) for name in emotions]:
             what = "the checkpoint being resumed" if checkpoint else f"--model_name_or_path {source}"
             raise ValueError(
                 f"The corpus's emotions {emotions} differ from those of {what} ({list(processor.emotions)}): a model "
@@ -944,7 +945,7 @@ def build_trainer(model_args, data_args, training_args, checkpoint=None, outputs
         vision_config = CLIPVisionConfig.from_json_file(model_args.vision_model_name_or_path)
     processor = build_processor(model_args, data_args, corpus, vision_config, checkpoint)
     model = build_model(model_args, processor, vision_config)
-    if model_args.model_name_or_path and [n.lower() for n in model.config.emotions] != [n.lower() for n in processor.emotions]:
+    if model_args.model_name_or_path and [emotion_key(n) for n in model.config.emotions] != [emotion_key(n) for n in processor.emotions]:
         raise ValueError(
             f"--model_name_or_path {model_args.model_name_or_path} predicts {model.config.emotions}, not the corpus's "
             f"{processor.emotions}."

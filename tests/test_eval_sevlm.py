@@ -424,3 +424,19 @@ def workspace_path(tmp_path):
     split = Dataset.from_dict(rows, features=features)
     DatasetDict(train=split, validation=split, test=split).save_to_disk(str(tmp_path / "artemis"))
     return tmp_path / "artemis"
+
+
+def test_emotion_names_follow_the_one_rule_in_predictions_files(workspace, tmp_path, monkeypatch):
+    """`emotion_scores` keys differing only in case ("Awe", "awe") silently kept the last one; names are compared by
+    the project's one rule everywhere ("Something_Else", " AWE ")."""
+    stub_caption_metrics(monkeypatch)
+    scores = {name: 0.1 for name in ARTEMIS_EMOTIONS}
+    twice = {**scores, "Awe": 0.5}
+    path = write_jsonl(tmp_path / "twice.jsonl", [{**GOOD, "emotion_scores": twice}])
+    argv = ["--predictions_file", str(path), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match=r"line 1: emotion_scores names one class twice: 'awe' and 'Awe'"):
+        evaluate(argv)
+    spelled = {name.upper().replace(" ", "_"): value for name, value in scores.items()}
+    path = write_jsonl(tmp_path / "spelled.jsonl", [{**GOOD, "emotion": " Something_Else ", "emotion_scores": spelled}])
+    metrics = evaluate(["--predictions_file", str(path), *argv[2:]])
+    assert metrics["num_invalid_emotions"] == 0

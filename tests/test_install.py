@@ -32,6 +32,8 @@ CONSOLE_SCRIPTS = [
     "sevlm-emotion-classifier",
     "sevlm-index",
     "sevlm-search",
+    "sevlm-baseline",
+    "sevlm-app",
 ]
 
 

@@ -103,6 +103,8 @@ COMMANDS = [
     "sevlm.cli.search",
     "sevlm.cli.publish",
     "sevlm.cli.emotion_classifier",
+    "sevlm.cli.baseline",
+    "sevlm.cli.app",
 ]
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from configuration_sevlm import ARTEMIS_EMOTIONS
 from sevlm.data.settings import CORPUS_OWNER
 from sevlm.io import check_output_folder, record_entries, staged_output, write_json_atomic
+from sevlm.names import emotion_key
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +103,10 @@ class TextEmotionClassifier:
         self.vocab = {feature: index for index, (feature, _) in enumerate(kept[: self.max_features])}
 
     def _label_ids(self, labels):
-        index = {name.lower(): i for i, name in enumerate(self.labels)}
+        index = {emotion_key(name): i for i, name in enumerate(self.labels)}
         ids = []
         for row, label in enumerate(labels):
-            key = str(label).strip().lower()
+            key = emotion_key(label)
             if key not in index:
                 raise ValueError(f"Label {label!r} (row {row}) is not one of {self.labels}.")
             ids.append(index[key])

@@ -25,6 +25,7 @@ from sevlm.io import (
     write_text_atomic,
 )
 from sevlm.loading import load_model_and_processor, pick_device
+from sevlm.names import check_distinct, emotion_key, match_emotion
 
 logger = logging.getLogger("eval_sevlm")
 
@@ -117,7 +118,7 @@ def painting_table(view, emotions):
 
 def check_same_emotions(model_emotions, dataset_emotions, model_name):
     """The model must know exactly the dataset's classes (the order may differ: scores are re-ordered by name)."""
-    if {name.lower() for name in model_emotions} != {name.lower() for name in dataset_emotions}:
+    if {emotion_key(name) for name in model_emotions} != {emotion_key(name) for name in dataset_emotions}:
         raise ValueError(
             f"The model {model_name} predicts {list(model_emotions)} but the dataset's emotions are {list(dataset_emotions)}: "
             "evaluate a model on a corpus of its own taxonomy."
@@ -162,8 +163,8 @@ def generate_predictions(model, processor, view, emotions, args):
 
 def _in_order(scores, emotions):
     """{name: p} with the dataset's names in the dataset's order (matched without regard to case)."""
-    lowered = {name.lower(): value for name, value in scores.items()}
-    return {name: float(lowered[name.lower()]) for name in emotions}
+    keyed = {emotion_key(name): value for name, value in scores.items()}
+    return {name: float(keyed[emotion_key(name)]) for name in emotions}
 
 
 # -------------------------------------------------------------------------------------- predictions file
@@ -211,11 +212,15 @@ def scores_from_row(scores, where, emotions):
     if scores is None:
         return None
     if isinstance(scores, dict):
-        lowered = {str(name).strip().lower(): value for name, value in scores.items()}
-        missing = [name for name in emotions if name.lower() not in lowered]
+        check_distinct(list(scores), f"{where}: emotion_scores")  # "Awe" and "awe" in one row: which one counts?
+        keyed = {emotion_key(name): value for name, value in scores.items()}
+        unknown = [name for name in scores if match_emotion(name, emotions) is None]
+        if unknown:
+            raise ValueError(f"{where}: emotion_scores names {unknown}, which are not the corpus's emotions {list(emotions)}.")
+        missing = [name for name in emotions if emotion_key(name) not in keyed]
         if missing:
             raise ValueError(f"{where}: emotion_scores lacks {missing}.")
-        values = [lowered[name.lower()] for name in emotions]
+        values = [keyed[emotion_key(name)] for name in emotions]
     elif isinstance(scores, list):
         values = scores
         if len(values) != len(emotions):
@@ -248,7 +253,7 @@ def load_or_train_classifier(args, emotions):
         logger.warning("No emotion classifier at %s: training one on %s (train split) first.", directory, args.dataset_path)
         classifier, results = train_from_dataset(args.dataset_path, directory)
         logger.warning("Emotion classifier trained: validation accuracy %s.", results.get("validation_accuracy"))
-    if [name.lower() for name in classifier.labels] != [name.lower() for name in emotions]:
+    if [emotion_key(name) for name in classifier.labels] != [emotion_key(name) for name in emotions]:
         raise ValueError(
             f"The emotion classifier in {directory} labels {classifier.labels}, but the dataset's emotions are "
             f"{list(emotions)}: train one for this dataset (python emotion_classifier_sevlm.py --dataset_path "
@@ -335,18 +340,18 @@ def write_predictions(path, rows, paintings, explanation_emotions):
 
 def confusion_counts(rows, paintings, emotions):
     """KxK counts (rows: majority emotion, columns: predicted emotion) and how many predictions fell outside."""
-    index = {name.lower(): i for i, name in enumerate(emotions)}
+    index = {emotion_key(name): i for i, name in enumerate(emotions)}
     counts = [[0] * len(emotions) for _ in emotions]
     outside = 0
     for row in rows:
         majority = paintings[row["painting_id"]]["majority_emotion"]
         if majority is None:
             continue
-        predicted = index.get(row["emotion"].strip().lower())
+        predicted = index.get(emotion_key(row["emotion"]))
         if predicted is None:
             outside += 1
         else:
-            counts[index[majority.lower()]][predicted] += 1
+            counts[index[emotion_key(majority)]][predicted] += 1
     return counts, outside
 
 
@@ -386,7 +391,7 @@ def _percent(value):
 
 def is_artemis_shaped(emotions):
     """True for the 9 ArtEmis classes: only then are the paper's published rows a meaningful reference."""
-    return [name.lower() for name in emotions] == list(ARTEMIS_EMOTIONS)
+    return [emotion_key(name) for name in emotions] == list(ARTEMIS_EMOTIONS)
 
 
 def metrics_table(metrics, name, emotions=ARTEMIS_EMOTIONS):

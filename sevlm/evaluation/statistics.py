@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sevlm.io import check_output_folder, display_path, staged_output, write_json_atomic
+from sevlm.names import emotion_key
 
 CONFIDENCE = 0.95
 # Resamples drawn and scored together: [block, paintings] draw counts (100 x 7,933 float64 = 6 MB).
@@ -327,8 +328,8 @@ def check_comparable(record_a, record_b, run_a, run_b):
             f"--compare: {names} are evaluations of different splits ({record_a['split']!r} and "
             f"{record_b['split']!r}); compare runs of the same split."
         )
-    taxonomy_a = sorted(" ".join(name.casefold().split()) for name in record_a["emotions"])
-    taxonomy_b = sorted(" ".join(name.casefold().split()) for name in record_b["emotions"])
+    taxonomy_a = sorted(emotion_key(name) for name in record_a["emotions"])
+    taxonomy_b = sorted(emotion_key(name) for name in record_b["emotions"])
     if taxonomy_a != taxonomy_b:
         raise ValueError(
             f"--compare: {names} use different emotion taxonomies ({record_a['emotions']} and "
