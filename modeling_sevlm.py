@@ -80,17 +80,19 @@ class SevlmOutput(ModelOutput):
 
 
 @contextmanager
-def _eager_attention(config, needed):
-    """Run with the eager attention kernel: SDPA and flash attention do not return attention weights."""
-    previous = config._attn_implementation
+def _eager_attention(model, needed):
+    """Run a stock sub-model (the vision tower, the decoder) with the eager attention kernel, switched with
+    `set_attn_implementation` and back: SDPA and flash attention do not return attention weights."""
+    # transformers 5.x has no public reader of the current kernel; its attention guide reads this property.
+    previous = model.config._attn_implementation
     if not needed or previous in (None, "eager"):
         yield
         return
-    config._attn_implementation_internal = "eager"
+    model.set_attn_implementation("eager")
     try:
         yield
     finally:
-        config._attn_implementation_internal = previous
+        model.set_attn_implementation(previous)
 
 
 # -------------------------------------------------------------------------------------------------- modules
@@ -423,23 +425,18 @@ class SevlmPreTrainedModel(PreTrainedModel):
         elif isinstance(module, SevlmForConditionalGeneration):
             init.zeros_(module.vad_table)
 
-    @torch.no_grad()
-    @init.guard_torch_init_functions()
     def initialize_weights(self):
-        """Initialise the weights missing from a checkpoint as the stock models do: the vision tower's with CLIP's
-        `_init_weights`, the decoder's with GPT-2's (scaled residual projections), SEVLM's own modules here.
+        """Initialise the weights missing from a checkpoint as the stock models do: the vision tower and the decoder
+        first, each by its own `initialize_weights` (CLIP's scheme; GPT-2's, with its scaled residual projections),
+        then SEVLM's own modules by `_init_weights`, whose modules those calls have marked as done.
 
-        transformers treats custom code as possibly writing weights in place and skips every module without direct
-        parameters (GPT-2's attention and MLP, CLIP's attention), which is where those schemes live; every
-        initialisation here goes through `transformers.initialization`, which leaves loaded weights alone.
+        Within custom code transformers skips every module whose direct parameters all count as loaded, which
+        includes every module without direct parameters (GPT-2's attention and MLP, CLIP's attention): where those
+        schemes live. Called on their own, the stock sub-models are transformers' own code and get them.
         """
-
-        def apply(module, initialise):
-            for child in module.children():
-                apply(child, child._initialize_weights if isinstance(child, PreTrainedModel) else initialise)
-            initialise(module, False)
-
-        apply(self, self._initialize_weights)
+        self.vision_model.initialize_weights()
+        self.language_model.initialize_weights()
+        super().initialize_weights()
 
 
 class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
@@ -639,7 +636,7 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states or vision.config.output_hidden_states
         frozen = self.config.freeze_vision
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision.config, output_attentions):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision, output_attentions):
             outputs = vision(
                 pixel_values=pixel_values.to(dtype=vision.dtype, device=vision.device),
                 output_hidden_states=output_hidden_states,
@@ -794,7 +791,7 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
                 computed = self.vad_encoder(vad_values, attention_mask, position_ids, vad_layers, step_weights)
                 vad_features = computed if vad_features is None else vad_features
 
-        with _eager_attention(self.language_model.config, output_attentions):
+        with _eager_attention(self.language_model, output_attentions):
             outputs = self.language_model.transformer(
                 inputs_embeds=self._embed(input_ids, token_type_ids, vad_features, fusion_operands),
                 attention_mask=attention_mask,
