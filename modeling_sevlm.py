@@ -781,8 +781,12 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             token_type_ids = self._checked_segments(input_ids, token_type_ids, vad_features, cache)
         if token_type_ids is None:
             token_type_ids = self.segment_ids(input_ids)
-        # Folded once per generate() call for its cached steps (None outside generate: made per call).
-        step_weights, fusion_operands = getattr(self, "_decoding_weights", None) or (None, None)
+        # Folded once per generate() call for its eager cached steps (None outside generate: made per call). A compiled
+        # step folds them in its graph, from the parameters: torch.compile takes tensors held by a module as inputs at
+        # fixed addresses (for CUDA graphs), which the next call's new tensors would not keep.
+        step_weights, fusion_operands = None, None
+        if not torch.compiler.is_compiling():
+            step_weights, fusion_operands = getattr(self, "_decoding_weights", None) or (None, None)
         if self.config.use_vad_embedding:
             vad_layers = self._vad_cache_layers(cache)
             if vad_layers is not None or vad_features is None:
