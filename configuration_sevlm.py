@@ -90,6 +90,7 @@ class SevlmSequenceFormat:
         self.connector_token_ids = [int(i) for i in connector_token_ids]
         self.emotion_token_ids = [[int(i) for i in ids] for ids in emotion_token_ids]
         self._validate()
+        self._tensors = {}  # see _segment_tensors
 
     @classmethod
     def from_config(cls, config):
@@ -212,17 +213,26 @@ class SevlmSequenceFormat:
         return input_ids.new_full(input_ids.shape, self.emotion_token_id).masked_fill(explanation, self.explanation_token_id)
 
     def last_segment_ids(self, input_ids):
-        """The segment id of the last token of each row, `[batch, 1]`: `segment_ids(input_ids)[:, -1:]` in a few
-        operations (a generation step asks this for its new token)."""
+        """The segment id of the last token of each row, `[batch, 1]`: `segment_ids(input_ids)[:, -1:]` in as few
+        operations as it takes (a generation step asks this for its new token): whether the connector occurs, and a
+        choice between the two ids, kept on the device."""
         if input_ids.shape[1] < len(self.connector_token_ids):
             return input_ids[:, -1:].new_full((input_ids.shape[0], 1), self.emotion_token_id)
         explanation = self._connector_ends(input_ids).any(-1, keepdim=True)
-        return explanation * (self.explanation_token_id - self.emotion_token_id) + self.emotion_token_id
+        explanation_id, emotion_id = self._segment_tensors(input_ids)
+        return explanation_id.where(explanation, emotion_id)
+
+    def _segment_tensors(self, like):
+        """The explanation and emotion segment ids as 0-d tensors on `like`'s device, made once per device."""
+        key = (like.device, like.dtype)
+        if key not in self._tensors:
+            self._tensors[key] = (like.new_tensor(self.explanation_token_id), like.new_tensor(self.emotion_token_id))
+        return self._tensors[key]
 
     def _connector_ends(self, input_ids):
         """`[batch, seq - len(connector) + 1]`: whether the connector ends at each position from its length on."""
         width, length = len(self.connector_token_ids), input_ids.shape[1]
-        match = input_ids[:, width - 1 :] == self.connector_token_ids[-1]
+        match = (input_ids if width == 1 else input_ids[:, width - 1 :]) == self.connector_token_ids[-1]
         for offset, token in enumerate(self.connector_token_ids[:-1]):
             match = match & (input_ids[:, offset : length - width + 1 + offset] == token)
         return match

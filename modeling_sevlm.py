@@ -80,31 +80,40 @@ class SevlmOutput(ModelOutput):
 
 
 @contextmanager
-def _eager_attention(config, needed):
-    """Run with the eager attention kernel: SDPA and flash attention do not return attention weights."""
-    previous = config._attn_implementation
+def _eager_attention(model, needed):
+    """Run a stock sub-model (the vision tower, the decoder) with the eager attention kernel, switched with
+    `set_attn_implementation` and back: SDPA and flash attention do not return attention weights."""
+    # transformers 5.x has no public reader of the current kernel; its attention guide reads this property.
+    previous = model.config._attn_implementation
     if not needed or previous in (None, "eager"):
         yield
         return
-    config._attn_implementation_internal = "eager"
+    model.set_attn_implementation("eager")
     try:
         yield
     finally:
-        config._attn_implementation_internal = previous
+        model.set_attn_implementation(previous)
 
 
 # -------------------------------------------------------------------------------------------------- modules
 class SevlmVadEncoder(nn.Module):
     """Transformer over per-token VAD values (d_model 3) with learned positions; causal by default.
 
-    Post-norm layers with ReLU as `nn.TransformerEncoderLayer`, and a final layer norm. The forward pass is written
-    out with one fused projection per layer: at d_model 3 the cost is all in operator dispatch, not arithmetic.
+    Post-norm layers with ReLU as `nn.TransformerEncoderLayer`, and a final layer norm.
 
-    Two ways through it, with the same weights and the same results:
-    - whole sequences (`cache_layers=None`): training, scoring, and generation without a KV cache;
+    Two ways through it, with the same weights and the same results up to float rounding:
+    - whole sequences (`cache_layers=None`): training, scoring, and generation without a KV cache, written out with
+      one fused projection per layer and bit-identical to `nn.TransformerEncoder`;
     - with a KV cache (`cache_layers`, one transformers cache layer per encoder layer, causal encoder only): the keys
       and values of the given tokens are appended to the cache and attention reads the cache, so that a generation
-      step runs the encoder over its new token only, as the decoder does.
+      step runs the encoder over its new token only, as the decoder does. At d_model 3 a step costs operator
+      dispatch, not arithmetic (on a GPU every operator is a kernel launch), so it runs on weights folded once per
+      `generate` call (`step_weights`), in as few operators as the method allows.
+
+    What the cache layers hold, per head: keys `(batch, heads, length, 3 // heads + 1)` whose last column is the
+    token's additive mask (0, or `_mask_value(dtype)` for padding), so that a decoding step needs no attention mask;
+    values `(batch, heads, length, 3)` already through the output projection, so that the attention output is their
+    weighted sum over heads and keys.
     """
 
     def __init__(self, config):
@@ -124,28 +133,29 @@ class SevlmVadEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(3)
 
-    def forward(self, vad_values, attention_mask=None, positions=None, cache_layers=None):
+    def forward(self, vad_values, attention_mask=None, positions=None, cache_layers=None, step_weights=None):
         """VAD features `[batch, length, 3]` of `vad_values` `[batch, length, 3]`.
 
         Args:
             attention_mask: `[batch, keys]`, 1 for real tokens and 0 for padding (keys: the cached tokens and these),
                 or the decoder's 4-d mask `[batch, 1, length, keys]` (True, or 0 when additive, where a query may read
-                a key) that `generate` makes for a static cache.
+                a key) that `generate` makes for a static cache. Cached tokens keep the padding they were cached with.
             positions: `[batch, length]` position ids of tokens after cached ones (`generate`'s, which count the
                 real tokens as this encoder does); by default counted over the real tokens of the mask.
             cache_layers: the transformers cache layers that hold this encoder's keys and values, one per layer.
                 Empty ones get the keys and values of these tokens; filled ones are read and extended.
+            step_weights: `step_weights()`, folded once for many cached steps (`generate` does); made here if None.
         """
         if cache_layers is not None:
             if not self.causal:
                 raise ValueError("The bidirectional VAD encoder changes past positions at every step: it takes no cache.")
             if _holds_tokens(cache_layers[0]):
-                return self._cached(vad_values, attention_mask, positions, cache_layers)
+                return self._cached(vad_values, attention_mask, positions, cache_layers, step_weights)
         if attention_mask is not None and attention_mask.dim() == 4:
             attention_mask = _real_keys(attention_mask)[:, : vad_values.shape[1]]
-        return self._whole(vad_values, attention_mask, cache_layers)
+        return self._whole(vad_values, attention_mask, cache_layers, step_weights)
 
-    def _whole(self, vad_values, attention_mask, cache_layers=None):
+    def _whole(self, vad_values, attention_mask, cache_layers=None, step_weights=None):
         """Whole sequences (training, scoring, generation without a cache, and the prompt of a cached generation,
         whose keys and values go into the empty `cache_layers`)."""
         batch, length, width = vad_values.shape
@@ -161,15 +171,22 @@ class SevlmVadEncoder(nn.Module):
         if self.causal:
             allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=device).tril()
         allowed = allowed | torch.eye(length, dtype=torch.bool, device=device)
+        if cache_layers is not None:
+            step_layers = (step_weights or self.step_weights())[0]
+            key_padding = self._key_padding(attention_mask.logical_not(), hidden.dtype)
         for index, layer in enumerate(self.layers):
             attention = layer.self_attn
+            if cache_layers is not None:
+                # The cache gets the keys and values of a cached step (see the class docstring).
+                projection, projection_bias = step_layers[index][:2]
+                projected = torch.addmm(projection_bias, hidden.view(-1, width), projection)
+                _, key, value = self._split(projected, batch, length)
+                cache_layers[index].update(key + key_padding, value)
             query, key, value = (
                 F.linear(hidden, attention.in_proj_weight, attention.in_proj_bias)
                 .view(batch, length, 3, self.heads, width // self.heads)
                 .permute(2, 0, 3, 1, 4)
             )
-            if cache_layers is not None:
-                cache_layers[index].update(key, value)
             mixed = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=allowed, dropout_p=attention.dropout if self.training else 0.0
             )
@@ -179,37 +196,115 @@ class SevlmVadEncoder(nn.Module):
             hidden = layer.norm2(hidden + layer.dropout2(feed_forward))
         return self.norm(hidden)
 
-    def _cached(self, vad_values, attention_mask, positions, cache_layers):
-        """Tokens after cached ones (a decoding step): their keys and values are appended to the cache and they read
-        it, so nothing before them is recomputed. Written for few operators, which are what a decoding step launches
-        at this width; dropout is left out (generation runs in eval mode)."""
+    def step_weights(self):
+        """The weights of a cached step, folded (in float32, then cast back): `(layers, final_norm)`.
+
+        Per layer `(projection, projection_bias, norm1, up, up_bias, down, norm2)`, `addmm` operands over rows
+        `[tokens, 3]`. The projection gives per head the query, scaled, and a constant 1 (which reads the keys' mask
+        column); the key and a 0 (its mask column: not padding); the value through its head's share of the output
+        projection, plus the output bias over the heads (attention weights sum to one). `up` gives the feed-forward
+        activations and a constant 1 (ReLU keeps it), so that `down` also adds the second bias. Norms are
+        `(weight, bias, eps)`.
+        """
+        heads, size = self.heads, 3 // self.heads
+        layers = []
+        for layer in self.layers:
+            attention = layer.self_attn
+            dtype = attention.in_proj_weight.dtype
+            weight = attention.in_proj_weight.float().view(3, heads, size, 3)  # (query/key/value, head, row, input)
+            bias = attention.in_proj_bias.float().view(3, heads, size)
+            out_weight = attention.out_proj.weight.float().view(3, heads, size).transpose(0, 1)  # (head, output, row)
+            value_weight = out_weight @ weight[2]
+            value_bias = (out_weight @ bias[2].unsqueeze(-1)).squeeze(-1) + attention.out_proj.bias.float() / heads
+            scale = size**-0.5
+            constant = weight.new_zeros(heads, 1, 3)  # a row that reads nothing: its bias is the output
+            zeros, ones = bias.new_zeros(heads, 1), bias.new_ones(heads, 1)
+            projection = torch.cat([weight[0] * scale, constant, weight[1], constant, value_weight], 1)
+            projection_bias = torch.cat([bias[0] * scale, ones, bias[1], zeros, value_bias], 1)
+            up = torch.cat([layer.linear1.weight.float(), constant[0]])
+            up_bias = torch.cat([layer.linear1.bias.float(), ones[0]])
+            down = torch.cat([layer.linear2.weight.float().t(), layer.linear2.bias.float()[None]])
+            layers.append((
+                projection.reshape(-1, 3).t().to(dtype).contiguous(),
+                projection_bias.to(dtype).view(1, -1),
+                _norm_weights(layer.norm1),
+                up.t().to(dtype).contiguous(),
+                up_bias.to(dtype).view(1, -1),
+                down.to(dtype).contiguous(),
+                _norm_weights(layer.norm2),
+            ))
+        return layers, _norm_weights(self.norm)
+
+    def _split(self, projected, batch, length):
+        """Views `(query, key, value)` of the projection `[batch * length, heads * (2 * (3 // heads) + 5)]` by
+        `step_weights` (a product's fresh, contiguous output): `(batch, heads, length, 3 // heads + 1)` twice and
+        `(batch, heads, length, 3)`. Strided views, one operator each where `view` and `split` take five."""
+        size = 3 // self.heads
+        part = 2 * size + 5
+        row = self.heads * part
+        strides = (length * row, part, row, 1)
+        return (
+            projected.as_strided((batch, self.heads, length, size + 1), strides, 0),
+            projected.as_strided((batch, self.heads, length, size + 1), strides, size + 1),
+            projected.as_strided((batch, self.heads, length, 3), strides, 2 * size + 2),
+        )
+
+    def _key_padding(self, padding, dtype):
+        """What to add to keys `[batch, heads, length, 3 // heads + 1]` so that their mask column marks `padding`
+        `[batch, length]` (True for padding): `[batch, 1, length, 3 // heads + 1]`."""
+        column = (padding.to(dtype) * _mask_value(dtype))[:, None, :, None]
+        return F.pad(column, (3 // self.heads, 0))
+
+    def _cached(self, vad_values, attention_mask, positions, cache_layers, step_weights=None):
+        """Tokens after cached ones: each is appended to the cache and reads it, so nothing before it is recomputed.
+        Several tokens (a chunked prefill, assisted decoding's candidates) go one after another, each reading those
+        before it; a decoding step has one. Dropout is left out (generation runs in eval mode)."""
         batch, length, width = vad_values.shape
-        heads = self.heads
+        weights = step_weights or self.step_weights()
         if positions is None:
             positions = self._positions(attention_mask, length, cache_layers[0], vad_values.device)
-        hidden = (vad_values + self.position_embedding.weight[positions].to(vad_values.dtype)).view(batch * length, width)
-        bias = self._attention_bias(attention_mask, length, cache_layers[0], vad_values)
-        if bias is not None:
-            bias = bias.expand(-1, heads, -1, -1).reshape(-1, length, bias.shape[-1])
-        scale = (width // heads) ** -0.5
-        for layer, cache_layer in zip(self.layers, cache_layers):
-            attention = layer.self_attn
-            query, key, value = (
-                F.linear(hidden, attention.in_proj_weight, attention.in_proj_bias)
-                .view(batch, length, 3, heads, width // heads)
-                .permute(2, 0, 3, 1, 4)
+        position_values = self.position_embedding.weight[positions]
+        if position_values.dtype != vad_values.dtype:
+            position_values = position_values.to(vad_values.dtype)
+        hidden = vad_values + position_values
+        if length == 1:
+            return self._step(hidden.view(batch, width), weights, cache_layers).view(batch, 1, width)
+        padding = self._new_padding(attention_mask, length, cache_layers[0])
+        if padding is not None:
+            padding = self._key_padding(padding, hidden.dtype)
+        outputs = [
+            self._step(
+                hidden[:, index], weights, cache_layers, None if padding is None else padding[:, :, index : index + 1]
             )
+            for index in range(length)
+        ]
+        return torch.stack(outputs, 1)
+
+    def _step(self, rows, weights, cache_layers, key_padding=None):
+        """One new token per row: rows `[batch, 3]` in, VAD features `[batch, 3]` out."""
+        layers, final_norm = weights
+        batch = rows.shape[0]
+        bias = None
+        if isinstance(cache_layers[0], StaticLayer):
+            # A static layer's slots after this token's are unfilled (zeros): masked.
+            slots = torch.arange(cache_layers[0].max_cache_len, device=rows.device)
+            unfilled = (slots > cache_layers[0].get_seq_length()).to(rows.dtype)
+            bias = (unfilled * _mask_value(rows.dtype)).view(1, 1, -1, 1)
+        for (projection, projection_bias, norm1, up, up_bias, down, norm2), cache_layer in zip(layers, cache_layers):
+            query, key, value = self._split(torch.addmm(projection_bias, rows, projection), batch, 1)
+            if key_padding is not None:
+                key = key + key_padding
             keys, values = cache_layer.update(key, value)
-            # Batched matrix products over (batch x heads): scores of the new tokens against every cached key, the
-            # bias and the scale in one operator.
-            query = query.reshape(batch * heads, length, -1)
-            keys = keys.view(batch * heads, -1, keys.shape[-1]).transpose(1, 2)
-            scores = torch.baddbmm(bias, query, keys, alpha=scale) if bias is not None else torch.bmm(query, keys) * scale
-            mixed = torch.bmm(scores.softmax(-1), values.view(batch * heads, -1, values.shape[-1]))
-            mixed = mixed.view(batch, heads, length, -1).transpose(1, 2).reshape(batch * length, width)
-            hidden = layer.norm1(hidden + attention.out_proj(mixed))
-            hidden = layer.norm2(hidden + layer.linear2(F.relu(layer.linear1(hidden))))
-        return self.norm(hidden).view(batch, length, width)
+            scores = (query * keys).sum(-1, keepdim=True)  # (batch, heads, keys, 1), masked through the mask column
+            if bias is not None:
+                scores = scores + bias
+            # The values carry the output projection: their weighted sum over heads and keys is the attention output.
+            attended = (scores.softmax(-2) * values).sum((1, 2))
+            rows = _layer_norm(rows + attended, norm1)
+            activations = torch.addmm(up_bias, rows, up).clamp_min_(0)  # ReLU
+            # The residual in place (the norm's output is not needed apart from it).
+            rows = _layer_norm(rows.addmm_(activations, down), norm2)
+        return _layer_norm(rows, final_norm)
 
     @staticmethod
     def _positions(attention_mask, length, cache_layer, device):
@@ -221,33 +316,34 @@ class SevlmVadEncoder(nn.Module):
         return (attention_mask.long().cumsum(-1)[:, -length:] - 1).clamp(min=0)
 
     @staticmethod
-    def _attention_bias(attention_mask, length, cache_layer, like):
-        """Additive bias `[batch or 1, 1, length, keys]`, shared by the layers: 0 where a new token may read a key,
-        the dtype's lowest value where not (padding, later tokens, unfilled static-cache slots); None when a single
-        new token may read every cached key."""
-        static = isinstance(cache_layer, StaticLayer)
-        if length > 1 or static:
-            # Positions of the new tokens in the cache; the length is a tensor for a static layer (not read back).
-            new = torch.arange(length, device=like.device) + cache_layer.get_seq_length()
-        if attention_mask is not None and attention_mask.dim() == 4:  # the decoder's mask, made by generate()
-            blocked = attention_mask.logical_not() if attention_mask.dtype == torch.bool else attention_mask != 0
-        elif length == 1 and not static:  # a decoding step: its token reads every cached token but padding
-            if attention_mask is None:
-                return None
-            blocked = (attention_mask == 0).view(attention_mask.shape[0], 1, 1, -1)
-        else:
-            keys = cache_layer.max_cache_len if static else cache_layer.get_seq_length() + length
-            blocked = torch.arange(keys, device=like.device) > new[:, None]  # later tokens and unfilled slots
-            if attention_mask is not None:
-                padding = attention_mask[:, :keys] == 0
-                blocked = blocked | F.pad(padding, (0, keys - padding.shape[1]))[:, None, None, :]
-        if length > 1:
-            # Each token reads itself: a query that may read nothing would be NaN in float16, and NaN times the zero
-            # weight other tokens give it is still NaN.
-            own = torch.arange(blocked.shape[-1], device=like.device) == new[:, None]
-            blocked = blocked & own.logical_not()
-        bias = blocked.to(like.dtype) * torch.finfo(like.dtype).min
-        return bias.view(-1, 1, length, bias.shape[-1])
+    def _new_padding(attention_mask, length, cache_layer):
+        """`[batch, length]`, True where a new token is padding (None without a mask)."""
+        if attention_mask is None:
+            return None
+        if attention_mask.dim() == 2:
+            return attention_mask[:, -length:] == 0
+        # The decoder's mask: whether each new token may read its own slot.
+        slots = torch.arange(length, device=attention_mask.device) + cache_layer.get_seq_length()
+        slots = slots.view(1, -1, 1).expand(attention_mask.shape[0], -1, -1)
+        own = attention_mask[:, 0].gather(-1, slots).squeeze(-1)
+        return own.logical_not() if own.dtype == torch.bool else own != 0
+
+
+def _mask_value(dtype):
+    """The additive mask of the VAD encoder's cached steps: half the dtype's lowest value, so that a key masked twice
+    (padding, and an unfilled static slot) stays finite and a row whose keys are all masked gives no NaN."""
+    return torch.finfo(dtype).min / 2
+
+
+def _norm_weights(norm):
+    return norm.weight, norm.bias, norm.eps
+
+
+def _layer_norm(rows, norm):
+    """LayerNorm over the width of rows `[count, width]`, as a GroupNorm of one group over `count` samples of `width`
+    channels (the same statistics), called as its kernel: one operator where `layer_norm` dispatches three."""
+    weight, bias, eps = norm
+    return torch.native_group_norm(rows, weight, bias, rows.shape[0], rows.shape[1], 1, 1, eps)[0]
 
 
 def _holds_tokens(cache_layer, exact=False):
@@ -276,8 +372,20 @@ class SevlmVadFusion(nn.Module):
         self.weight = nn.Parameter(torch.empty(hidden_size, hidden_size + 3))
         self.bias = nn.Parameter(torch.empty(hidden_size))
 
-    def forward(self, embeddings, vad_features):
-        return F.linear(torch.cat([embeddings, vad_features.to(embeddings.dtype)], dim=-1), self.weight, self.bias)
+    def operands(self):
+        """`(weight, bias)` as `baddbmm` takes them, `[1, hidden + 3, hidden]` and `[1, 1, hidden]` (views)."""
+        return self.weight.t()[None], self.bias[None, None]
+
+    def forward(self, embeddings, vad_features, operands=None):
+        """Fused `[..., hidden]` of embeddings `[..., hidden]` and VAD features `[..., 3]`: one `baddbmm` over rows
+        `[1, tokens, hidden]` (pass those, and `operands()` made once, for the fewest operators)."""
+        weight, bias = operands or self.operands()
+        if vad_features.dtype != embeddings.dtype:
+            vad_features = vad_features.to(embeddings.dtype)
+        rows = torch.cat([embeddings, vad_features], dim=-1)
+        if rows.dim() != 3 or rows.shape[0] != 1:
+            return torch.baddbmm(bias, rows.reshape(1, -1, rows.shape[-1]), weight).view(*rows.shape[:-1], -1)
+        return torch.baddbmm(bias, rows, weight)
 
 
 class SevlmContrastiveHead(nn.Module):
@@ -317,23 +425,18 @@ class SevlmPreTrainedModel(PreTrainedModel):
         elif isinstance(module, SevlmForConditionalGeneration):
             init.zeros_(module.vad_table)
 
-    @torch.no_grad()
-    @init.guard_torch_init_functions()
     def initialize_weights(self):
-        """Initialise the weights missing from a checkpoint as the stock models do: the vision tower's with CLIP's
-        `_init_weights`, the decoder's with GPT-2's (scaled residual projections), SEVLM's own modules here.
+        """Initialise the weights missing from a checkpoint as the stock models do: the vision tower and the decoder
+        first, each by its own `initialize_weights` (CLIP's scheme; GPT-2's, with its scaled residual projections),
+        then SEVLM's own modules by `_init_weights`, whose modules those calls have marked as done.
 
-        transformers treats custom code as possibly writing weights in place and skips every module without direct
-        parameters (GPT-2's attention and MLP, CLIP's attention), which is where those schemes live; every
-        initialisation here goes through `transformers.initialization`, which leaves loaded weights alone.
+        Within custom code transformers skips every module whose direct parameters all count as loaded, which
+        includes every module without direct parameters (GPT-2's attention and MLP, CLIP's attention): where those
+        schemes live. Called on their own, the stock sub-models are transformers' own code and get them.
         """
-
-        def apply(module, initialise):
-            for child in module.children():
-                apply(child, child._initialize_weights if isinstance(child, PreTrainedModel) else initialise)
-            initialise(module, False)
-
-        apply(self, self._initialize_weights)
+        self.vision_model.initialize_weights()
+        self.language_model.initialize_weights()
+        super().initialize_weights()
 
 
 class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
@@ -533,7 +636,7 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states or vision.config.output_hidden_states
         frozen = self.config.freeze_vision
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision.config, output_attentions):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen), _eager_attention(vision, output_attentions):
             outputs = vision(
                 pixel_values=pixel_values.to(dtype=vision.dtype, device=vision.device),
                 output_hidden_states=output_hidden_states,
@@ -594,14 +697,18 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             layers.append(StaticLayer(kind.max_cache_len) if isinstance(kind, StaticLayer) else DynamicLayer())
         return layers[first : first + count]
 
-    def _embed(self, input_ids, token_type_ids, vad_features):
+    def _embed(self, input_ids, token_type_ids, vad_features, fusion_operands=None):
         embeddings = self.get_input_embeddings()(input_ids)
         if not self.config.use_vad_embedding:
             return embeddings
-        # Fusion on the token embedding (before GPT-2 adds positions and segments): explanation tokens only.
-        fused = self.vad_fusion(embeddings, vad_features)
-        is_explanation = (token_type_ids == self.config.explanation_token_id).unsqueeze(-1)
-        return torch.where(is_explanation, fused, embeddings)
+        # Fusion on the token embedding (before GPT-2 adds positions and segments), explanation tokens only, over
+        # rows [1, tokens, hidden]: one product and one choice per step.
+        batch, length, hidden = embeddings.shape
+        rows = embeddings.view(1, batch * length, hidden)
+        vad_rows = vad_features.view(1, -1, 3) if vad_features.is_contiguous() else vad_features.reshape(1, -1, 3)
+        fused = self.vad_fusion(rows, vad_rows, fusion_operands)
+        is_explanation = (token_type_ids == self.config.explanation_token_id).view(1, -1, 1)
+        return torch.where(is_explanation, fused, rows).view(batch, length, hidden)
 
     # --------------------------------------------------------------------------------------------- forward
     @can_return_tuple
@@ -674,16 +781,23 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             token_type_ids = self._checked_segments(input_ids, token_type_ids, vad_features, cache)
         if token_type_ids is None:
             token_type_ids = self.segment_ids(input_ids)
+        # Folded once per generate() call for its eager cached steps (None outside generate: made per call). A compiled
+        # step folds them in its graph, from the parameters: torch.compile takes tensors held by a module as inputs at
+        # fixed addresses (for CUDA graphs), which the next call's new tensors would not keep.
+        step_weights, fusion_operands = None, None
+        if not torch.compiler.is_compiling():
+            step_weights, fusion_operands = getattr(self, "_decoding_weights", None) or (None, None)
         if self.config.use_vad_embedding:
             vad_layers = self._vad_cache_layers(cache)
             if vad_layers is not None or vad_features is None:
                 # With a cache the encoder runs over the new tokens only, even when features are given.
-                computed = self.vad_encoder(self.vad_table[input_ids], attention_mask, position_ids, vad_layers)
+                vad_values = self.vad_table[input_ids]
+                computed = self.vad_encoder(vad_values, attention_mask, position_ids, vad_layers, step_weights)
                 vad_features = computed if vad_features is None else vad_features
 
-        with _eager_attention(self.language_model.config, output_attentions):
+        with _eager_attention(self.language_model, output_attentions):
             outputs = self.language_model.transformer(
-                inputs_embeds=self._embed(input_ids, token_type_ids, vad_features),
+                inputs_embeds=self._embed(input_ids, token_type_ids, vad_features, fusion_operands),
                 attention_mask=attention_mask,
                 token_type_ids=token_type_ids,
                 position_ids=position_ids,
@@ -828,12 +942,18 @@ class SevlmForConditionalGeneration(SevlmPreTrainedModel, GenerationMixin):
             logger.warning_once("The bidirectional VAD encoder changes past positions at every step: generating without a KV cache.")
             kwargs["use_cache"] = False
         # Read once per call rather than at every step (checking the config's format fields costs more than the step's
-        # segment lookup); restored afterwards, as an assistant model may be this same model.
-        outer, self._decoding_format = getattr(self, "_decoding_format", None), self.sequence_format
+        # segment lookup, and folding the VAD weights more than the step itself); restored afterwards, as an assistant
+        # model may be this same model.
+        outer = getattr(self, "_decoding_format", None), getattr(self, "_decoding_weights", None)
+        self._decoding_format = self.sequence_format
+        self._decoding_weights = None
+        if self.config.use_vad_embedding:
+            step_weights = self.vad_encoder.step_weights() if self.config.vad_encoder_causal else None
+            self._decoding_weights = step_weights, self.vad_fusion.operands()
         try:
             return super().generate(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=memory, **kwargs)
         finally:
-            self._decoding_format = outer
+            self._decoding_format, self._decoding_weights = outer
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)

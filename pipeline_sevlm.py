@@ -172,15 +172,24 @@ def compiled_generate_kwargs(model, generate_kwargs=None, compile=True):
         raise ValueError("Compiled decoding needs the KV cache: drop use_cache=False.")
     # A copy: the caller's config is not changed.
     config = CompileConfig(**compile.to_dict()) if isinstance(compile, CompileConfig) else CompileConfig(fullgraph=True, dynamic=False)
-    config._compile_all_devices = True
     options["cache_implementation"] = "static"
-    options["compile_config"] = config
+    options["compile_config"] = _compiled_on_any_device(config)
     new_tokens = options.get("max_new_tokens", model.generation_config.max_new_tokens)
     if new_tokens and "max_cache_len" not in options and hasattr(model.generation_config, "max_cache_len"):
         sequences = model.sequence_format
         longest = max(len(sequences.prompt(index)) for index in range(len(sequences.emotions)))
         options["max_cache_len"] = longest + new_tokens
     return options
+
+
+def _compiled_on_any_device(config):
+    """`config` (a `CompileConfig`), set so that `generate` compiles the decoding step on any device, the CPU included.
+
+    transformers (5.25) compiles it by itself only on accelerators and has no public switch for other devices; the
+    private `CompileConfig._compile_all_devices` is the flag its own tests set. (`to_dict` leaves it out, which is why
+    the copy above needs it set again.)"""
+    config._compile_all_devices = True
+    return config
 
 
 def _attention_maps(model, sequences, memory):
@@ -388,10 +397,9 @@ def pipeline_config_entry():
 
 # Register the task for in-process use, e.g. `pipeline("art-emotion", model=model, processor=processor)`. When the
 # task is already registered (this file imported both locally and as a folder's remote code) the first
-# registration stays, without the registry's overwrite warning.
-if TASK in PIPELINE_REGISTRY.supported_tasks:
-    SevlmArtEmotionPipeline._registered_impl = {TASK: {"impl": SevlmArtEmotionPipeline, "pt": (AutoModel,), "type": "multimodal"}}
-else:
+# registration stays: registering again would replace it, with the registry's overwrite warning. (A registration is
+# read only by `Pipeline.save_pretrained`; this pipeline's own writes the folder's entry through the model.)
+if TASK not in PIPELINE_REGISTRY.supported_tasks:
     PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=SevlmArtEmotionPipeline, pt_model=AutoModel, type="multimodal")
 
 __all__ = ["SevlmArtEmotionPipeline", "compiled_generate_kwargs", "pipeline_config_entry", "predict_batch"]

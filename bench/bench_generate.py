@@ -16,7 +16,8 @@ Operators per new token: aten operators counted with torch.profiler over a gener
 demo_*.json, on the CPU) and on this run's model and device. "compute" counts the leaf operators that do work (not
 views, allocations or conversions that copy nothing), the closer stand-in for GPU kernel launches. A GPU runs
 small-batch decoding launch-bound, so the extra operators of (a) over (c) are its extra time there; the count is
-the same on any device, which lets a CPU measure it.
+the same on any device, which lets a CPU measure it. A line per model says where the extra goes, operator by
+operator.
 
 With `--static-compile`, also (a) with a static KV cache, without and with `torch.compile` of the decoding step
 (`generate(cache_implementation="static")`, which compiles by itself on a GPU: inductor, CUDA graphs), against (a)
@@ -186,19 +187,24 @@ def _is_compute(event):
 
 
 def operators_per_token(generate, short=2, long=10):
-    """(aten operators, compute operators) per new token of `generate(new_tokens)`, counted on the CPU side with
-    torch.profiler: the difference between a generation of `long` and of `short` new tokens, over `long - short`.
-    Compute operators are those `_is_compute` keeps."""
+    """(aten operators, compute operators, {operator name: count}) per new token of `generate(new_tokens)`, counted on
+    the CPU side with torch.profiler: the difference between a generation of `long` and of `short` new tokens, over
+    `long - short`. Compute operators are those `_is_compute` keeps."""
+    from collections import Counter
+
     from torch.profiler import ProfilerActivity, profile
 
-    totals = []
+    totals, names = [], []
     for new_tokens in (short, long):
         generate(new_tokens)  # lazy set-up stays out of the count
         with profile(activities=[ProfilerActivity.CPU]) as profiler:
             generate(new_tokens)
         events = [event for event in profiler.events() if event.name.startswith("aten::")]
         totals.append((len(events), sum(map(_is_compute, events))))
-    return tuple((at_long - at_short) / (long - short) for at_short, at_long in zip(*totals))
+        names.append(Counter(event.name for event in events))
+    steps = long - short
+    by_name = {name: (names[1][name] - names[0][name]) / steps for name in names[0] | names[1]}
+    return (*((at_long - at_short) / steps for at_short, at_long in zip(*totals)), by_name)
 
 
 def demo_size_model(lexicon):
@@ -242,7 +248,7 @@ def operator_counts(model, processor, batch=1):
 def operator_rows(counts):
     rows = []
     for label, device, count in counts:
-        (a, a_compute), (c, c_compute) = count["a"], count["c"]
+        (a, a_compute, _), (c, c_compute, _) = count["a"], count["c"]
         rows.append([label, device, f"{a:.0f}", f"{c:.0f}", f"{a - c:.0f}", f"{a / c:.2f}",
                      f"{a_compute:.0f}", f"{c_compute:.0f}", f"{a_compute - c_compute:.0f}"])
     return rows
@@ -346,6 +352,14 @@ def print_operator_table(operator_table):
     ), flush=True)
 
 
+def print_extra_by_operator(operator_table):
+    """Where (a)'s extra operators per new token go: (a) - (c) per aten operator, for each model of the table."""
+    for label, _, count in operator_table:
+        extra = {name: count["a"][2].get(name, 0) - count["c"][2].get(name, 0) for name in count["a"][2] | count["c"][2]}
+        listed = sorted(((n, e) for n, e in extra.items() if abs(e) >= 0.5), key=lambda item: (-item[1], item[0]))
+        print(f"extra per new token by operator, {label}: " + ", ".join(f"{name[6:]} {e:+.0f}" for name, e in listed))
+
+
 def print_operator_target(operator_table, quick):
     for label, _, count in operator_table:
         extra = count["a"][0] - count["c"][0]
@@ -412,6 +426,7 @@ def main():
         label = "tiny (--quick)" if args.quick else "real size (ViT-B/16 + distilGPT-2)"
         operator_table.append((label, device.type, operator_counts(model, processor)))
         print_operator_table(operator_table)
+        print_extra_by_operator(operator_table)
     if args.operators_only:
         print_operator_target(operator_table, args.quick)
         return
@@ -535,7 +550,7 @@ def main():
                 for r in range(args.e2e_repeats):
                     if r % 2:
                         times["a"].append(run("a", gen_a, pixel_values=pv))
-                    times["vision"].append(timed(lambda: model.get_image_features(pv).last_hidden_state, device)[0])
+                    times["vision"].append(timed(lambda pv=pv: model.get_image_features(pv).last_hidden_state, device)[0])
                     if r % 2 == 0:
                         times["a"].append(run("a", gen_a, pixel_values=pv))
                 e2e[batch] = times

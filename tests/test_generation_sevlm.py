@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers import build_tiny, random_images
 from transformers import CompileConfig
+from transformers.cache_utils import DynamicLayer, StaticLayer
 
 from pipeline_sevlm import SevlmArtEmotionPipeline, compiled_generate_kwargs, predict_batch
 
@@ -55,8 +56,9 @@ def live_vad(tokenizer):
 
 @torch.no_grad()
 def test_greedy_decoding_equals_the_recomputing_loop(trained_tiny, live_vad):
-    model, processor, images = trained_tiny
-    for model, batch in ((model, processor(images=images)), (model, processor(images=images, emotions=CONDITIONED)), live_vad[::2]):
+    trained, processor, images = trained_tiny
+    cases = [(trained, processor(images=images)), (trained, processor(images=images, emotions=CONDITIONED)), live_vad[::2]]
+    for model, batch in cases:
         memory = model.get_image_features(batch["pixel_values"]).last_hidden_state
         expected = reference_greedy(model, memory, batch["input_ids"], batch["attention_mask"], 16)
         generated = model.generate(
@@ -124,6 +126,86 @@ def test_chunked_prefill_of_a_prompt_that_reaches_into_the_explanation(live_vad,
     assert torch.equal(chunked, expected)
 
 
+def live_encoder(tokenizer, heads):
+    """A tiny model whose VAD encoder has random weights everywhere (PyTorch starts the attention biases at zero and
+    the norms at identity, which would hide the folding of biases and norms into a decoding step's weights)."""
+    model, processor = build_tiny(tokenizer=copy.deepcopy(tokenizer), vad_encoder_heads=heads)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        model.vad_fusion.weight[:, -3:].normal_(0.0, 0.5, generator=generator)
+        for parameter in model.vad_encoder.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    return model.eval(), processor
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("heads", [1, 3])
+@pytest.mark.parametrize("layer_kind", ["dynamic", "static"])
+def test_cached_vad_steps_equal_the_whole_sequence_encoder(tokenizer, heads, layer_kind):
+    """The VAD features of a cached step (folded weights, keys with their mask column) equal the whole-sequence
+    encoder's (bit-identical to nn.TransformerEncoder) at every real token, to float rounding: a left-padded prompt,
+    then a chunk of several tokens whose first ones are still padding in one row, then one token per step."""
+    model, _ = live_encoder(tokenizer, heads)
+    encoder = model.vad_encoder
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(3, 11, 3, generator=generator) * 2 - 1
+    mask = torch.ones(3, 11, dtype=torch.long)
+    mask[0, :2] = 0
+    mask[2, :5] = 0  # padding runs past the prompt into the chunk
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    whole = encoder(values, mask)
+
+    def new_layer():
+        return StaticLayer(max_cache_len=12) if layer_kind == "static" else DynamicLayer()
+
+    layers = [new_layer() for _ in encoder.layers]
+    pieces = [encoder(values[:, :3], mask[:, :3], cache_layers=layers)]  # the prompt
+    pieces.append(encoder(values[:, 3:7], mask[:, :7], positions[:, 3:7], layers))  # a chunk of four tokens
+    for end in range(8, 12):  # decoding steps
+        pieces.append(encoder(values[:, end - 1 : end], mask[:, :end], positions[:, end - 1 : end], layers))
+    cached = torch.cat(pieces, 1)
+    real = mask.bool()
+    torch.testing.assert_close(cached[real], whole[real], rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(cached).all()
+    # Each layer holds every token once: keys with their mask column, values through the output projection.
+    assert {int(layer.get_seq_length()) for layer in layers} == {11}
+    assert layers[0].keys.shape == (3, heads, 12 if layer_kind == "static" else 11, 3 // heads + 1)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("heads", [1, 3])
+def test_multi_head_vad_encoder_generates_as_the_recomputing_loop(tokenizer, heads):
+    """Tokens of cached generation (dynamic and static cache) equal the recomputing loop's, and the scores of the
+    cached steps equal those of generation without a cache to float rounding."""
+    model, processor = live_encoder(tokenizer, heads)
+    batch = processor(images=random_images(4, seed=3), emotions=CONDITIONED)
+    memory = model.get_image_features(batch["pixel_values"]).last_hidden_state
+    prompt = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "encoder_hidden_states": memory}
+    expected = reference_greedy(model, memory, batch["input_ids"], batch["attention_mask"], 12)
+    options = dict(max_new_tokens=12, output_scores=True, return_dict_in_generate=True)
+    uncached = model.generate(**prompt, **options, use_cache=False)
+    assert torch.equal(uncached.sequences, expected)
+    for cache_implementation in (None, "static"):
+        cached = model.generate(**prompt, **options, cache_implementation=cache_implementation)
+        assert torch.equal(cached.sequences, expected), cache_implementation
+        torch.testing.assert_close(torch.stack(cached.scores), torch.stack(uncached.scores), rtol=1e-4, atol=1e-5)
+
+
+@torch.no_grad()
+def test_the_decoding_weights_are_folded_once_per_generate_call(live_vad):
+    """The folded VAD weights are made once per `generate` call, not at every step (nor are they left behind)."""
+    model, _, batch = live_vad
+    calls = []
+    fold = model.vad_encoder.step_weights
+    model.vad_encoder.step_weights = lambda: calls.append(1) or fold()
+    try:
+        model.generate(**batch, max_new_tokens=6, min_new_tokens=6)
+    finally:
+        del model.vad_encoder.step_weights
+    assert len(calls) == 1
+    assert model._decoding_weights is None
+
+
 @torch.no_grad()
 def test_the_vad_encoder_runs_over_the_new_token_only(live_vad):
     """A decoding step feeds the VAD encoder its new token (it used to rerun over the whole sequence), and the
@@ -142,7 +224,10 @@ def test_the_vad_encoder_runs_over_the_new_token_only(live_vad):
     assert len(layers) == text_layers + vad_layers
     # The last token is returned but not yet fed back: the cache covers the prompt and 5 tokens.
     assert {layer.get_seq_length() for layer in layers} == {prompt + 5}
-    assert layers[-1].keys.shape == (4, model.config.vad_encoder_heads, prompt + 5, 3 // model.config.vad_encoder_heads)
+    heads = model.config.vad_encoder_heads
+    # Per head: keys with the mask column, values through the output projection (SevlmVadEncoder's docstring).
+    assert layers[-1].keys.shape == (4, heads, prompt + 5, 3 // heads + 1)
+    assert layers[-1].values.shape == (4, heads, prompt + 5, 3)
 
 
 @torch.no_grad()

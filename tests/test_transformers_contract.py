@@ -41,7 +41,8 @@ Where SEVLM differs from transformers' defaults, by design:
   the vision tower's width, and test_get_image_features_pooler_output one 2-d array per image (it runs only for
   models in transformers' image-text-to-text mapping).
 - The decoder's self-attention cache also holds the causal VAD encoder's keys and values, in layers after the
-  decoder's (`(batch, vad_encoder_heads, length, 3 // vad_encoder_heads)`), which test_past_key_values_format would
+  decoder's (keys `(batch, vad_encoder_heads, length, 3 // vad_encoder_heads + 1)` with a mask column, values
+  `(batch, vad_encoder_heads, length, 3)` through the output projection), which test_past_key_values_format would
   count as decoder layers.
 - Not applicable: inputs_embeds (segments and VAD features are read from the token ids), generation without an
   image, head masking, sequence classification heads, the Hub-hosted decoding methods (contrastive search, DoLa,
@@ -217,8 +218,10 @@ def test_cache_format():
     assert len(self_layers) == LAYERS + config.vad_encoder_layers
     for layer in self_layers[:LAYERS]:
         assert layer.keys.shape == layer.values.shape == (BATCH, HEADS, length, HIDDEN // HEADS)
-    for layer in self_layers[LAYERS:]:
-        assert layer.keys.shape == layer.values.shape == (BATCH, config.vad_encoder_heads, length, 3 // config.vad_encoder_heads)
+    heads = config.vad_encoder_heads
+    for layer in self_layers[LAYERS:]:  # keys with their mask column, values through the output projection
+        assert layer.keys.shape == (BATCH, heads, length, 3 // heads + 1)
+        assert layer.values.shape == (BATCH, heads, length, 3)
     for layer in out.cache.cross_attention_cache.layers:
         assert layer.keys.shape == (BATCH, HEADS, PATCHES, HIDDEN // HEADS)
 
