@@ -75,6 +75,8 @@ def test_commands_never_import_another_command():
         for module in imported_modules(path):
             if module in ("sevlm.cli.arguments", "sevlm.cli"):
                 continue  # the commands' shared argument groups
+            if own == "app" and module == "sevlm.cli.app":
+                continue  # app.py is sevlm-app where Hugging Face Spaces look for it
             assert not is_command(module) or module == own, (own, module)
 
 
