@@ -253,7 +253,8 @@ class SevlmProcessor(ProcessorMixin):
     @classmethod
     def _load_tokenizer_from_pretrained(cls, sub_processor_type, pretrained_model_name_or_path, subfolder="", **kwargs):
         # Give AutoTokenizer the config itself: otherwise it reads config.json through AutoConfig, which asks whether to
-        # run this very file as remote code and warns about the `sevlm` model type.
+        # run this very file as remote code and warns about the `sevlm` model type. ProcessorMixin offers no public
+        # hook for this (transformers 5.2x): this override of its private loader is the one place that needs it.
         if "config" not in kwargs:
             kwargs["config"] = _sevlm_config_beside(pretrained_model_name_or_path) or SevlmConfig()
         return super()._load_tokenizer_from_pretrained(

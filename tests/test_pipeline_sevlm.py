@@ -259,13 +259,13 @@ def _cross_attention_while_generating(model, processor, image, emotion):
         block.crossattention.register_forward_hook(lambda module, args, output: captured.append(output[1]))
         for block in model.language_model.transformer.h
     ]
-    config = model.language_model.config
-    previous = config._attn_implementation
-    config._attn_implementation_internal = "eager"  # SDPA returns no weights
+    decoder = model.language_model
+    previous = decoder.config._attn_implementation  # no public getter in transformers 5
+    decoder.set_attn_implementation("eager")  # SDPA returns no weights
     try:
         ids = model.generate(**processor(images=[image], emotions=[emotion]))
     finally:
-        config._attn_implementation_internal = previous
+        decoder.set_attn_implementation(previous)
         for hook in hooks:
             hook.remove()
     layers = len(hooks)
