@@ -52,7 +52,6 @@ DEMO_FILES = ("dataset_dict.json", *SPLITS, DEMO_LEXICON_NAME, PARAMS_NAME)
 GENERATOR_VERSION = 2
 SPLIT_SHARES = (("test", 0.10), ("validation", 0.05))  # per intended emotion; the rest is train
 DEMO_STYLES = ("Demo_Abstract", "Demo_Landscape", "Demo_Geometric", "Demo_Figurative")
-ARTEMIS_FEATURES = corpus_features(ARTEMIS_EMOTIONS)
 
 # Per emotion: background (hue in degrees, saturation, value), accent colours, and the shape family.
 PALETTES = {
