@@ -1,14 +1,16 @@
 """Whole words from a tokenizer trained on a small corpus: the share of generated words that are real words, with the
-plain byte-level BPE of earlier versions and with `train_tokenizer`'s whole words, side by side.
+plain byte-level BPE of earlier versions, with `train_tokenizer`'s whole words (the default), and with whole words
+plus the English word list filling the vocabulary, side by side.
 
 A corpus of one's own with 30 pictures and 4 classes (calm, tense, joyful, gloomy: a coloured picture per item, 2-3
-annotations each, every explanation a different sentence, so that most words occur once or twice, as in real
-annotations) is prepared with `sevlm.data.corpus.prepare_corpus` and trained briefly with `configs/own-data.args`
-(`--no_vad`), once per tokenizer and seed. Each model then explains all 30 pictures; a generated word is "real"
-when it is in the English word list (lemminflect's word forms, plus the NRC-VAD lexicon's words when
-../shared/data/nrc-vad holds it), and "fragment" when it is not.
+annotations each, every explanation a different sentence, with adjectives and nouns drawn from lemminflect's table
+so that most words occur once or twice, as in real annotations) is prepared with `sevlm.data.corpus.prepare_corpus`
+and trained with `configs/own-data.args` (`--no_vad`, no early stopping), once per tokenizer, epoch count and seed;
+training calls the tokenizer as `train_tokenizer(texts, vocab_size=2000)`. Each model then explains all 30
+pictures; a generated word is "real" when it is in the English word list (lemminflect's word forms, function words,
+plus the NRC-VAD lexicon's words when ../shared/data/nrc-vad holds it).
 
-    python3 bench/bench_whole_words.py                  # 2 epoch counts x 2 seeds x 2 tokenizers, a few minutes
+    python3 bench/bench_whole_words.py                        # 2 epoch counts x 3 seeds x 3 tokenizers, ~10 min
     python3 bench/bench_whole_words.py --epochs 2 --seeds 0   # a quick check of the script
 """
 
@@ -154,9 +156,9 @@ def run(kind, tokenizer, seed, epochs, corpus_dir, work_dir, images, real_words)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[20, 30],
-                        help="Training epochs per run (own-data.args: 30); each count trains both tokenizers.")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Training seeds; each trains both tokenizers.")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[24, 40],
+                        help="Training epochs per run (own-data.args: 30); each count trains every tokenizer.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Training seeds; each trains every tokenizer.")
     parser.add_argument("--rare_words", type=int, default=18,
                         help="Adjectives and nouns added to each class from lemminflect's table (words seen once or twice).")
     args = parser.parse_args()
