@@ -185,6 +185,8 @@ def train_tokenizer(texts, vocab_size=2000, min_frequency=2, word_list=None, who
         corpus = _train_bpe(texts, vocab_size, min_frequency=1)
         if corpus.get_vocab_size() < vocab_size:
             backend = _extend_with_word_list(corpus, list(word_list), vocab_size) if word_list else corpus
+        elif min_frequency <= 1:
+            backend = corpus  # the plain BPE asked for: the same training
     if backend is None:
         backend = _train_bpe(texts, vocab_size, min_frequency)
     return GPT2Tokenizer(

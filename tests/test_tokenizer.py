@@ -59,6 +59,8 @@ def test_a_corpus_too_large_for_whole_words_gets_the_plain_bpe():
     plain = train_tokenizer(texts, vocab_size=300, whole_words=False)
     assert train_tokenizer(texts, vocab_size=300).get_vocab() == plain.get_vocab()
     assert len(plain) == 300 and len(plain.tokenize(" the abandoned factory")) > 3
+    once = train_tokenizer(texts, vocab_size=300, min_frequency=1)
+    assert once.get_vocab() == train_tokenizer(texts, vocab_size=300, min_frequency=1, whole_words=False).get_vocab()
 
 
 def test_very_long_words_are_cut_for_training_with_a_warning(caplog):
