@@ -205,9 +205,9 @@ def example_paintings(inputs=None, index=None, dataset_path=DEMO_CORPUS, count=E
         return [Path(name) for name in index.example_files(count)]
     if not os.path.isdir(dataset_path):
         return []
-    import datasets
+    from sevlm.data.schema import load_corpus
 
-    split = datasets.load_from_disk(dataset_path)["test"]
+    split = load_corpus(dataset_path, ["test"])["test"]
     folder = Path(tempfile.mkdtemp(prefix="sevlm-app-examples-"))
     paths = []
     for row in split.select(range(min(count, len(split)))):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
-from datasets import load_from_disk
 from transformers import (
     CLIPVisionConfig,
     GPT2Config,
@@ -38,6 +37,7 @@ from transformers.utils import logging
 from modeling_sevlm import SevlmForConditionalGeneration
 from processing_sevlm import SevlmProcessor
 from sevlm.data.schema import corpus_emotions
+from sevlm.data.schema import load_corpus as load_saved_corpus
 from sevlm.data.views import (
     AnnotationDataset,
     PairedPaintingDataset,
@@ -104,7 +104,7 @@ class ModelArguments:
         default=None,
         metadata={"help": "Tokenizer (default: the decoder's). When the decoder is a config file, a byte-level BPE is trained on the training explanations, the emotion names, the prompt and the connector."},
     )
-    tokenizer_vocab_size: int = field(default=2000, metadata={"help": "Vocabulary size of a tokenizer trained here."})
+    tokenizer_vocab_size: int = field(default=2000, metadata={"help": "At most this many tokens in a tokenizer trained here (every word of a small corpus becomes one token when they fit)."})
     prompt_text: str = field(default=" the emotion is", metadata={"help": "Text after <bos> that the model continues with the emotion name (a new model only)."})
     connector_text: str = field(default=" because", metadata={"help": "Text between the emotion and the explanation, e.g. ' since' (a new model only)."})
     vad_lexicon: str | None = field(default=None, metadata={"help": "NRC-VAD style lexicon file (word, V, A, D; 0..1 or -1..1)."})
@@ -474,10 +474,7 @@ def load_corpus(data_args):
         make_demo_corpus(output_dir=str(path), taxonomy=data_args.demo_taxonomy)
     if not path.exists():
         raise FileNotFoundError(f"--dataset_path {path} does not exist; prepare it with dataset_scripts/prepare_corpus.py or prepare_artemis.py.")
-    corpus = load_from_disk(str(path))
-    for split in (data_args.train_split, data_args.eval_split):
-        if split and split not in corpus:
-            raise ValueError(f"--dataset_path {path} has splits {list(corpus)}, not {split!r}.")
+    corpus = load_saved_corpus(path, [split for split in (data_args.train_split, data_args.eval_split) if split])
     if not len(corpus[data_args.train_split]):
         raise ValueError(f"--train_split {data_args.train_split} of --dataset_path {path} is empty: nothing to train.")
     return corpus

@@ -12,12 +12,11 @@ import pytest
 from datasets import disable_progress_bars, load_from_disk
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.make_demo_corpus import main
+from dataset_scripts.make_demo_corpus import build_parser, main
 from sevlm.data.corpus import emotion_histogram
 from sevlm.data.demo import (
     DEMO_VAD,
     GENERATOR_VERSION,
-    LEXICON_NAME,
     PARAMS_NAME,
     PRODUCT_EMOTIONS,
     PRODUCT_VAD,
@@ -26,6 +25,7 @@ from sevlm.data.demo import (
     make_demo_corpus,
 )
 from sevlm.data.schema import corpus_emotions, corpus_features
+from sevlm.data.settings import DEMO_LEXICON_NAME
 from sevlm.evaluation.metric import majority_emotion
 from sevlm.tokenizer import train_tokenizer
 from sevlm.vad import build_vad_table, load_vad_lexicon
@@ -132,7 +132,7 @@ def test_deterministic_for_a_seed(small_corpus, tmp_path):
         _, mismatch, errors = filecmp.cmpfiles(folder / split, tmp_path / "again" / split,
                                                ["data-00000-of-00001.arrow", "dataset_info.json", "state.json"], shallow=False)
         assert mismatch == [] and errors == []
-    assert (folder / LEXICON_NAME).read_bytes() == (tmp_path / "again" / LEXICON_NAME).read_bytes()
+    assert (folder / DEMO_LEXICON_NAME).read_bytes() == (tmp_path / "again" / DEMO_LEXICON_NAME).read_bytes()
     other = make_demo_corpus(tmp_path / "other", num_paintings=SMALL, seed=1)
     assert other["train"]["explanations"] != again["train"]["explanations"]
 
@@ -142,29 +142,32 @@ def test_reuse_and_overwrite(tmp_path):
     make_demo_corpus(folder, num_paintings=27, seed=0)
     data_file = folder / "train" / "data-00000-of-00001.arrow"
     stamp = data_file.stat().st_mtime_ns
-    (folder / LEXICON_NAME).unlink()
+    (folder / DEMO_LEXICON_NAME).unlink()
     time.sleep(0.01)
     reused = make_demo_corpus(folder, num_paintings=27, seed=0)
     assert data_file.stat().st_mtime_ns == stamp  # loaded, not regenerated
-    assert (folder / LEXICON_NAME).is_file()  # the lexicon is written again when missing
+    assert (folder / DEMO_LEXICON_NAME).is_file()  # the lexicon is written again when missing
     assert sum(len(split) for split in reused.values()) == 27
     with pytest.raises(FileExistsError, match="overwrite"):
         make_demo_corpus(folder, num_paintings=36, seed=0)
     replaced = make_demo_corpus(folder, num_paintings=36, seed=0, overwrite=True)
     assert sum(len(split) for split in replaced.values()) == 36
     assert '"num_paintings": 36' in (folder / PARAMS_NAME).read_text()
+    # A folder of one's own takes the corpus beside its files, which stay as they were, also through --overwrite.
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="holds no demo corpus"):
-        make_demo_corpus(stranger, num_paintings=27, overwrite=True)
+    make_demo_corpus(stranger, num_paintings=27)
+    make_demo_corpus(stranger, num_paintings=36, overwrite=True)
+    assert (stranger / "notes.txt").read_text() == "keep me"
+    assert sum(len(split) for split in load_from_disk(str(stranger)).values()) == 36
     with pytest.raises(ValueError, match="too small"):
         make_demo_corpus(tmp_path / "tiny", num_paintings=10)
 
 
 def test_lexicon_is_readable_and_covers_the_vocabulary(small_corpus):
     folder, corpus = small_corpus
-    path = folder / LEXICON_NAME
+    path = folder / DEMO_LEXICON_NAME
     assert path.read_text().splitlines()[0] == "Word\tValence\tArousal\tDominance"
     lexicon = load_vad_lexicon(path)
     assert len(lexicon) == len(DEMO_VAD)
@@ -188,7 +191,7 @@ def test_default_sizes_and_folders(tmp_path, monkeypatch):
     assert {split: len(data) for split, data in artemis.items()} == {"train": 2040, "validation": 117, "test": 243}
     products = make_demo_corpus(taxonomy="product-reviews")
     assert sum(len(split) for split in products.values()) == 2400
-    assert (tmp_path / "data" / "demo-product" / LEXICON_NAME).is_file()
+    assert (tmp_path / "data" / "demo-product" / DEMO_LEXICON_NAME).is_file()
 
 
 def test_overwrite_is_staged_and_validated_first(tmp_path):
@@ -253,7 +256,7 @@ def test_product_pictures_carry_the_class(products):
 
 def test_product_lexicon_covers_its_vocabulary(products):
     folder, corpus = products
-    lexicon = load_vad_lexicon(folder / LEXICON_NAME)
+    lexicon = load_vad_lexicon(folder / DEMO_LEXICON_NAME)
     assert len(lexicon) == len(PRODUCT_VAD)
     assert lexicon["frustrated"][0] < 0 < lexicon["delighted"][0]
     for emotion, words in PRODUCT_VOCABULARY.items():
@@ -261,9 +264,34 @@ def test_product_lexicon_covers_its_vocabulary(products):
         assert all(feeling.split()[-1] in lexicon or feeling == "let down" for feeling in words["feel"]), emotion
 
 
+def test_the_folder_records_what_it_holds_with_normal_modes(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        make_demo_corpus(tmp_path / "demo", num_paintings=27, seed=0)
+    finally:
+        os.umask(umask)
+    folder = tmp_path / "demo"
+    record = json.loads((folder / ".sevlm-output.json").read_text())["entries"]
+    assert sorted(record) == sorted(path.name for path in folder.iterdir() if path.name != ".sevlm-output.json")
+    assert set(record.values()) == {"prepared corpus"}
+    for path in [folder, *folder.rglob("*")]:
+        assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
+    # A demo corpus is a prepared corpus: a preparation command may replace it with --overwrite (and only it).
+    (folder / "mine.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        make_demo_corpus(folder, num_paintings=36, seed=0)
+    make_demo_corpus(folder, num_paintings=36, seed=0, overwrite=True)
+    assert (folder / "mine.txt").read_text() == "keep"
+
+
 def test_cli(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert all(flag in help_text for flag in ("--taxonomy", "--output_dir", "--num_paintings", "--seed", "--overwrite"))
+    assert all(action.help and len(action.help) > 20 for action in build_parser()._actions)
     assert main(["--output_dir", str(tmp_path / "cli"), "--num_paintings", "27", "--seed", "3"]) == 0
-    assert (tmp_path / "cli" / LEXICON_NAME).is_file()
+    assert (tmp_path / "cli" / DEMO_LEXICON_NAME).is_file()
     assert main(["--output_dir", str(tmp_path / "cli"), "--num_paintings", "36"]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert main(["--taxonomy", "product-reviews", "--output_dir", str(tmp_path / "p"), "--num_paintings", "20"]) == 0

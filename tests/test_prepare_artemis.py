@@ -20,21 +20,19 @@ from helpers import REPO_ROOT
 from PIL import Image
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from dataset_scripts.prepare_artemis import main, parse_args
+from dataset_scripts.prepare_artemis import build_parser, main, parse_args
 from sevlm.data.artemis import (
     FEATURES,
     KNOWN_BAD_IMAGES,
     SPLIT_FRACTIONS,
+    VOCABULARY,
     build_annotation_table,
-    emotion_histogram,
-    normalize_emotion,
     official_split,
     prepare_artemis,
-    split_of,
     train_test_split,
     v2_sample_rows,
 )
-from sevlm.data.corpus import PrepareReport, failed_report_path
+from sevlm.data.corpus import PrepareReport, emotion_histogram, failed_report_path, hash_split
 from sevlm.data.lookalike import write_artemis_shaped
 from sevlm.data.settings import REPORT_NAME
 
@@ -292,18 +290,18 @@ def test_hash_split_is_deterministic_and_byte_identical(corpus, tmp_path):
     ids = split_ids(first)
     assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"] and not ids["validation"] & ids["test"]
     for split, painting_ids in ids.items():
-        assert all(split_of(painting_id) == split for painting_id in painting_ids)
+        assert all(hash_split(painting_id) == split for painting_id in painting_ids)
     other = prepare_artemis(corpus["csv"], corpus["wikiart"], tmp_path / "other", split_seed=7, split="hash")
     assert split_ids(other) != ids
 
 
 def test_hash_split_fractions_and_stability():
     painting_ids = [f"Style{i % 27}/painting-{i}" for i in range(20000)]
-    splits = [split_of(painting_id, seed=2021) for painting_id in painting_ids]
+    splits = [hash_split(painting_id, seed=2021) for painting_id in painting_ids]
     for split, fraction in SPLIT_FRACTIONS:
         assert splits.count(split) / len(splits) == pytest.approx(fraction, abs=0.01)
-    assert splits == [split_of(painting_id, seed=2021) for painting_id in painting_ids]
-    assert splits != [split_of(painting_id, seed=2022) for painting_id in painting_ids]
+    assert splits == [hash_split(painting_id, seed=2021) for painting_id in painting_ids]
+    assert splits != [hash_split(painting_id, seed=2022) for painting_id in painting_ids]
 
 
 # ---------------------------------------------------------------------------------------------------- v2.0
@@ -327,7 +325,7 @@ def test_v2_full_combined_merge_keeps_v1_splits(corpus, tmp_path):
     new = rows["Romanticism/painter_new-work"]
     assert new["source"] == ["contrastive", "contrastive"] and new["emotions"] == ["anger", "awe"]
     # A painting only in Contrastive.csv is not in the official v1.0 split: it gets the hash split.
-    assert new["split"] == split_of("Romanticism/painter_new-work")
+    assert new["split"] == hash_split("Romanticism/painter_new-work")
     report = read_report(tmp_path / "out")
     assert report["split_methods"] == {"official": 32, "hash (not in the v1.0 official split)": 1}
     assert report["annotations"]["read"] == {"v1": corpus["rows"], "contrastive": 4}
@@ -500,12 +498,18 @@ def test_output_dir_is_not_overwritten_silently(corpus, tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         prepare_artemis(corpus["csv"], corpus["wikiart"], tmp_path / "out")
     prepare_artemis(corpus["csv"], corpus["wikiart"], tmp_path / "out", overwrite=True)
+    # A folder of one's own takes the corpus beside its files; a file in the way is never replaced.
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="refusing to delete"):
-        prepare_artemis(corpus["csv"], corpus["wikiart"], stranger, overwrite=True)
-    assert (stranger / "notes.txt").exists()
+    prepare_artemis(corpus["csv"], corpus["wikiart"], stranger)
+    prepare_artemis(corpus["csv"], corpus["wikiart"], stranger, overwrite=True, max_image_side=50)
+    assert (stranger / "notes.txt").read_text() == "keep me" and read_report(stranger)["inputs"]["max_image_side"] == 50
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "prepare_report.json").write_text("my report")
+    with pytest.raises(FileExistsError, match="prepare_report.json, which this prepared corpus did not write"):
+        prepare_artemis(corpus["csv"], corpus["wikiart"], tmp_path / "taken", overwrite=True)
+    assert (tmp_path / "taken" / "prepare_report.json").read_text() == "my report"
 
 
 def test_overwrite_keeps_the_old_result_until_the_new_one_is_complete(corpus, tmp_path):
@@ -591,6 +595,45 @@ def test_bad_repetition_values_are_malformed_rows(tmp_path):
     assert any("'1e400'" in example for example in report.examples["malformed_row"])
 
 
+def test_rows_whose_fields_do_not_match_the_header_stop_or_are_counted(tmp_path):
+    rows = [["Baroque", f"work-{i}", "awe", "fine", 5] for i in range(4)]
+    rows.insert(2, ["Baroque", "work-1", "fear", "dark", " cold", 5])  # an unquoted comma: 6 fields
+    path = write_csv(tmp_path / "v1.csv", V1_HEADER, rows)
+    with pytest.raises(ValueError, match=r"v1\.csv line 4: 6 fields where the header has 5 .*--skip_malformed_rows"):
+        build_annotation_table(path)
+    report = PrepareReport({})
+    table = build_annotation_table(path, report=report, skip_malformed_rows=True)
+    assert sum(map(len, table.values())) == 4 and report.dropped_annotations == {"malformed_row": 1}
+    assert "v1.csv line 4: 6 fields" in report.examples["malformed_row"][0]
+    # The same in the raw CSV read for histograms next to a preprocessed CSV.
+    preprocessed = write_csv(tmp_path / "pre.csv", ["art_style", "painting", "emotion", "utterance_spelled", "split"],
+                             [["Baroque", f"work-{i}", "awe", "fine", "train"] for i in range(4)])
+    with pytest.raises(ValueError, match=r"v1\.csv line 4: 6 fields"):
+        build_annotation_table(path, artemis_preprocessed_csv=preprocessed)
+    report = PrepareReport({})
+    build_annotation_table(path, artemis_preprocessed_csv=preprocessed, report=report, skip_malformed_rows=True)
+    assert report.sections["histogram_rows"]["skipped"] == {"malformed_row": 1}
+
+
+def test_a_column_named_twice_is_an_error(tmp_path):
+    path = write_csv(tmp_path / "v1.csv", V1_HEADER + ["emotion"], [["Baroque", "work", "awe", "fine", 5, "fear"]])
+    with pytest.raises(ValueError, match=r"v1\.csv: the header names the column\(s\) \['emotion'\] more than once"):
+        build_annotation_table(path)
+
+
+def test_duplicate_annotations_are_kept_as_published_and_warned_about(tmp_path):
+    """ArtEmis's rows have no annotator id: two people may have written the same words; the protocol keeps both."""
+    rows = [["Baroque", "work", "awe", "so beautiful", 5], ["Baroque", "work", "awe", "so beautiful", 5],
+            ["Baroque", "work", "fear", "dark", 5]] + [["Baroque", f"work-{i}", "awe", "fine", 5] for i in range(4)]
+    report = PrepareReport({})
+    table = build_annotation_table(write_csv(tmp_path / "v1.csv", V1_HEADER, rows), report=report)
+    row = next(row for split in table.values() for row in split if row["painting_id"] == "Baroque/work")
+    assert row["explanations"] == ["so beautiful", "so beautiful", "dark"]
+    assert report.warnings["duplicate_annotation"]["count"] == 1
+    assert "v1.csv line 3" in report.warnings["duplicate_annotation"]["examples"][0]
+    assert report.dropped_annotations == {}
+
+
 def test_same_painting_under_two_art_styles_is_reported(tmp_path):
     rows = [[style, f"work-{i}", "awe", "fine", 5] for i in range(60) for style in ("Baroque", "Rococo")]
     report = PrepareReport({})
@@ -605,9 +648,10 @@ def test_same_painting_under_two_art_styles_is_reported(tmp_path):
 
 
 def test_emotion_names_and_histogram():
-    assert normalize_emotion(" Something_Else ") == "something else"
-    assert normalize_emotion("Awe") == "awe" and normalize_emotion("happiness") is None
-    assert emotion_histogram(["awe", "awe", "fear", "something else"]) == [0, 0.5, 0, 0, 0, 0, 0.25, 0, 0.25]
+    assert VOCABULARY.match(" Something_Else ") == "something else"
+    assert VOCABULARY.match("Awe") == "awe" and VOCABULARY.match("happiness") is None
+    histogram = emotion_histogram(["awe", "awe", "fear", "something else"], ARTEMIS_EMOTIONS)
+    assert histogram == [0, 0.5, 0, 0, 0, 0, 0.25, 0, 0.25]
 
 
 def test_parquet_shards_embed_images(corpus, tmp_path):
@@ -634,8 +678,13 @@ def test_cli_help_and_errors(corpus, tmp_path, capsys):
     help_text = capsys.readouterr().out
     for flag in ("--artemis_csv", "--artemis_preprocessed_csv", "--contrastive_csv", "--wikiart_dir", "--output_dir",
                  "--split", "--v2_train_set", "--max_repetition", "--max_image_side", "--contrastive_only",
-                 "--skip_missing_images", "--split_seed", "--parquet", "--num_proc", "--overwrite"):
+                 "--skip_missing_images", "--skip_malformed_rows", "--split_seed", "--parquet", "--num_proc",
+                 "--overwrite"):
         assert flag in help_text
+    assert all(action.help and len(action.help) > 20 for action in build_parser()._actions)
+    with pytest.raises(SystemExit):
+        parse_args(["--artemis_csv", "a.csv", "--wikiart_dir", "w", "--output_dir", "o", "--split", "random"])
+    assert "invalid choice: 'random'" in capsys.readouterr().err
     code = main(["--artemis_csv", str(corpus["csv"]), "--wikiart_dir", str(tmp_path / "nowhere"),
                  "--output_dir", str(tmp_path / "out")])
     assert code == 1

@@ -306,8 +306,8 @@ def test_emotions_come_out_as_names_in_any_taxonomy():
     assert [AnnotationDataset(split)[i]["emotion"] for i in range(4)] == ["meh", "très content", "meh", "fed up"]
 
 
-def test_corpora_saved_before_emotion_lists_are_artemis():
-    """Old corpora stored emotion names as strings with a 9-share histogram: they read as ArtEmis corpora."""
+def test_corpora_without_an_emotion_list_must_be_prepared_again():
+    """Corpora of versions before the emotion list was recorded are no longer read as ArtEmis: they say so."""
     from datasets import Features, Image, List, Value
 
     old = Features({**{k: v for k, v in FEATURES.items() if k != "emotions"}, "emotions": List(Value("string")), "image": Image()})
@@ -316,6 +316,7 @@ def test_corpora_saved_before_emotion_lists_are_artemis():
          "explanations": [["x", "y"]], "emotion_histogram": [emotion_histogram(["awe", "fear"])], "source": [["v1", "v1"]]},
         features=old,
     )
-    assert corpus_emotions(split) == list(ARTEMIS_EMOTIONS)
+    with pytest.raises(ValueError, match="does not record its emotion list"):
+        PairedPaintingDataset(split)
     with pytest.raises(ValueError, match="not `emotions`"):
         corpus_emotions(split.remove_columns("emotions"))

@@ -3,7 +3,7 @@ of `prepare_corpus` (same schema, report, image stage and saving).
 
 One row per painting: `painting_id` ("art_style/painting", NFC), `art_style`, `painting`, `image`, `emotions` (one
 of the 9 ArtEmis classes per annotation), `explanations`, `emotion_histogram` (9 shares), `source` ("v1" or
-"contrastive" per annotation). See `dataset_scripts/schema.py`.
+"contrastive" per annotation). See `sevlm/data/schema.py`.
 
 Three ways in (see `--help` and the README's Data section):
 
@@ -42,20 +42,20 @@ from sevlm.data.corpus import (
     check_input_file,
     check_something_kept,
     drop_items_without_annotations,
+    emotion_histogram,
     hash_split,
+    malformed_record,
     new_item,
     nfc,
     read_csv_records,
     run_preparation,
 )
-from sevlm.data.corpus import emotion_histogram as corpus_histogram
 from sevlm.data.schema import corpus_features
 from sevlm.data.settings import MAX_REPETITION, SPLIT_METHODS, V2_TRAIN_SETS
 from sevlm.io import display_path
 from sevlm.names import EmotionVocabulary
 
 FEATURES = corpus_features(ARTEMIS_EMOTIONS)
-TEXT_FEATURES = corpus_features(ARTEMIS_EMOTIONS, with_image=False)
 
 # ArtEmis's preprocessing sets paintings with `repetition >= 41` (the 701 high-coverage paintings) aside as "rest".
 OFFICIAL_SEED = 2021
@@ -98,22 +98,8 @@ ARTEMIS_CARD = (
     "subject to WikiArt's terms. Do not publish this folder where those terms forbid it.\n"
 )
 
+# Labels of the CSVs meet the 9 classes here ("Something_Else " is "something else": `sevlm.names.emotion_key`).
 VOCABULARY = EmotionVocabulary(ARTEMIS_EMOTIONS)
-
-
-def normalize_emotion(text):
-    """Canonical class name ("Something_Else " -> "something else"), or None when it is not an ArtEmis class."""
-    return VOCABULARY.match(text)
-
-
-def emotion_histogram(emotions, names=ARTEMIS_EMOTIONS):
-    """Share of each class (ArtEmis order by default) among `emotions`; sums to 1."""
-    return corpus_histogram(emotions, names)
-
-
-def split_of(painting_id, seed=SPLIT_SEED):
-    """The hash split (`--split hash`) of a painting."""
-    return hash_split(painting_id, seed)
 
 
 # ------------------------------------------------------------------------------------------ the official split
@@ -173,8 +159,9 @@ def parse_repetition(text):
 class ArtemisTables:
     """The annotations of the ArtEmis CSVs grouped by painting, plus what the split and the v2.0 sample need."""
 
-    def __init__(self, report):
+    def __init__(self, report, skip_malformed_rows=False):
         self.report = report
+        self.skip_malformed_rows = skip_malformed_rows
         self.items = {}
         self.units = {}  # raw art_style + painting of v1.0 rows with repetition <= 40 -> painting_id (first seen)
         self.population = Counter()  # data rows per source (the v2.0 sample is drawn over the v1.0 ones)
@@ -190,11 +177,13 @@ class ArtemisTables:
         """Read artemis_dataset_release_v0.csv (source "v1") or Contrastive.csv ("contrastive")."""
         name = display_path(Path(path).name)
         report, read, items, units = self.report, 0, self.items, self.units
-        for line, (raw_style, raw_painting, raw_emotion, utterance, repetition_text) in read_csv_records(
-            path, V1_COLUMNS, required
-        ):
+        for line, values in read_csv_records(path, V1_COLUMNS, required):
             ordinal = read
             read += 1
+            if isinstance(values, str):
+                malformed_record(path, line, values, report, self.skip_malformed_rows)
+                continue
+            raw_style, raw_painting, raw_emotion, utterance, repetition_text = values
             art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
             # v1.0 needs a repetition; Contrastive.csv may leave it out or empty (it is not used for its rows).
             if source != "v1" and not (repetition_text or "").strip():
@@ -215,7 +204,7 @@ class ArtemisTables:
                     units[unit] = painting_id
                     entry["units"].append(unit)
             add_annotation(entry, raw_emotion, utterance, source, VOCABULARY, report, f"{name} line {line}", painting_id,
-                           EMPTY_UTTERANCE, "utterance", row=(source, ordinal))
+                           EMPTY_UTTERANCE, "utterance", row=(source, ordinal), drop_duplicates=False)
         report.annotations_read[source] += read
         self.population[source] += read
 
@@ -224,10 +213,14 @@ class ArtemisTables:
         name = display_path(Path(path).name)
         report = self.report
         old_rows = 0  # the v2.0 sample's positions count every `version == old` row in file order
-        for line, (raw_style, raw_painting, raw_emotion, utterance, split_text, version) in read_csv_records(
-            path, PREPROCESSED_COLUMNS, PREPROCESSED_REQUIRED
-        ):
+        for line, values in read_csv_records(path, PREPROCESSED_COLUMNS, PREPROCESSED_REQUIRED):
             where = f"{name} line {line}"
+            if isinstance(values, str):
+                # Which version the row is cannot be told: it counts as read from v1.0, the file's usual content.
+                report.annotations_read["v1"] += 1
+                malformed_record(path, line, values, report, self.skip_malformed_rows)
+                continue
+            raw_style, raw_painting, raw_emotion, utterance, split_text, version = values
             source = VERSION_SOURCES.get((version or "old").strip())
             ordinal = None
             if source == "v1":
@@ -254,26 +247,34 @@ class ArtemisTables:
                                                       f"{entry['split']!r} on {entry['split_line']}")
                 continue
             add_annotation(entry, raw_emotion, utterance, source, VOCABULARY, report, where, painting_id,
-                           EMPTY_UTTERANCE, "utterance_spelled", row=(source, ordinal))
+                           EMPTY_UTTERANCE, "utterance_spelled", row=(source, ordinal), drop_duplicates=False)
 
 
-def raw_histograms(csv_paths, report):
+def raw_histograms(csv_paths, report, skip_malformed_rows=False):
     """{painting_id: [count per class]} over every raw row of the ArtEmis CSVs (SEVLM's histograms come from all
-    454,684 raw rows, before any filtering); rows without a painting or a known emotion are counted as skipped."""
+    454,684 raw rows, before any filtering); rows without a painting or a known emotion are counted as skipped. A
+    row whose fields do not match the header is an error, or skipped with `skip_malformed_rows`."""
     counts, read, skipped, examples = {}, Counter(), Counter(), defaultdict(list)
     for source, path in csv_paths:
         name = display_path(Path(path).name)
-        for line, (raw_style, raw_painting, raw_emotion) in read_csv_records(
-            path, ("art_style", "painting", "emotion"), ("art_style", "painting", "emotion")
-        ):
+        columns = ("art_style", "painting", "emotion")
+        for line, values in read_csv_records(path, columns, columns):
             read[source] += 1
-            art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
-            emotion = VOCABULARY.match(raw_emotion)
-            reason = MALFORMED_ROW if not art_style or not painting else UNKNOWN_EMOTION if emotion is None else None
+            if isinstance(values, str):
+                example = f"{name} line {line}: {values}"
+                if not skip_malformed_rows:
+                    malformed_record(path, line, values, report, skip_malformed_rows)  # raises
+                reason = MALFORMED_ROW
+            else:
+                raw_style, raw_painting, raw_emotion = values
+                art_style, painting = nfc(raw_style.strip()), nfc(raw_painting.strip())
+                emotion = VOCABULARY.match(raw_emotion)
+                reason = MALFORMED_ROW if not art_style or not painting else UNKNOWN_EMOTION if emotion is None else None
+                example = f"{name} line {line}: {raw_style!r} {raw_painting!r} {raw_emotion!r}"
             if reason:
                 skipped[reason] += 1
                 if len(examples[reason]) < 20:
-                    examples[reason].append(f"{name} line {line}: {raw_style!r} {raw_painting!r} {raw_emotion!r}")
+                    examples[reason].append(example)
                 continue
             histogram = counts.setdefault(f"{art_style}/{painting}", [0] * len(ARTEMIS_EMOTIONS))
             histogram[ARTEMIS_EMOTIONS.index(emotion)] += 1
@@ -357,30 +358,29 @@ def warn_paintings_in_several_styles(items, report):
     styles = defaultdict(list)
     for painting_id, entry in items.items():
         styles[entry["painting"]].append(painting_id)
-    for painting, painting_ids in sorted(item for item in styles.items() if len(item[1]) > 1):
-        if len(painting_ids) > 1:
-            splits = {items[painting_id]["split"] for painting_id in painting_ids}
-            where = ", ".join(f"{painting_id} ({items[painting_id]['split']})" for painting_id in sorted(painting_ids))
-            kind = "painting_in_several_styles_and_splits" if len(splits) > 1 else "painting_in_several_styles"
-            report.warn(kind, "one painting name under several art styles: kept as separate items"
-                        + (", in different splits (the same picture may be in train and test)" if len(splits) > 1 else ""),
-                        where)
+    for _, painting_ids in sorted(item for item in styles.items() if len(item[1]) > 1):
+        splits = {items[painting_id]["split"] for painting_id in painting_ids}
+        where = ", ".join(f"{painting_id} ({items[painting_id]['split']})" for painting_id in sorted(painting_ids))
+        kind = "painting_in_several_styles_and_splits" if len(splits) > 1 else "painting_in_several_styles"
+        report.warn(kind, "one painting name under several art styles: kept as separate items"
+                    + (", in different splits (the same picture may be in train and test)" if len(splits) > 1 else ""),
+                    where)
 
 
 def collect_artemis(artemis_csv, contrastive_csv=None, artemis_preprocessed_csv=None, split="official",
                     split_seed=SPLIT_SEED, max_repetition=MAX_REPETITION, contrastive_only=False,
-                    v2_train_set="full_combined", report=None):
+                    v2_train_set="full_combined", report=None, skip_malformed_rows=False):
     """The CSV stage: {painting_id: entry} with splits assigned, every drop counted in `report`."""
     report = report or PrepareReport({})
     report.emotions = list(ARTEMIS_EMOTIONS)
-    tables = ArtemisTables(report)
+    tables = ArtemisTables(report, skip_malformed_rows)
     if artemis_preprocessed_csv:
         tables.add_preprocessed_csv(artemis_preprocessed_csv)
         if tables.population["contrastive"] and not contrastive_csv:
             raise ValueError(f"{display_path(artemis_preprocessed_csv)} holds contrastive rows (version 'new'): pass "
                              "--contrastive_csv Contrastive.csv too, so that their histograms come from the raw rows.")
         histogram_sources = [("v1", artemis_csv)] + ([("contrastive", contrastive_csv)] if contrastive_csv else [])
-        counts = raw_histograms(histogram_sources, report)
+        counts = raw_histograms(histogram_sources, report, skip_malformed_rows)
         for painting_id, entry in list(tables.items.items()):
             histogram = counts.get(painting_id)
             if histogram is None:
@@ -399,7 +399,7 @@ def collect_artemis(artemis_csv, contrastive_csv=None, artemis_preprocessed_csv=
         # The painting's own annotations, before the v2.0 sample thins the training rows.
         for entry in items.values():
             if entry["emotions"]:
-                entry["histogram"] = corpus_histogram(entry["emotions"], ARTEMIS_EMOTIONS)
+                entry["histogram"] = emotion_histogram(entry["emotions"], ARTEMIS_EMOTIONS)
     if v2_train_set == "combined":
         apply_v2_sample(tables, report)
     items = filter_paintings(items, max_repetition, contrastive_only, report)
@@ -411,11 +411,11 @@ def collect_artemis(artemis_csv, contrastive_csv=None, artemis_preprocessed_csv=
 
 def build_annotation_table(artemis_csv, contrastive_csv=None, max_repetition=MAX_REPETITION, contrastive_only=False,
                            split_seed=SPLIT_SEED, report=None, split="official", artemis_preprocessed_csv=None,
-                           v2_train_set="full_combined"):
+                           v2_train_set="full_combined", skip_malformed_rows=False):
     """The CSV stage alone (no images): a DatasetDict with every column but `image`; drops counted in `report`."""
     report = report or PrepareReport({})
     items = collect_artemis(artemis_csv, contrastive_csv, artemis_preprocessed_csv, split, split_seed,
-                            max_repetition, contrastive_only, v2_train_set, report)
+                            max_repetition, contrastive_only, v2_train_set, report, skip_malformed_rows)
     return build_text_splits(items, ARTEMIS_EMOTIONS, split_params(split, split_seed, max_repetition,
                                                                     contrastive_only, v2_train_set))
 
@@ -476,6 +476,7 @@ def prepare_artemis(
     max_image_side=MAX_IMAGE_SIDE,
     contrastive_only=False,
     skip_missing_images=False,
+    skip_malformed_rows=False,
     split_seed=SPLIT_SEED,
     parquet=False,
     num_proc=1,
@@ -483,9 +484,11 @@ def prepare_artemis(
 ):
     """Build and save the ArtEmis DatasetDict (see the module docstring); returns it, loaded from `output_dir`.
 
-    Writes `output_dir` (save_to_disk), `output_dir/prepare_report.json` and, with `parquet=True`,
-    `output_dir/hub/` (Parquet shards with embedded images and a dataset card), through a staging folder: an earlier
-    result is replaced only by a complete new one. A failed run writes `<output_dir>.prepare_report.failed.json`.
+    Writes into `output_dir` the DatasetDict (save_to_disk), `prepare_report.json` and, with `parquet=True`, `hub/`
+    (Parquet shards with embedded images and a dataset card), through a staging folder: an earlier corpus there is
+    replaced only by a complete new one, and nothing else in the folder is touched. A failed run writes
+    `<output_dir>.prepare_report.failed.json`. ArtEmis's annotations are kept as published: an annotation that
+    repeats another of its painting is kept and counted under the report's warnings (`duplicate_annotation`).
     """
     check_options(artemis_csv, wikiart_dir, contrastive_csv, artemis_preprocessed_csv, split, max_repetition,
                   v2_train_set)
@@ -502,15 +505,17 @@ def prepare_artemis(
         "max_image_side": max_image_side,
         "contrastive_only": contrastive_only,
         "skip_missing_images": skip_missing_images,
+        "skip_malformed_rows": skip_malformed_rows,
         "jpeg_quality": JPEG_QUALITY,
     })
 
     def text_stage():
         items = collect_artemis(artemis_csv, contrastive_csv, artemis_preprocessed_csv, split, split_seed,
-                                max_repetition, contrastive_only, v2_train_set, report)
+                                max_repetition, contrastive_only, v2_train_set, report, skip_malformed_rows)
         params = split_params(split, split_seed, max_repetition, contrastive_only, v2_train_set)
         return build_text_splits(items, ARTEMIS_EMOTIONS, params), wikiart_source(wikiart_dir, items)
 
     return run_preparation(output_dir, report, text_stage, max_image_side=max_image_side, num_proc=num_proc,
                            skip_missing_images=skip_missing_images, parquet=parquet, overwrite=overwrite,
-                           card_text=ARTEMIS_CARD)
+                           card_text=ARTEMIS_CARD,
+                           split_advice="ArtEmis's splits are those of its protocol; check the CSVs given.")

@@ -10,15 +10,17 @@ Input, one annotation per row:
     python -m dataset_scripts.prepare_corpus --input reviews.csv --output_dir data/my-corpus \
         --emotions "delighted,satisfied,disappointed,frustrated"
 
-The schema is `dataset_scripts/schema.py` (`emotions` is a list of `ClassLabel` whose names are the corpus's
-emotion list in class order; `emotion_histogram` has one share per class in that order). Annotations of one item
-(by default: of one image) are grouped into one row; items are split 85/5/10 by a hash of their id. Every
+The schema is `sevlm/data/schema.py` (`emotions` is a list of `ClassLabel` whose names are the corpus's emotion
+list in class order; `emotion_histogram` has one share per class in that order). Annotations of one item (by
+default: of one image) are grouped into one row; items are split by a hash of their id (`split_items`). Every
 annotation or item left out is counted by reason, with examples naming file and line, in
-`<output_dir>/prepare_report.json`.
+`<output_dir>/prepare_report.json`, and so is every warning (an empty split, a split where no item has a majority
+emotion, many classes).
 
 This module also holds what every corpus builder shares: the report, CSV / JSON Lines reading and validation,
-emotion matching, grouping, the hash split, the image stage, saving through a staging folder, and Parquet
-export. `prepare_artemis.py` (ArtEmis) and `make_demo_corpus.py` (the demo corpora) build on it.
+grouping, the hash split, the image stage, saving into an output folder (`sevlm.io.staged_output`: only the files an
+earlier corpus wrote there are replaced), and Parquet export. `sevlm.data.artemis` (ArtEmis) and `sevlm.data.demo`
+(the demo corpora) build on it.
 """
 
 import csv
@@ -36,9 +38,9 @@ import tempfile
 import time
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, Image, NamedSplit, Value
@@ -49,13 +51,23 @@ from tqdm.auto import tqdm
 
 from processing_sevlm import load_image
 from sevlm.data.schema import corpus_features
-from sevlm.data.settings import JPEG_QUALITY, MAX_IMAGE_SIDE, REPORT_NAME, SPLIT_SEED
-from sevlm.io import check_replaceable, display_path, staged_directory, write_json_atomic
+from sevlm.data.settings import (
+    CORPUS_OWNER,
+    JPEG_QUALITY,
+    MAX_IMAGE_SIDE,
+    MAX_READABLE_CLASSES,
+    REPORT_NAME,
+    SPLIT_SEED,
+    TEST_SIZE,
+    VALIDATION_SIZE,
+)
+from sevlm.io import check_new_file, check_output_folder, display_path, listed, staged_output, write_json_atomic
 from sevlm.names import EmotionVocabulary
 
 SPLITS = ("train", "validation", "test")
+EVALUATED_SPLITS = ("validation", "test")
 # The hash split: a pure function of (seed, item id), so an item keeps its split whatever else is added or
-# filtered, on every machine.
+# filtered, on every machine (ArtEmis's `--split hash`; `prepare_corpus` with its default sizes gives the same).
 SPLIT_FRACTIONS = (("train", 0.85), ("validation", 0.05), ("test", 0.10))
 MAX_EXAMPLES = 20
 PARQUET_SHARD_BYTES = 500 * 2**20
@@ -63,11 +75,15 @@ PARQUET_SHARD_BYTES = 500 * 2**20
 FAILED_REPORT_SUFFIX = ".prepare_report.failed.json"
 IMAGE_FOLDER_METADATA = ("metadata.csv", "metadata.jsonl")
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")
+# What a prepared corpus folder holds (`save_to_disk` of a DatasetDict, the report, with --parquet the Hub folder).
+CORPUS_FILES = ("dataset_dict.json", *SPLITS, REPORT_NAME)
+HUB_FOLDER = "hub"
 
 # Why an annotation (or a whole item) was left out; the report counts each under exactly one reason.
 MALFORMED_ROW = "malformed_row"
 UNKNOWN_EMOTION = "unknown_emotion"
 EMPTY_EXPLANATION = "empty_explanation"
+DUPLICATE_ANNOTATION = "duplicate_annotation"
 IMAGE_CONFLICT = "image_conflict"
 NO_VALID_ANNOTATIONS = "no_valid_annotations"
 MISSING_IMAGE = "missing_image"
@@ -110,10 +126,15 @@ def class_index(names):
     return {name: position for position, name in enumerate(names)}
 
 
-def hash_split(item_id, seed=SPLIT_SEED):
-    """The split of an item: sha256("<seed>:<item_id>") read as a number in [0, 1), cut at 0.85 and 0.90."""
+def hash_position(item_id, seed=SPLIT_SEED):
+    """sha256("<seed>:<item_id>") read as a number in [0, 1): where an item falls in the hash split."""
     digest = hashlib.sha256(f"{seed}:{item_id}".encode("utf-8", "surrogateescape")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def hash_split(item_id, seed=SPLIT_SEED):
+    """The split of an item: its `hash_position` cut at 0.85 and 0.90."""
+    position = hash_position(item_id, seed)
     bound = 0.0
     for split, fraction in SPLIT_FRACTIONS:
         bound += fraction
@@ -124,7 +145,7 @@ def hash_split(item_id, seed=SPLIT_SEED):
 
 def new_item(art_style, painting):
     return {"art_style": art_style, "painting": painting, "emotions": [], "explanations": [], "source": [],
-            "split": None, "histogram": None}
+            "split": None, "histogram": None, "annotations": set()}
 
 
 # ----------------------------------------------------------------------------------------------------- report
@@ -155,12 +176,15 @@ class PrepareReport:
         self.dropped_annotations[reason] += annotation_count
         self._remember(reason, example)
 
-    def warn(self, kind, message, example):
-        """Something kept but worth knowing (e.g. one painting under two art styles, possibly in two splits)."""
+    def warn(self, kind, message, example, console=False):
+        """Something kept but worth knowing (e.g. one painting under two art styles, possibly in two splits); with
+        `console`, also printed now."""
         warning = self.warnings.setdefault(kind, {"message": message, "count": 0, "examples": []})
         warning["count"] += 1
         if len(warning["examples"]) < MAX_EXAMPLES:
             warning["examples"].append(example)
+        if console:
+            print(display_path(f"warning: {message}: {example}"), file=sys.stderr)
 
     def _remember(self, reason, example):
         if len(self.examples[reason]) < MAX_EXAMPLES:
@@ -242,9 +266,25 @@ def utf8_error(path):
     return f"{display_path(path)} is not valid UTF-8; the file must be UTF-8 encoded."
 
 
+def check_header(path, header, columns, required):
+    """Every `required` column is in `header`, and no column that is read is named twice (which one would hold the
+    labels?). Columns nobody reads may repeat (spreadsheets export empty header cells for unused columns)."""
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise ValueError(f"{display_path(path)}: missing column(s) {missing}; found {header}.")
+    repeated = [name for name in dict.fromkeys(columns) if header.count(name) > 1]
+    if repeated:
+        raise ValueError(
+            f"{display_path(path)}: the header names the column(s) {repeated} more than once ({header}); rename or "
+            "remove the extra one(s), so that it is clear which column holds the values."
+        )
+
+
 def read_csv_records(path, columns, required):
     """Yield (line_number, values) per CSV record, `values` aligned with `columns`: the cell text, or None for a
-    column the file lacks. The header is checked first: every `required` column must be there."""
+    column the file lacks. The header is checked first (`check_header`). A record whose number of fields differs
+    from the header's (an unquoted comma in a text, a row cut short) yields (line_number, what is wrong) instead:
+    see `malformed_record`."""
     path = Path(path)
     records = 0
     try:
@@ -252,9 +292,7 @@ def read_csv_records(path, columns, required):
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             header = [name.strip() for name in next(reader, [])]
-            missing = [name for name in required if name not in header]
-            if missing:
-                raise ValueError(f"{display_path(path)}: missing column(s) {missing}; found {header}.")
+            check_header(path, header, columns, required)
             # A column the file lacks reads from a None cell appended to every record.
             width = len(header)
             pick = operator.itemgetter(*[header.index(name) if name in header else width for name in columns])
@@ -264,7 +302,12 @@ def read_csv_records(path, columns, required):
                     continue  # a blank line
                 records += 1
                 if len(fields) != width:
-                    fields = fields[:width] + [""] * (width - len(fields))
+                    more = len(fields) > width
+                    yield reader.line_num, (
+                        f"{len(fields)} fields where the header has {width}"
+                        + (" (a text holding a comma must be in double quotes)" if more else " (the row is cut short)")
+                    )
+                    continue
                 fields.append(None)
                 yield reader.line_num, pick(fields)
     except UnicodeDecodeError:
@@ -275,9 +318,26 @@ def read_csv_records(path, columns, required):
         raise ValueError(f"{display_path(path)} holds no data rows (only a header, or nothing); nothing to prepare.")
 
 
+def json_object(pairs):
+    """`json.loads` hook: a dict that remembers the keys given twice (json.loads would silently keep the last)."""
+    record = {}
+    repeated = []
+    for key, value in pairs:
+        if key in record:
+            repeated.append(key)
+        record[key] = value
+    if repeated:
+        record[REPEATED_KEYS] = repeated
+    return record
+
+
+REPEATED_KEYS = object()  # json_object's key for the keys of a record given twice
+
+
 def read_json_lines_records(path, columns, required):
     """Yield (line_number, values) per JSON Lines record, like `read_csv_records`; values are None for a key the
-    record lacks. A line that is not a JSON object yields (line_number, error text)."""
+    record lacks. A line that is not a JSON object of text fields, lacks a `required` key, or gives a key that is
+    read twice yields (line_number, what is wrong)."""
     path = Path(path)
     records = 0
     try:
@@ -290,12 +350,16 @@ def read_json_lines_records(path, columns, required):
                     raise ValueError(f"{display_path(path)} holds a JSON array; write one JSON object per line "
                                      "(JSON Lines) instead.")
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line, object_pairs_hook=json_object)
                 except json.JSONDecodeError as error:
                     yield number, f"not valid JSON ({error.msg})"
                     continue
                 if not isinstance(record, dict):
                     yield number, f"a JSON {type(record).__name__}, not an object"
+                    continue
+                repeated = [name for name in record.get(REPEATED_KEYS, ()) if name in columns]
+                if repeated:
+                    yield number, f"the key(s) {repeated} given more than once"
                     continue
                 values = []
                 for name in columns:
@@ -311,6 +375,17 @@ def read_json_lines_records(path, columns, required):
         raise ValueError(utf8_error(path)) from None
     if records == 0:
         raise ValueError(f"{display_path(path)} holds no records; nothing to prepare.")
+
+
+def malformed_record(path, line, problem, report, skip_malformed_rows):
+    """A record the reader could not split into the expected fields: an error naming the file and line, or, with
+    `skip_malformed_rows`, left out and counted in the report under `malformed_row`."""
+    if not skip_malformed_rows:
+        raise ValueError(
+            f"{display_path(path)} line {line}: {problem}. Fix the file, or pass --skip_malformed_rows to leave such "
+            f"rows out (each is counted in {REPORT_NAME}, with its line)."
+        )
+    report.drop_annotation(MALFORMED_ROW, display_path(f"{Path(path).name} line {line}: {problem}"))
 
 
 # ---------------------------------------------------------------------------------------------- file lookup
@@ -441,6 +516,102 @@ def check_something_kept(items, report, inputs_text):
         f"No annotation of {inputs_text} survived the checks (dropped: {reasons or 'none'}; e.g. {first}). "
         "Check the column names and the emotion list."
     )
+
+
+# ----------------------------------------------------------------------------------------------------- splits
+def check_split_size(value, flag):
+    """A split size: a fraction in (0, 1) (float) or a count of items >= 1 (int); a whole float >= 1 is a count."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{flag} must be a number, got {value!r}.")
+    if 0 < value < 1 and isinstance(value, float):
+        return value
+    if value >= 1 and value == int(value):
+        return int(value)
+    raise ValueError(f"{flag} must be a fraction of the items between 0 and 1 (e.g. 0.1) or a number of items of at "
+                     f"least 1 (e.g. 3), got {value}.")
+
+
+def check_split_sizes(validation_size, test_size):
+    validation_size = check_split_size(validation_size, "--validation_size")
+    test_size = check_split_size(test_size, "--test_size")
+    if isinstance(validation_size, float) and isinstance(test_size, float) and validation_size + test_size >= 1:
+        raise ValueError(f"--validation_size {validation_size} and --test_size {test_size} leave no share of the items "
+                         "for training; their sum must be below 1.")
+    return validation_size, test_size
+
+
+def split_counts(positions, validation_size, test_size):
+    """(validation count, test count) for items at hash `positions` (sorted, highest first).
+
+    Two fractions cut the positions at 1 - validation - test and 1 - test (the hash split: an item keeps its split
+    whatever else is in the corpus); an evaluated split left empty then takes the next item by position, so that
+    every split has an item when there are at least 3 (one always stays in train). A count takes exactly that many
+    items, by position; a fraction next to a count becomes the count round(fraction * items), at least 1.
+    """
+    total = len(positions)
+    if isinstance(validation_size, float) and isinstance(test_size, float):
+        train_bound = 1 - validation_size - test_size
+        test = sum(position >= train_bound + validation_size for position in positions)
+        validation = sum(train_bound <= position < train_bound + validation_size for position in positions)
+        # One item always stays in train; with 3 items or more, validation and test get one each at least.
+        test = min(max(test, 1), total - (2 if total >= 3 else 1)) if total >= 2 else 0
+        validation = min(max(validation, 1), total - 1 - test) if total >= 3 else 0
+        return validation, test
+    counts = [size if isinstance(size, int) else max(1, round(size * total)) for size in (validation_size, test_size)]
+    if sum(counts) >= total:
+        raise ValueError(
+            f"--validation_size {validation_size} and --test_size {test_size} ask for {counts[0]} + {counts[1]} items, "
+            f"but the corpus has {total}: at least one must stay for training. Ask for fewer."
+        )
+    return tuple(counts)
+
+
+def split_items(items, seed=SPLIT_SEED, validation_size=VALIDATION_SIZE, test_size=TEST_SIZE):
+    """Give every item of {item_id: entry} its `split` by `hash_position` (see `split_counts`): the items of the
+    highest positions go to test, the next ones to validation, the rest to train. With the default sizes and a
+    corpus that gives every split an item, each item's split is `hash_split(item_id, seed)`."""
+    validation_size, test_size = check_split_sizes(validation_size, test_size)
+    ranked = sorted(((hash_position(item_id, seed), item_id) for item_id in items), reverse=True)
+    validation, test = split_counts([position for position, _ in ranked], validation_size, test_size)
+    for rank, (_, item_id) in enumerate(ranked):
+        items[item_id]["split"] = "test" if rank < test else "validation" if rank < test + validation else "train"
+
+
+def warn_about_splits(dataset_dict, emotions, report, advice):
+    """Warn (report and console) about a split without items, and about an evaluated split where no item has a
+    majority emotion (emotion accuracy is undefined there), by the metric's own majority rule."""
+    from sevlm.evaluation.metric import majority_emotion
+
+    for split in SPLITS:
+        if split not in dataset_dict:
+            continue
+        dataset = dataset_dict[split]
+        if len(dataset) == 0:
+            report.warn("empty_split", f"a split without items; nothing can be evaluated on it. {advice}", split,
+                        console=True)
+        elif split in EVALUATED_SPLITS:
+            histograms = dataset.select_columns(["emotion_histogram"]).with_format(None)[:]["emotion_histogram"]
+            if all(majority_emotion(histogram, emotions) is None for histogram in histograms):
+                report.warn(
+                    "no_majority_in_split",
+                    "no item of this split has a majority emotion (more than half of its annotations), so emotion "
+                    f"accuracy is undefined there. {advice}",
+                    f"{split} ({len(dataset)} items)",
+                    console=True,
+                )
+
+
+def warn_many_classes(emotions, report):
+    """Many classes prepare fine, but emotion lists, confusion matrices and prediction cards become unreadable."""
+    if len(emotions) > MAX_READABLE_CLASSES:
+        report.warn(
+            "many_classes",
+            f"more than {MAX_READABLE_CLASSES} emotion classes: emotion lists, reports, confusion matrices and "
+            "prediction cards become hard to read, and each class has few examples. Check the emotion column "
+            "(is it the label?) or merge classes",
+            f"{len(emotions)} classes: {listed(emotions)}",
+            console=True,
+        )
 
 
 # ------------------------------------------------------------------------------------------------ image stage
@@ -591,6 +762,20 @@ def finish_splits(with_images, text_fingerprints, max_image_side, features):
 
 
 # --------------------------------------------------------------------------------------------------- parquet
+def dataset_card(splits, card_text):
+    """The Hub folder's README.md: a `huggingface_hub.DatasetCard` whose metadata maps each split to its Parquet
+    files (`load_dataset(folder)` reads them), then `card_text`."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(
+        license="other",
+        task_categories=["image-to-text"],
+        configs=[{"config_name": "default",
+                  "data_files": [{"split": split, "path": f"data/{split}-*"} for split in splits]}],
+    )
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_text}")
+
+
 def write_parquet(dataset_dict, hub_dir, card_text, shard_bytes=PARQUET_SHARD_BYTES):
     """Write `hub_dir/data/{split}-0000i-of-0000N.parquet` with the image bytes inside, plus a dataset card."""
     data_dir = Path(hub_dir) / "data"
@@ -608,22 +793,45 @@ def write_parquet(dataset_dict, hub_dir, card_text, shard_bytes=PARQUET_SHARD_BY
             path = data_dir / f"{split}-{index:05d}-of-{count:05d}.parquet"
             shard.with_format(None).to_parquet(str(path))
             written.append(path)
-    config = "\n".join(f"  - split: {split}\n    path: data/{split}-*" for split in splits)
-    header = f"---\nlicense: other\ntask_categories:\n- image-to-text\nconfigs:\n- config_name: default\n  data_files:\n{config}\n---\n\n"
-    (Path(hub_dir) / "README.md").write_text(header + card_text, encoding="utf-8")
+    dataset_card(splits, card_text).save(Path(hub_dir) / "README.md")
     return written
 
 
+def code_names(names):
+    """Class names as Markdown code spans: a name is shown as written, never read as markup."""
+    return ", ".join(f"`{name.replace('`', chr(39))}`" for name in names)
+
+
 # --------------------------------------------------------------------------------------------- the full run
-def is_prepared_corpus(folder):
-    """An earlier result of a preparation tool (safe to replace with --overwrite)."""
-    folder = Path(folder)
-    return (folder / "dataset_dict.json").is_file() or (folder / REPORT_NAME).is_file()
-
-
 def failed_report_path(output_dir):
     output_dir = Path(output_dir)
     return output_dir.parent / f"{output_dir.name}{FAILED_REPORT_SUFFIX}"
+
+
+def is_failed_report(path):
+    """Whether `path` is the report of a failed preparation run (which a later run may replace or remove)."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and report.get("status") == "failed" and {"inputs", "annotations"} <= set(report)
+
+
+def check_failed_report_place(output_dir):
+    """The failed-run report goes beside the output folder: it may replace an earlier failed report, never a file of
+    someone else's."""
+    path = failed_report_path(output_dir)
+    if path.is_file() and not is_failed_report(path):
+        raise FileExistsError(
+            f"{display_path(path)} exists and is not the report of a failed preparation run, which a failed run would "
+            "write there. Move it away, or choose another --output_dir."
+        )
+    return check_new_file(path, overwrite=True, what="The failed-run report")
+
+
+def corpus_output_names(parquet=False):
+    """The entries a preparation command writes into its output folder."""
+    return (*CORPUS_FILES, *((HUB_FOLDER,) if parquet else ()))
 
 
 def check_image_options(max_image_side, num_proc):
@@ -634,23 +842,27 @@ def check_image_options(max_image_side, num_proc):
 
 
 def run_preparation(output_dir, report, text_stage, *, max_image_side=MAX_IMAGE_SIDE, num_proc=1,
-                    skip_missing_images=False, parquet=False, overwrite=False, card_text=""):
+                    skip_missing_images=False, parquet=False, overwrite=False, card_text="", split_advice=""):
     """The shared run of every preparation tool.
 
-    Checks the output folder first (a non-empty one needs `overwrite` and must hold an earlier result), then runs
-    `text_stage()` -> (text DatasetDict, ImageSource), the image stage, and saves everything (the DatasetDict,
-    the report, with `parquet` also `hub/` with `card_text` (text or a function giving it)) into a staging folder beside `output_dir` that replaces it only when
-    complete. A failed run leaves `output_dir` as it was and writes its report to
+    Checks first, before any work: the options, and that the output folder can take a corpus (`staged_output`
+    with the owner "prepared corpus": an earlier corpus there is replaced only with `overwrite`, and only its own
+    entries; a file of someone else's in the way is an error) and the failed-run report beside it. Then runs
+    `text_stage()` -> (text DatasetDict, ImageSource), the image stage, and saves the DatasetDict, the report and,
+    with `parquet`, `hub/` with `card_text` (text or a function giving it) into a staging folder whose entries move
+    into `output_dir` only when all are complete. Warns about empty splits and splits without a majority emotion
+    (`split_advice` says what to do). A failed run leaves `output_dir` as it was and writes its report to
     `<output_dir>.prepare_report.failed.json` beside it. Returns the saved DatasetDict.
     """
     check_image_options(max_image_side, num_proc)
-    check_replaceable(output_dir, overwrite, is_prepared_corpus, "--output_dir")
+    names = corpus_output_names(parquet)
+    check_output_folder(output_dir, CORPUS_OWNER, names, overwrite, "--overwrite", "--output_dir")
+    failed_report = check_failed_report_place(output_dir)
     started = time.perf_counter()
     try:
-        text_splits, source = text_stage()
-        report.seconds["csv_stage"] = round(time.perf_counter() - started, 2)
-        with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_prepared_corpus,
-                              what="--output_dir") as staging:
+        with staged_output(output_dir, CORPUS_OWNER, names, overwrite, "--overwrite", "--output_dir") as staging:
+            text_splits, source = text_stage()
+            report.seconds["csv_stage"] = round(time.perf_counter() - started, 2)
             images_started = time.perf_counter()
             # Beside the output (same disk), removed afterwards: map() writes the decoded images there first.
             with tempfile.TemporaryDirectory(prefix=".prepare-images-", dir=staging.parent) as work_dir:
@@ -661,25 +873,25 @@ def run_preparation(output_dir, report, text_stage, *, max_image_side=MAX_IMAGE_
                 dataset_dict = finish_splits(with_images, text_fingerprints, max_image_side, features)
                 report.seconds["image_stage"] = round(time.perf_counter() - images_started, 2)
                 report.record_splits(dataset_dict)
+                warn_about_splits(dataset_dict, report.emotions, report, split_advice)
                 saving_started = time.perf_counter()
                 # save_to_disk writes no data file for an empty split unless asked for one shard.
                 shards = {split: 1 if len(dataset) == 0 else None for split, dataset in dataset_dict.items()}
                 dataset_dict.save_to_disk(str(staging), num_shards=shards)
             if parquet:
                 card = card_text() if callable(card_text) else card_text
-                write_parquet(DatasetDict.load_from_disk(str(staging)), staging / "hub", card)
+                write_parquet(DatasetDict.load_from_disk(str(staging)), staging / HUB_FOLDER, card)
             report.seconds["save"] = round(time.perf_counter() - saving_started, 2)
             report.seconds["total"] = round(time.perf_counter() - started, 2)
             report.status = "ok"
             report.write(staging / REPORT_NAME)
-        stale = failed_report_path(output_dir)
-        if stale.is_file():
-            stale.unlink()
+        if is_failed_report(failed_report):
+            failed_report.unlink()
     except BaseException as error:
         report.status = "failed"
         report.error = display_path(f"{type(error).__name__}: {error}")
         report.seconds["total"] = round(time.perf_counter() - started, 2)
-        path = report.write(failed_report_path(output_dir))
+        path = report.write(failed_report)
         print(report.summary(), file=sys.stderr)
         print(f"Report of the failed run: {display_path(path)} (the output folder was not touched)", file=sys.stderr)
         raise
@@ -732,18 +944,19 @@ def normalize_image_path(text):
     return posixpath.normpath(text) if text else ""
 
 
-def collect_items(corpus_input, emotion_column, explanation_column, id_column, vocabulary, report):
+def collect_items(corpus_input, emotion_column, explanation_column, id_column, vocabulary, report,
+                  skip_malformed_rows=False):
     """Read the annotation file into {item_id: entry}; count every row left out, by reason."""
     columns = [corpus_input.image_column, emotion_column, explanation_column] + ([id_column] if id_column else [])
     reader = read_json_lines_records if corpus_input.json_lines else read_csv_records
     name = display_path(corpus_input.table.name)
     source = corpus_input.table.name
-    items, read = {}, 0
+    items, read = {}, report.annotations_read
     for line, values in reader(corpus_input.table, columns, columns):
-        read += 1
+        read[source] += 1
         where = f"{name} line {line}"
-        if isinstance(values, str):  # a JSON Lines record that is not an object of text fields
-            report.drop_annotation(MALFORMED_ROW, f"{where}: {values}")
+        if isinstance(values, str):  # a record that could not be split into the columns
+            malformed_record(corpus_input.table, line, values, report, skip_malformed_rows)
             continue
         image, emotion, explanation = values[0], values[1], values[2]
         image = normalize_image_path(image or "")
@@ -761,14 +974,16 @@ def collect_items(corpus_input, emotion_column, explanation_column, id_column, v
                                                    f"{entry['image']!r} on {entry['image_line']}")
             continue
         add_annotation(entry, emotion, explanation, source, vocabulary, report, where, item_id)
-    report.annotations_read[source] += read
     return items
 
 
 def add_annotation(entry, emotion, text, source, vocabulary, report, where, item_id, empty_reason=EMPTY_EXPLANATION,
-                   what="explanation", row=None):
+                   what="explanation", row=None, drop_duplicates=True):
     """Check one annotation and append it to its item (`emotions`, `explanations`, `source`, and `rows` when `row`
-    is given); an unknown emotion or an empty text is counted in the report under its reason. Returns whether kept."""
+    is given); an unknown emotion or an empty text is counted in the report under its reason. An exact duplicate of
+    an earlier annotation of the item (same class, same text) would count twice in its histogram and majority: it is
+    dropped as `duplicate_annotation`, or, without `drop_duplicates` (a published protocol's annotations), kept
+    with a warning. Returns whether kept."""
     label = vocabulary.match(emotion or "")
     if label is None:
         report.drop_annotation(UNKNOWN_EMOTION, f"{where}: emotion {emotion!r} ({item_id})")
@@ -777,6 +992,14 @@ def add_annotation(entry, emotion, text, source, vocabulary, report, where, item
     if not text:
         report.drop_annotation(empty_reason, f"{where}: empty {what} ({item_id})")
         return False
+    if (label, text) in entry["annotations"]:
+        example = f"{where}: {item_id}, {label!r}, {text[:80]!r}"
+        if drop_duplicates:
+            report.drop_annotation(DUPLICATE_ANNOTATION, example)
+            return False
+        report.warn(DUPLICATE_ANNOTATION, "an annotation repeats an earlier one of its item (same emotion, same text); "
+                    "kept, as the protocol does", example)
+    entry["annotations"].add((label, text))
     entry["emotions"].append(label)
     entry["explanations"].append(text)
     entry["source"].append(source)
@@ -800,9 +1023,27 @@ def warn_shared_images(items, report):
 def generic_card(emotions):
     return (
         "# A SEVLM corpus\n\nOne row per item: its picture, its annotations' emotions and explanations, and the "
-        f"emotion histogram over the classes {emotions} (prepared with `dataset_scripts/prepare_corpus.py`).\n"
+        f"emotion histogram over the classes {code_names(emotions)} (prepared with `sevlm-prepare`).\n"
         "Set the license above to the terms of the pictures and annotations before publishing.\n"
     )
+
+
+def warn_duplicates_dropped(report):
+    count = report.dropped_annotations.get(DUPLICATE_ANNOTATION, 0)
+    if count:
+        print(display_path(f"warning: {count} annotation(s) repeat an earlier one of their item (same emotion, same "
+                           f"text) and were dropped, e.g. {report.examples[DUPLICATE_ANNOTATION][0]}; see "
+                           f"{REPORT_NAME}."), file=sys.stderr)
+
+
+def warn_inferred_classes(items, vocabulary, report):
+    counts = Counter(emotion for entry in items.values() for emotion in entry["emotions"])
+    shown = ", ".join(f"{name!r} ({counts[name]})" for name in vocabulary.names[:MAX_READABLE_CLASSES])
+    more = f" and {len(vocabulary.names) - MAX_READABLE_CLASSES} more" if len(vocabulary.names) > MAX_READABLE_CLASSES else ""
+    print(display_path(f"warning: no --emotions given; classes inferred in order of first appearance: {shown}{more}. "
+                       "Pass --emotions to fix their order (and catch misspelled labels)."), file=sys.stderr)
+    report.warn("emotions_inferred", "no --emotions given: classes inferred in order of first appearance",
+                vocabulary.names)
 
 
 def prepare_corpus(
@@ -815,18 +1056,23 @@ def prepare_corpus(
     id_column=None,
     emotions=None,
     split_seed=SPLIT_SEED,
+    validation_size=VALIDATION_SIZE,
+    test_size=TEST_SIZE,
     max_image_side=MAX_IMAGE_SIDE,
     num_proc=1,
     skip_missing_images=False,
+    skip_malformed_rows=False,
     overwrite=False,
     parquet=False,
 ):
     """Build and save a corpus (see the module docstring); returns it, loaded from `output_dir`.
 
     `emotions`: the class names in class order; None infers them from the data in order of first appearance.
+    `validation_size`, `test_size`: a fraction of the items in (0, 1) or a number of items (see `split_items`).
     """
     corpus_input = resolve_input(input, image_dir, image_column)
     vocabulary = EmotionVocabulary(emotions)
+    validation_size, test_size = check_split_sizes(validation_size, test_size)
     report = PrepareReport({
         "input": str(input),
         "annotation_file": str(corpus_input.table),
@@ -838,29 +1084,29 @@ def prepare_corpus(
         "emotions_given": list(emotions) if emotions else None,
         "split": "hash",
         "split_seed": split_seed,
-        "split_fractions": dict(SPLIT_FRACTIONS),
+        "validation_size": validation_size,
+        "test_size": test_size,
         "max_image_side": max_image_side,
         "jpeg_quality": JPEG_QUALITY,
         "skip_missing_images": skip_missing_images,
+        "skip_malformed_rows": skip_malformed_rows,
     })
 
     def text_stage():
-        items = collect_items(corpus_input, emotion_column, explanation_column, id_column, vocabulary, report)
+        items = collect_items(corpus_input, emotion_column, explanation_column, id_column, vocabulary, report,
+                              skip_malformed_rows)
         items = drop_items_without_annotations(items, report)
         check_something_kept(items, report, display_path(corpus_input.table))
+        warn_duplicates_dropped(report)
         if not vocabulary.fixed:
-            counts = Counter(emotion for entry in items.values() for emotion in entry["emotions"])
-            listed = ", ".join(f"{name!r} ({counts[name]})" for name in vocabulary.names)
-            print(f"warning: no --emotions given; classes inferred in order of first appearance: {listed}. Pass "
-                  "--emotions to fix their order (and catch misspelled labels).", file=sys.stderr)
-            report.warn("emotions_inferred", "no --emotions given: classes inferred in order of first appearance",
-                        vocabulary.names)
+            warn_inferred_classes(items, vocabulary, report)
         report.emotions = list(vocabulary.names)
-        for item_id, entry in items.items():
-            entry["split"] = hash_split(item_id, split_seed)
+        warn_many_classes(report.emotions, report)
+        split_items(items, split_seed, validation_size, test_size)
         if id_column:
             warn_shared_images(items, report)
-        params = {"split_seed": split_seed, "emotions": report.emotions}
+        params = {"split_seed": split_seed, "emotions": report.emotions, "validation_size": validation_size,
+                  "test_size": test_size}
         finder = FileFinder(corpus_input.image_dir)
 
         def locate(item_id):
@@ -876,6 +1122,8 @@ def prepare_corpus(
 
         return build_text_splits(items, report.emotions, params), ImageSource(locate, "--image_dir")
 
+    advice = ("A small corpus: give the split more items with --validation_size / --test_size (a fraction, or a "
+              "number of items), or annotate more items.")
     return run_preparation(output_dir, report, text_stage, max_image_side=max_image_side, num_proc=num_proc,
                            skip_missing_images=skip_missing_images, parquet=parquet, overwrite=overwrite,
-                           card_text=lambda: generic_card(vocabulary.names))
+                           card_text=lambda: generic_card(vocabulary.names), split_advice=advice)

@@ -1,6 +1,6 @@
 """Small procedural corpora, so that training, evaluation and prediction run offline anywhere.
 
-Two taxonomies, each with the schema of `dataset_scripts/schema.py` (built with `corpus_features`):
+Two taxonomies, each with the schema of `sevlm/data/schema.py` (built with `corpus_features`):
 
 - `artemis` (default, `data/demo`): 2,400 ArtEmis-like "paintings" with the 9 ArtEmis emotions. Each painting is a
   64x64 picture drawn for one intended emotion: a palette (hue, brightness, saturation) and a shape family per
@@ -12,7 +12,8 @@ Two taxonomies, each with the schema of `dataset_scripts/schema.py` (built with 
   backdrop, a faded product with dents, cracks and a white cross on dark red), and in the review's words.
 
 Each item has 4-6 annotations: most have a clear majority emotion (share > 0.5, the intended one) plus minority
-emotions (so contrastive pairs exist); some have no majority.
+emotions (so contrastive pairs exist); some have no majority (by the metric's rule,
+`sevlm.evaluation.metric.majority_emotion`).
 
 Also writes `<output_dir>/demo_vad_lexicon.txt` (NRC-VAD file format) covering the corpus's vocabulary. Its values
 are ILLUSTRATIVE, chosen by hand for the demo; they are not NRC-VAD values. Real training uses the NRC-VAD lexicon.
@@ -24,9 +25,9 @@ are ILLUSTRATIVE, chosen by hand for the demo; they are not NRC-VAD values. Real
 import colorsys
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from datasets import DatasetDict
@@ -34,22 +35,23 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
-from sevlm.data.corpus import dataset_from_columns, emotion_histogram
+from sevlm.data.corpus import SPLITS, dataset_from_columns, emotion_histogram
 from sevlm.data.schema import corpus_features
-from sevlm.data.settings import DEMO_CORPORA, DEMO_LEXICON_NAME, DEMO_LEXICON_NOTE
-from sevlm.io import check_replaceable, display_path, staged_directory, write_text_atomic
+from sevlm.data.settings import CORPUS_OWNER, DEMO_CORPORA, DEMO_LEXICON_NAME, DEMO_LEXICON_NOTE
+from sevlm.evaluation.metric import majority_emotion
+from sevlm.io import check_output_folder, display_path, record_entries, staged_output, write_text_atomic
 
 DEMO_DIR, NUM_PAINTINGS = DEMO_CORPORA["artemis"]
 PRODUCT_DEMO_DIR, NUM_PRODUCTS = DEMO_CORPORA["product-reviews"]
 IMAGE_SIZE = 64
 PARAMS_NAME = "demo_params.json"
-LEXICON_NAME, LEXICON_NOTE = DEMO_LEXICON_NAME, DEMO_LEXICON_NOTE
+# What a demo corpus folder holds: a prepared corpus's entries, the lexicon and the generation parameters.
+DEMO_FILES = ("dataset_dict.json", *SPLITS, DEMO_LEXICON_NAME, PARAMS_NAME)
 # Bump when the generator changes, so that an old corpus on disk is not reused as if it were current.
 # 2: the emotion list recorded in the features (ClassLabel), the product-reviews taxonomy.
 GENERATOR_VERSION = 2
 SPLIT_SHARES = (("test", 0.10), ("validation", 0.05))  # per intended emotion; the rest is train
 DEMO_STYLES = ("Demo_Abstract", "Demo_Landscape", "Demo_Geometric", "Demo_Figurative")
-ARTEMIS_FEATURES = corpus_features(ARTEMIS_EMOTIONS)
 
 # Per emotion: background (hue in degrees, saturation, value), accent colours, and the shape family.
 PALETTES = {
@@ -536,10 +538,6 @@ def make_painting(index, seed, taxonomy=TAXONOMIES["artemis"]):
     }
 
 
-def has_majority(painting):
-    return max(painting["emotion_histogram"]) > 0.5
-
-
 def assign_splits(paintings, seed, emotions=ARTEMIS_EMOTIONS):
     """Per intended emotion: 10% test, 5% validation, the rest train, with at least one item with a majority
     emotion in the test split of every class (so emotion accuracy covers all classes)."""
@@ -550,8 +548,9 @@ def assign_splits(paintings, seed, emotions=ARTEMIS_EMOTIONS):
         members = [members[index] for index in rng.permutation(len(members))]
         test_count = max(1, round(len(members) * SPLIT_SHARES[0][1]))
         validation_count = max(1, round(len(members) * SPLIT_SHARES[1][1])) if len(members) > 2 else 0
-        if not any(has_majority(painting) for painting in members[:test_count]):
-            first = next((index for index, painting in enumerate(members) if has_majority(painting)), None)
+        majorities = [majority_emotion(painting["emotion_histogram"], emotions) for painting in members]
+        if all(majority is None for majority in majorities[:test_count]):
+            first = next((index for index, majority in enumerate(majorities) if majority is not None), None)
             if first is None:
                 raise ValueError(f"No {emotion!r} item has a majority emotion; use more items or another seed.")
             members.insert(0, members.pop(first))
@@ -571,20 +570,24 @@ def write_vad_lexicon(path, vad=DEMO_VAD):
 
 def generation_params(num_paintings, seed, taxonomy="artemis"):
     return {"generator_version": GENERATOR_VERSION, "taxonomy": taxonomy, "num_paintings": num_paintings, "seed": seed,
-            "image_size": IMAGE_SIZE, "lexicon": LEXICON_NOTE}
+            "image_size": IMAGE_SIZE, "lexicon": DEMO_LEXICON_NOTE}
 
 
-def is_demo_corpus(folder):
-    return (Path(folder) / PARAMS_NAME).is_file()
+def read_params(folder):
+    """The generation parameters of the demo corpus in `folder`, or None."""
+    try:
+        return json.loads((Path(folder) / PARAMS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def make_demo_corpus(output_dir=None, num_paintings=None, seed=0, overwrite=False, taxonomy="artemis"):
     """Generate (or reuse) a demo corpus in `output_dir`; returns the DatasetDict (train / validation / test).
 
     `taxonomy`: "artemis" (default folder data/demo, 2,400 paintings) or "product-reviews" (data/demo-product,
-    2,400 products). An existing corpus made with the same parameters is loaded instead of regenerated. A folder
-    holding anything else is an error unless `overwrite=True`, which replaces only an earlier demo corpus, and only
-    once the new one is complete.
+    2,400 products). An existing corpus made with the same parameters is loaded instead of regenerated. A corpus
+    made with other parameters (or any prepared corpus) is replaced only with `overwrite=True`, only once the new
+    one is complete, and only the entries it wrote: other files in the folder stay (`sevlm.io.staged_output`).
     """
     if taxonomy not in TAXONOMIES:
         raise ValueError(f"Unknown taxonomy {taxonomy!r}; choose one of {sorted(TAXONOMIES)}.")
@@ -595,20 +598,16 @@ def make_demo_corpus(output_dir=None, num_paintings=None, seed=0, overwrite=Fals
         raise ValueError(f"num_paintings={num_paintings} is too small: need at least {2 * len(spec.emotions)} "
                          "(two per emotion, so that every class has a test item).")
     params = generation_params(num_paintings, seed, taxonomy)
-    params_path = output_dir / PARAMS_NAME
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        existing = json.loads(params_path.read_text()) if params_path.is_file() else None
-        if existing == params and (output_dir / "dataset_dict.json").is_file() and not overwrite:
-            if not (output_dir / LEXICON_NAME).is_file():
-                write_vad_lexicon(output_dir / LEXICON_NAME, spec.vad)
-            return DatasetDict.load_from_disk(str(output_dir))
-        if existing is None:
-            raise FileExistsError(f"{display_path(output_dir)} is not empty and holds no demo corpus ({PARAMS_NAME} "
-                                  "missing); choose another output_dir.")
-        if not overwrite:
-            raise FileExistsError(f"{display_path(output_dir)} holds a demo corpus made with {existing}, not {params}; "
-                                  "pass overwrite=True (--overwrite) to replace it, or choose another output_dir.")
-    check_replaceable(output_dir, overwrite, is_demo_corpus, "--output_dir")
+    existing = read_params(output_dir)
+    if existing == params and (output_dir / "dataset_dict.json").is_file() and not overwrite:
+        if not (output_dir / DEMO_LEXICON_NAME).exists():
+            write_vad_lexicon(output_dir / DEMO_LEXICON_NAME, spec.vad)
+            record_entries(output_dir, [DEMO_LEXICON_NAME], CORPUS_OWNER)
+        return DatasetDict.load_from_disk(str(output_dir))
+    if existing is not None and not overwrite:
+        raise FileExistsError(f"{display_path(output_dir)} holds a demo corpus made with {existing}, not {params}; "
+                              "pass --overwrite (overwrite=True) to replace it, or choose another output_dir.")
+    check_output_folder(output_dir, CORPUS_OWNER, DEMO_FILES, overwrite, "--overwrite", "--output_dir")
 
     paintings = [make_painting(index, seed, spec) for index in range(num_paintings)]
     features = corpus_features(spec.emotions)
@@ -623,8 +622,8 @@ def make_demo_corpus(output_dir=None, num_paintings=None, seed=0, overwrite=Fals
         {split: dataset_from_columns(columns_of(members), features, split, params)
          for split, members in assign_splits(paintings, seed, spec.emotions).items()}
     )
-    with staged_directory(output_dir, overwrite=overwrite, is_replaceable=is_demo_corpus, what="--output_dir") as staging:
+    with staged_output(output_dir, CORPUS_OWNER, DEMO_FILES, overwrite, "--overwrite", "--output_dir") as staging:
         corpus.save_to_disk(str(staging), num_shards={split: 1 for split in corpus})
-        write_vad_lexicon(staging / LEXICON_NAME, spec.vad)
-        write_text_atomic(staging / PARAMS_NAME, json.dumps(params, indent=2) + "\n")  # marks the corpus as complete
+        write_vad_lexicon(staging / DEMO_LEXICON_NAME, spec.vad)
+        write_text_atomic(staging / PARAMS_NAME, json.dumps(params, indent=2) + "\n")
     return DatasetDict.load_from_disk(str(output_dir))

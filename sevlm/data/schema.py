@@ -10,13 +10,17 @@
     emotion_histogram  list[float32] (K)  share of each class among the item's annotations, in class order, sum 1
     source             list[string]       per annotation: where it came from ("v1", "contrastive", a file name)
 
-`corpus_emotions(dataset)` reads the emotion list back. Corpora saved before the list was recorded (string
-`emotions` and a 9-share histogram) are ArtEmis corpora: their list is `ARTEMIS_EMOTIONS`.
+A prepared corpus is a `DatasetDict` (train / validation / test) saved with `save_to_disk`: `load_corpus(path)` reads
+one back with errors that name the path and what it holds instead; `corpus_emotions(dataset)` reads its emotion list.
 """
 
-from datasets import ClassLabel, DatasetDict, Features, Image, List, Value
+from pathlib import Path
 
-from configuration_sevlm import ARTEMIS_EMOTIONS
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
+
+from sevlm.io import display_path, listed
+
+PREPARE_HINT = "prepare it with sevlm-prepare, sevlm-prepare-artemis or sevlm-demo-corpus"
 
 
 def corpus_features(emotions, with_image=True):
@@ -37,6 +41,50 @@ def corpus_features(emotions, with_image=True):
     return Features(features)
 
 
+# ------------------------------------------------------------------------------------------ what was given
+def describe(value):
+    """A short description of any object, for errors: never its rows (a `Dataset`'s repr lists them)."""
+    if isinstance(value, Dataset):
+        return f"a Dataset ({value.num_rows} rows, columns {listed(value.column_names)})"
+    if isinstance(value, DatasetDict):
+        return f"a DatasetDict (splits {listed(list(value))})"
+    if isinstance(value, Features):
+        return f"Features (columns {listed(list(value))})"
+    return f"a {type(value).__name__}"
+
+
+def check_corpus(corpus, what="The corpus is"):
+    """`corpus` itself when it is a `DatasetDict` of splits; otherwise a short error naming what it is instead."""
+    if isinstance(corpus, DatasetDict):
+        return corpus
+    raise ValueError(
+        f"{what} {describe(corpus)}, not a corpus of splits (a DatasetDict with train / validation / test): "
+        f"{PREPARE_HINT}, or wrap a single split as DatasetDict({{'train': dataset, ...}})."
+    )
+
+
+def load_corpus(path, splits=(), flag="--dataset_path"):
+    """The prepared corpus saved at `path` (a `DatasetDict`), holding every split of `splits`.
+
+    Errors name `flag`, the path and what it holds instead (a missing folder, a single saved `Dataset`, a folder that
+    is no saved dataset, a missing split), never the rows.
+    """
+    from datasets import load_from_disk
+
+    path = Path(path)
+    shown = f"{flag} {display_path(path)}"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{shown} is not a folder; {PREPARE_HINT}.")
+    if not (path / "dataset_dict.json").is_file() and not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{shown} holds no saved corpus (no dataset_dict.json); {PREPARE_HINT}.")
+    corpus = check_corpus(load_from_disk(str(path)), f"{shown} holds")
+    missing = [split for split in splits if split and split not in corpus]
+    if missing:
+        raise ValueError(f"{shown} has the splits {listed(list(corpus))}, not {listed(missing)}.")
+    return corpus
+
+
+# ------------------------------------------------------------------------------------------ emotion list
 def corpus_emotions(dataset):
     """The emotion list (class order) of a prepared corpus: a `Dataset`, a `DatasetDict` or a `Features`."""
     if isinstance(dataset, DatasetDict):
@@ -44,28 +92,24 @@ def corpus_emotions(dataset):
         if len(lists) != 1:
             raise ValueError(f"The splits of this corpus have different emotion lists: {sorted(lists)}.")
         return list(lists.pop())
+    if not isinstance(dataset, (Dataset, Features)):
+        raise TypeError(f"Expected a prepared corpus (a Dataset, a DatasetDict or its Features), got {describe(dataset)}.")
     features = dataset if isinstance(dataset, Features) else dataset.features
     if "emotions" not in features:
-        raise ValueError(
-            f"The dataset has columns {list(features)}, not `emotions`; build it with dataset_scripts/prepare_corpus.py, "
-            "prepare_artemis.py or make_demo_corpus.py."
-        )
+        raise ValueError(f"The dataset has columns {listed(list(features))}, not `emotions`; {PREPARE_HINT}.")
     feature = getattr(features["emotions"], "feature", None)
-    if isinstance(feature, ClassLabel):
-        return list(feature.names)
-    histogram = features.get("emotion_histogram")
-    if getattr(histogram, "length", None) == len(ARTEMIS_EMOTIONS):
-        return list(ARTEMIS_EMOTIONS)  # an ArtEmis corpus saved before the emotion list was recorded
-    raise ValueError(
-        "This corpus does not record its emotion list (its `emotions` column is not a list of ClassLabel); prepare it "
-        "again with dataset_scripts/prepare_corpus.py."
-    )
+    if not isinstance(feature, ClassLabel):
+        raise ValueError(
+            "This corpus does not record its emotion list (its `emotions` column is not a list of ClassLabel, as in "
+            f"corpora of versions before the emotion list was recorded); {PREPARE_HINT} again."
+        )
+    return list(feature.names)
 
 
 def emotion_names(dataset, column_values):
-    """`emotions` column values (class ids, or names in old corpora) as names."""
+    """`emotions` column values (class ids) as class names."""
     names = corpus_emotions(dataset)
-    return [[names[value] if isinstance(value, int) else value for value in row] for row in column_values]
+    return [[names[value] for value in row] for row in column_values]
 
 
-__all__ = ["corpus_emotions", "corpus_features", "emotion_names"]
+__all__ = ["check_corpus", "corpus_emotions", "corpus_features", "emotion_names", "load_corpus"]

@@ -236,15 +236,11 @@ def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_coun
     Results: annotation counts, `validation_accuracy` and `validation_chance_accuracy` (the majority-class rate of
     the validation annotations). A classifier near chance is saved but logged as a warning.
     """
-    from datasets import load_from_disk
-
-    from sevlm.data.schema import corpus_emotions
+    from sevlm.data.schema import corpus_emotions, load_corpus
 
     output_dir = output_dir or os.path.join(dataset_path, DEFAULT_FOLDER)
     check_output_folder(output_dir, OUTPUT_OWNER, OUTPUT_FILES, overwrite, "--overwrite", "--output_dir")
-    dataset = load_from_disk(dataset_path)
-    if "train" not in dataset:
-        raise ValueError(f"{dataset_path} has splits {list(dataset)}: the classifier trains on a 'train' split.")
+    dataset = load_corpus(dataset_path, ["train"])  # the classifier trains on the train split
     texts, labels = annotation_pairs(dataset["train"])
     classifier = TextEmotionClassifier(corpus_emotions(dataset["train"]), embedding_dim, min_count, max_features)
     classifier.fit(texts, labels, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=True)

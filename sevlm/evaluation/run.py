@@ -78,17 +78,13 @@ def check_arguments(args):
 def load_split(args):
     """The evaluated split as (evaluation view, emotion list): one row per painting with `painting_id`, `image`,
     `references`, `emotion_histogram` (in the list's order)."""
-    from datasets import load_from_disk
-
-    from sevlm.data.schema import corpus_emotions
+    from sevlm.data.schema import corpus_emotions, load_corpus
     from sevlm.data.views import evaluation_view
 
     if not os.path.isdir(args.dataset_path):
         hint = " Build the demo corpus first: sevlm-demo-corpus" if args.dataset_path == DEMO_CORPUS else ""
         raise FileNotFoundError(f"No prepared corpus at {display_path(args.dataset_path)}.{hint}")
-    dataset = load_from_disk(args.dataset_path)
-    if args.split not in dataset:
-        raise ValueError(f"{display_path(args.dataset_path)} has no split {args.split!r}; it has {list(dataset)}.")
+    dataset = load_corpus(args.dataset_path, [args.split])
     split = dataset[args.split]
     if len(split) == 0:
         others = [name for name in dataset if len(dataset[name])]

@@ -141,9 +141,11 @@ def point_estimates(metric, statistics, num_emotions=None):
 def read_slice_column(dataset_path, split, column):
     """{painting_id: value as text} of a corpus column with one plain value per painting (art_style, a year, a
     museum, ...). Errors name the columns that can be used."""
-    from datasets import ClassLabel, Value, load_from_disk
+    from datasets import ClassLabel, Value
 
-    dataset = load_from_disk(dataset_path)[split]
+    from sevlm.data.schema import load_corpus
+
+    dataset = load_corpus(dataset_path, [split])[split]
     scalar = [name for name, feature in dataset.features.items() if isinstance(feature, (Value, ClassLabel))]
     if column not in dataset.features:
         raise ValueError(

@@ -1,0 +1,68 @@
+"""configs/own-data.args: a neutral starting point for a corpus of one's own, and a 30-picture corpus of 4 classes
+through prepare -> train with it, every split evaluated and the explanations in whole words."""
+
+import json
+import shlex
+
+import numpy as np
+from datasets import disable_progress_bars, load_from_disk
+from helpers import REPO_ROOT
+from PIL import Image
+
+from dataset_scripts import prepare_corpus
+from sevlm import config_file
+
+disable_progress_bars()
+
+CLASSES = {"calm": (120, 190, 170), "tense": (170, 40, 40), "joyful": (240, 200, 40), "gloomy": (60, 70, 110)}
+WORDS = ["still", "sharp", "bright", "grey", "lake", "gate", "kite", "gutter", "rests", "sways", "dances", "rusts"]
+
+
+def flags(path):
+    """The flag lines of an args file (comments left out)."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("--")]
+
+
+def test_the_args_file_is_neutral_and_parses():
+    from train_sevlm import parse_arguments
+
+    assert config_file("own-data.args") == REPO_ROOT / "sevlm" / "configs" / "own-data.args"
+    text = " ".join(flags(REPO_ROOT / "configs" / "own-data.args")).lower()
+    for word in ("paint", "art", "artemis", "customer", "product", "demo-product", "make_demo_corpus", "dataset_path"):
+        assert word not in shlex.split(text), word
+    model_args, data_args, training_args = parse_arguments(
+        ["--args_file", str(REPO_ROOT / "configs" / "own-data.args"), "--dataset_path", "data/mine", "--no_vad"])
+    assert model_args.prompt_text == " the emotion is" and model_args.connector_text == " because"
+    assert not data_args.make_demo_corpus and model_args.vad_lexicon is None
+    assert model_args.vision_model_name_or_path == str(REPO_ROOT / "configs" / "demo_vision.json")
+    assert training_args.use_cpu and not model_args.use_contrastive_loss
+
+
+def test_thirty_pictures_of_four_classes_train_with_every_split_evaluated(tmp_path, monkeypatch):
+    from train_sevlm import train
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "mine" / "photos").mkdir(parents=True)
+    rows = ["image,emotion,explanation"]
+    for index in range(30):
+        emotion = list(CLASSES)[index % 4]
+        pixels = np.clip(np.array(CLASSES[emotion]) + rng.normal(0, 15, (16, 16, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "mine" / "photos" / f"p{index:02d}.png")
+        for k in range(2):
+            words = " ".join(rng.choice(WORDS, size=4))
+            rows.append(f"photos/p{index:02d}.png,{emotion},the {words} {k}")
+    (tmp_path / "mine" / "notes.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert prepare_corpus.main(["--input", "mine/notes.csv", "--output_dir", "data/mine",
+                                "--emotions", ",".join(CLASSES)]) == 0
+    corpus = load_from_disk("data/mine")
+    assert all(len(corpus[split]) >= 1 for split in ("train", "validation", "test"))
+    metrics = train(["--args_file", str(REPO_ROOT / "configs" / "own-data.args"), "--dataset_path", "data/mine",
+                     "--output_dir", "outputs/mine", "--no_vad", "--max_steps", "6", "--eval_strategy", "steps",
+                     "--eval_steps", "3", "--save_steps", "3", "--save_strategy", "steps",
+                     "--generation_max_new_tokens", "6"])
+    assert metrics["test_paintings"] == len(corpus["test"])
+    config = json.loads((tmp_path / "outputs" / "mine" / "config.json").read_text(encoding="utf-8"))
+    assert config["emotions"] == list(CLASSES) and config["prompt_text"] == " the emotion is"
+    tokenizer = json.loads((tmp_path / "outputs" / "mine" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert all("Ġ" + word in tokenizer["model"]["vocab"] for word in WORDS + list(CLASSES))  # whole words
