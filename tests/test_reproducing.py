@@ -71,7 +71,7 @@ def test_the_readme_recipe_on_artemis_shaped_data(tmp_path, monkeypatch):
         assert (output / folder / "model.safetensors").is_file() and (output / folder / "eval_results.json").is_file()
 
     # 3. Evaluation: the README's command; ArtEmis-shaped data gets the published rows beside its own.
-    eval_args = readme_command("## The paper's recipe, as one file", "eval_sevlm.py")
+    eval_args = readme_command("## The paper's recipe, as one file", "sevlm-eval")
     assert eval_sevlm.main(eval_args + ["--max_new_tokens", "6", "--batch_size", "16"]) == 0
     evaluated = tmp_path / "outputs" / "eval" / "sevlm-artemis-v1" / "test"
     results = json.loads((evaluated / "metrics.json").read_text())

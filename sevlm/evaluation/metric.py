@@ -954,7 +954,7 @@ Returns:
     emotion_calibration_bins), vad_distance, per_emotion_accuracy, per_emotion_precision / _recall / _f1,
     emotion_macro_f1 and counts (see the metric card). NaN marks a metric whose inputs were not given.
 Examples:
-    >>> metric = evaluate.load("metrics/sevlm")
+    >>> metric = evaluate.load("sevlm/evaluation/metric.py")
     >>> results = metric.compute(
     ...     predictions=["the sky is calm"], references=[["the sky is calm and peaceful"]],
     ...     predicted_emotions=["contentment"], emotion_histograms=[[0, 0, 4, 0, 0, 0, 0, 1, 0]])

@@ -252,7 +252,7 @@ def load_or_train_classifier(args, emotions):
     if [emotion_key(name) for name in classifier.labels] != [emotion_key(name) for name in emotions]:
         raise ValueError(
             f"The emotion classifier in {directory} labels {classifier.labels}, but the dataset's emotions are "
-            f"{list(emotions)}: train one for this dataset (python emotion_classifier_sevlm.py --dataset_path "
+            f"{list(emotions)}: train one for this dataset (sevlm-emotion-classifier --dataset_path "
             f"{args.dataset_path} --output_dir NEW_DIR) and pass --emotion_classifier NEW_DIR."
         )
     return classifier, directory, results
@@ -500,7 +500,7 @@ def resolve_defaults(args):
     if args.predictions_file is None and args.model_name_or_path is None:
         args.model_name_or_path = DEMO_MODEL
     if args.output_dir is None:
-        # Same folder name as publish_sevlm.py looks for: outputs/eval/<name>/<split>.
+        # The folder sevlm-publish looks for: outputs/eval/<name>/<split>.
         source = args.model_name_or_path or os.path.dirname(os.path.abspath(args.predictions_file))
         args.output_dir = os.path.join("outputs", "eval", Path(source).resolve().name, args.split)
     return args
