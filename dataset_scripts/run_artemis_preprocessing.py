@@ -35,7 +35,8 @@ def boolean(text):
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def parse_args(argv=None):
+def build_parser():
+    # argparse, not HfArgumentParser: this command runs in ArtEmis's environment, which has no transformers.
     parser = argparse.ArgumentParser(
         prog="python -m dataset_scripts.run_artemis_preprocessing",
         description=(
@@ -93,12 +94,17 @@ def parse_args(argv=None):
                         help="[--n-train-examples] Keep only the first this-many annotations after the split (for "
                              "a quick trial; the result is not ArtEmis's data).")
     parser.add_argument("--overwrite", action="store_true",
-                        help="Replace an earlier result in --output_dir, only once the new one is complete; a folder "
-                             "holding anything but this tool's files is never replaced.")
+                        help="Replace the files of an earlier result in --output_dir, only once the new ones are "
+                             "complete; anything else in the folder stays, and a file of the same name that this tool "
+                             "did not write is never replaced.")
     parser.add_argument("--disable_shim", action="append", choices=sorted(SHIMS), default=[],
                         help="Run without this shim (repeatable), to see the failure it prevents: "
                              + "; ".join(f"{name}: {text}" for name, text in SHIMS.items()) + ".")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 OPTION_NAMES = ("preprocess_for_deep_nets", "too_long_utter_prc", "too_short_len", "min_word_freq",

@@ -129,3 +129,57 @@ def test_help_loads_no_model_libraries(module, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert "usage:" in result.stdout, result.stderr[-2000:]
     assert "HEAVY []" in result.stderr, result.stderr[-2000:]
+
+
+# Flags of other programs that messages and help texts name (torchrun, accelerate, pip, ArtEmis's script).
+EXTERNAL_FLAGS = {"--nproc_per_node", "--num_processes", "--multi_gpu", "--standalone", "--master_port", "--no_deps"}
+
+
+def command_flags():
+    """Every option string of every SEVLM command's parser."""
+    import importlib
+
+    flags = set()
+    modules = [module for module in COMMANDS if not module.endswith(".py")] + ["train_sevlm", "sevlm.cli.app"]
+    for name in modules:
+        module = importlib.import_module(name)
+        parser = module.build_parser() if hasattr(module, "build_parser") else None
+        if parser is None and name == "train_sevlm":
+            from transformers import HfArgumentParser
+
+            from sevlm.training import DataArguments, ModelArguments, SevlmTrainingArguments
+
+            parser = HfArgumentParser((ModelArguments, DataArguments, SevlmTrainingArguments))
+        if parser is None and name == "eval_sevlm":
+            from transformers import HfArgumentParser
+
+            parser = HfArgumentParser(module.EvalArguments)
+        if parser is None and name == "sevlm.cli.emotion_classifier":
+            from transformers import HfArgumentParser
+
+            parser = HfArgumentParser(module.ClassifierArguments)
+        if parser is None and name == "sevlm.cli.baseline":
+            from transformers import HfArgumentParser
+
+            from sevlm.evaluation.baseline import BaselineArguments
+
+            parser = HfArgumentParser(BaselineArguments)
+        assert parser is not None, name
+        flags |= {option for action in parser._actions for option in action.option_strings}
+    return flags | {"--args_file", "--run-slow"}
+
+
+def test_every_flag_a_message_names_exists():
+    """A message that tells the user to pass a flag names one that a SEVLM command accepts (eval's "pass
+    --overwrite" once named a flag its parser rejected)."""
+    import re
+
+    known = command_flags()
+    named = {}
+    for path in python_files("sevlm") + python_files("dataset_scripts"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9_]*(?![\w-])", node.value):
+                    named.setdefault(flag, path.relative_to(REPO_ROOT).as_posix())
+    unknown = {flag: where for flag, where in named.items() if flag not in known | EXTERNAL_FLAGS}
+    assert not unknown, unknown
