@@ -107,6 +107,7 @@ def cli_run(workspace):
     return workspace / "out", completed
 
 
+@pytest.mark.slow
 def test_cli_run_writes_all_outputs(cli_run, workspace):
     out, completed = cli_run
     metrics = json.loads((out / "metrics.json").read_text())

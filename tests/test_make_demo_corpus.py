@@ -184,6 +184,7 @@ def test_lexicon_is_readable_and_covers_the_vocabulary(small_corpus):
         assert table[token_id].abs().sum() > 0, word
 
 
+@pytest.mark.slow
 def test_default_sizes_and_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     artemis = make_demo_corpus()

@@ -403,6 +403,7 @@ def test_real_size_parameter_count():
 
 
 # ------------------------------------------------------------------------------------------- remote code
+@pytest.mark.slow
 def test_saved_folder_loads_in_fresh_process(trained_tiny, tmp_path):
     model, processor, images = trained_tiny
     folder = tmp_path / "sevlm-tiny"

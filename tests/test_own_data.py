@@ -74,6 +74,7 @@ def check_predict_and_publish(model_dir, images, tmp_path, emotions):
     assert list(result["scores"]) == emotions and result["emotion"] in emotions
 
 
+@pytest.mark.slow
 def test_a_csv_of_ones_own_end_to_end(tmp_path, monkeypatch):
     """The commands of the README's "Your own data" section, on a generated CSV and photo folder."""
     monkeypatch.chdir(tmp_path)
@@ -99,6 +100,7 @@ def test_a_csv_of_ones_own_end_to_end(tmp_path, monkeypatch):
     check_predict_and_publish(tmp_path / "outputs" / "my-reviews", images, tmp_path, EMOTIONS)
 
 
+@pytest.mark.slow
 def test_the_product_reviews_demo_end_to_end(tmp_path):
     """configs/demo-product.args on the built-in product-reviews corpus (cut short), then eval, predict, publish."""
     from datasets import load_from_disk

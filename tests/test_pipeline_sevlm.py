@@ -153,6 +153,7 @@ def test_pipeline_file_is_self_contained():
     assert modules <= {"pathlib", "torch", "transformers", "configuration_sevlm", ""}, modules
 
 
+@pytest.mark.slow
 def test_pipeline_loads_in_fresh_process(pipe, trained_tiny, tmp_path):
     model, processor, images = trained_tiny
     folder = tmp_path / "sevlm-tiny"

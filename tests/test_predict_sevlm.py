@@ -138,6 +138,7 @@ def test_card_png(pipe, tmp_path):
     assert dark[:, CARD_SIZE[0] // 2 :].mean() > 0.005  # text on the right half
 
 
+@pytest.mark.slow
 def test_cli_in_fresh_process_with_cards(trained_tiny, gallery, latin1_gallery, tmp_path):
     """The real command line: model folder loaded with its own pipeline, outside the repo, offline; a file name
     that is not UTF-8 on a real UTF-8 stdout / stderr."""

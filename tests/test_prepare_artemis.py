@@ -695,6 +695,7 @@ def test_cli_help_and_errors(corpus, tmp_path, capsys):
     assert all(len(set(e)) >= 2 for e in train["emotions"])
 
 
+@pytest.mark.slow
 def test_modules_run_with_python_m_from_the_repo_root(tmp_path):
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     for module in ("dataset_scripts.prepare_artemis", "dataset_scripts.prepare_corpus", "dataset_scripts.make_demo_corpus"):

@@ -352,6 +352,7 @@ def test_folder_without_processor_files_says_what_is_missing(tiny, tmp_path):
         load_model_and_processor(tmp_path / "no-tokenizer")
 
 
+@pytest.mark.slow
 def test_loading_needs_no_remote_code_prompt_and_warns_nothing(trained_tiny, tmp_path):
     """`SevlmProcessor.from_pretrained(folder)` with the project's class, in a fresh process with stdin on a pipe:
     no "run the custom code?" question (a 15 s stall) and no model-type warning."""

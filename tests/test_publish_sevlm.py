@@ -235,6 +235,7 @@ def test_cli_publishes_in_place(trained_tiny, tmp_path, capsys):
     check_folder(tmp_path / "m")
 
 
+@pytest.mark.slow
 def test_published_folder_loads_in_fresh_process(hub_folder, trained_tiny, tmp_path, monkeypatch):
     """Copied to a temporary folder and loaded there (AutoModel, AutoProcessor, pipeline): identical outputs; the
     folder's code runs without the credentials of this process's environment."""

@@ -41,6 +41,7 @@ def readme_command(section, program, page="docs/TRAINING.md"):
     raise AssertionError(f"no {program} command in {section}")
 
 
+@pytest.mark.slow
 def test_the_readme_recipe_on_artemis_shaped_data(tmp_path, monkeypatch):
     generated = write_artemis_shaped(tmp_path / "generated", 120, image_side=16, processes=1, high_coverage=2)
     monkeypatch.chdir(tmp_path)

@@ -161,6 +161,7 @@ def test_impossible_flags_are_errors_before_training(small_corpus, tmp_path):
         build_trainer(*parse_arguments(demo_args(small_corpus, tmp_path / "short", "--max_length", "8")))
 
 
+@pytest.mark.slow
 def test_demo_run_leaves_a_complete_folder(small_corpus, tmp_path):
     output = tmp_path / "sevlm-demo"
     metrics = train(demo_args(small_corpus, output, "--report_to", "tensorboard"))
@@ -218,6 +219,7 @@ def test_loss_switches_train(small_corpus, tmp_path, flags, terms):
         assert not any(k.startswith("vision_model.") for k in before)
 
 
+@pytest.mark.slow
 def test_lora_run_saves_merged_plain_folder(small_corpus, tmp_path, capsys):
     output = tmp_path / "lora"
     train(demo_args(small_corpus, output, "--lora_r", "4", "--max_steps", "4", "--save_steps", "2", "--eval_steps", "2"))
@@ -273,6 +275,7 @@ def test_incomplete_checkpoints_are_set_aside(tmp_path):
     assert (tmp_path / "checkpoint-4.incomplete").is_dir() and is_complete_checkpoint(tmp_path / "checkpoint-2")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_weights(small_corpus, tmp_path):
     common = demo_args(small_corpus, "OUT", "--max_steps", "40", "--save_steps", "8", "--eval_strategy", "no")
     common += ["--load_best_model_at_end", "false", "--save_total_limit", "2", "--test_split", ""]
@@ -304,6 +307,7 @@ def test_resume_after_sigkill_gives_the_same_weights(small_corpus, tmp_path):
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
 def test_two_processes_with_torchrun(small_corpus, tmp_path):
     output = tmp_path / "ddp"
     args = demo_args(small_corpus, output, "--max_steps", "3", "--eval_steps", "3", "--save_steps", "3", "--test_split", "")
@@ -352,6 +356,7 @@ def test_early_stopping_waits_for_both_metrics():
     assert stopped_after == 6 and callback.best == {"emotion_accuracy": 0.6, "bleu_4_fast": 0.2}
 
 
+@pytest.mark.slow
 def test_recipe_keeps_both_best_models_as_loadable_folders(small_corpus, tmp_path):
     output = tmp_path / "recipe"
     args = demo_args(small_corpus, output, "--max_steps", "6", "--eval_steps", "2", "--save_steps", "2", "--test_split", "")
@@ -371,6 +376,7 @@ def test_recipe_keeps_both_best_models_as_loadable_folders(small_corpus, tmp_pat
 
 
 # ------------------------------------------------------------------------------------------ nothing is lost
+@pytest.mark.slow
 def test_training_over_a_finished_model_is_an_error(small_corpus, tmp_path):
     output = tmp_path / "finished"
     base = demo_args(small_corpus, output, "--max_steps", "2", "--eval_strategy", "no", "--save_steps", "2")
