@@ -1,16 +1,19 @@
 """configs/own-data.args: a neutral starting point for a corpus of one's own, and a 30-picture corpus of 4 classes
-through prepare -> train with it, every split evaluated and the explanations in whole words."""
+through prepare -> train -> eval -> predict with it, every split evaluated and the explanations in whole words."""
 
 import json
 import shlex
 
 import numpy as np
+import pytest
 from datasets import disable_progress_bars, load_from_disk
 from helpers import REPO_ROOT
 from PIL import Image
 
+import eval_sevlm
 from dataset_scripts import prepare_corpus
 from sevlm import config_file
+from sevlm.cli.predict import main as predict_main
 
 disable_progress_bars()
 
@@ -38,6 +41,7 @@ def test_the_args_file_is_neutral_and_parses():
     assert training_args.use_cpu and not model_args.use_contrastive_loss
 
 
+@pytest.mark.slow
 def test_thirty_pictures_of_four_classes_train_with_every_split_evaluated(tmp_path, monkeypatch):
     from train_sevlm import train
 
@@ -66,3 +70,13 @@ def test_thirty_pictures_of_four_classes_train_with_every_split_evaluated(tmp_pa
     assert config["emotions"] == list(CLASSES) and config["prompt_text"] == " the emotion is"
     tokenizer = json.loads((tmp_path / "outputs" / "mine" / "tokenizer.json").read_text(encoding="utf-8"))
     assert all("Ġ" + word in tokenizer["model"]["vocab"] for word in WORDS + list(CLASSES))  # whole words
+    # Evaluated and predicted with the documented commands: numbers or an explicit "undefined", never a silent 0.
+    assert eval_sevlm.main(["--model_name_or_path", "outputs/mine", "--dataset_path", "data/mine",
+                            "--output_dir", "outputs/eval/mine", "--max_new_tokens", "6", "--bootstrap", "20"]) == 0
+    evaluated = json.loads((tmp_path / "outputs" / "eval" / "mine" / "metrics.json").read_text(encoding="utf-8"))
+    assert evaluated["num_paintings"] == len(corpus["test"]) and evaluated["num_paintings_with_majority"] >= 1
+    assert 0 <= evaluated["emotion_accuracy"] <= 1
+    assert predict_main(["mine/photos", "--model_name_or_path", "outputs/mine", "--output", "rows.jsonl",
+                         "--no_progress", "--max_new_tokens", "6"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 30 and all(row["emotion"] in CLASSES for row in rows)
