@@ -23,8 +23,8 @@ from transformers import CLIPVisionConfig, GPT2Config, GPT2LMHeadModel  # noqa: 
 transformers.logging.set_verbosity_error()
 
 from configuration_sevlm import ARTEMIS_EMOTIONS  # noqa: E402
-from modeling_sevlm import SevlmForConditionalGeneration
-from processing_sevlm import SevlmProcessor
+from modeling_sevlm import SevlmForConditionalGeneration  # noqa: E402
+from processing_sevlm import SevlmProcessor  # noqa: E402
 from sevlm.tokenizer import train_tokenizer  # noqa: E402
 from sevlm.vad import build_vad_table, load_vad_lexicon  # noqa: E402
 

@@ -70,7 +70,7 @@ def _read_vad_file(path, language):
             except ValueError:
                 if number == 1:
                     continue  # header line
-                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
+                raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.") from None
             if len(fields) not in (4, 5) or len(scores) != 3:
                 raise ValueError(f"{path}:{number}: expected {expected}, got {line!r}.")
             if not all(math.isfinite(x) for x in scores):

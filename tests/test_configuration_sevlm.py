@@ -79,7 +79,7 @@ def test_json_round_trips_and_subfolders(tmp_path):
 
 def test_sequence_format_needs_the_token_ids():
     with pytest.raises(ValueError, match="from_vision_text"):
-        SevlmConfig().sequence_format
+        _ = SevlmConfig().sequence_format
 
 
 def test_sequence_format_layout_and_segments():
