@@ -211,7 +211,7 @@ def test_bad_arguments(workspace, tmp_path):
     base = ["--predictions_file", str(path), "--output_dir", str(tmp_path / "out")]
     with pytest.raises(FileNotFoundError, match="No prepared corpus"):
         evaluate(base + ["--dataset_path", str(tmp_path / "missing")])
-    with pytest.raises(ValueError, match="no split 'dev'"):
+    with pytest.raises(ValueError, match="has the splits train, validation, test, not dev"):
         evaluate(base + ["--dataset_path", str(workspace / "data"), "--split", "dev"])
     with pytest.raises(FileNotFoundError, match="Predictions file"):
         evaluate(["--predictions_file", str(tmp_path / "nope.jsonl"), "--dataset_path", str(workspace / "data"), "--output_dir", str(tmp_path / "o")])
