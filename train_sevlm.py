@@ -14,21 +14,37 @@ import sys
 from sevlm import config_file
 from sevlm.cli.arguments import expand_args_files, read_args_file, run_command
 
+HELP_ALL = "--help-all"
+
 
 def parse_arguments(argv=None):
     """(model_args, data_args, training_args) from `--args_file FILE`s (in order; later flags win) and the command
     line; no arguments: the demo."""
     from transformers import HfArgumentParser
 
-    from sevlm.training import DataArguments, ModelArguments, SevlmTrainingArguments, check_arguments
+    from sevlm.training_arguments import DataArguments, ModelArguments, RecipeArguments
 
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, SevlmTrainingArguments),
-        prog="sevlm-train",
-        description=__doc__.split("\n\n")[0]
-        + " Flags may also come from files: --args_file FILE (several allowed; later flags override earlier ones).",
-    )
     argv = sys.argv[1:] if argv is None else list(argv)
+    description = (
+        __doc__.split("\n\n")[0]
+        + " Flags may also come from files: --args_file FILE (several allowed; later flags override earlier ones)."
+    )
+    if HELP_ALL not in argv and ("-h" in argv or "--help" in argv):
+        # SEVLM's flags and the recipe's, at once; transformers' TrainingArguments (which need torch) on request.
+        brief = HfArgumentParser(
+            (ModelArguments, DataArguments, RecipeArguments),
+            prog="sevlm-train",
+            description=description,
+            epilog=f"Every other flag of transformers' TrainingArguments works too (--fp16, --bf16, "
+            f"--gradient_accumulation_steps, --report_to, --push_to_hub, --resume_from_checkpoint, ...): "
+            f"`sevlm-train {HELP_ALL}` lists them all.",
+        )
+        brief.parse_args(["--help"])
+    from sevlm.training import SevlmTrainingArguments, check_arguments
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, SevlmTrainingArguments), prog="sevlm-train", description=description)
+    if HELP_ALL in argv:
+        parser.parse_args(["--help"])
     args = expand_args_files(argv) if argv else read_args_file(config_file("demo.args"))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)
     check_arguments(model_args, data_args, training_args)

@@ -5,8 +5,8 @@
 - commands (`train_sevlm.py`, `eval_sevlm.py`, `app.py`, `dataset_scripts/`, `sevlm/cli/`) import `sevlm.*` and the
   model files, never another command;
 - nothing but the tests' subprocess scripts touches `sys.path`;
-- every command's `--help` loads neither torch nor transformers' models (what makes it answer at once), except
-  `sevlm-train`, whose flags are transformers' `TrainingArguments`.
+- every command's `--help` loads neither torch nor transformers' models (what makes it answer at once);
+  `sevlm-train --help-all`, which lists every flag of transformers' `TrainingArguments`, may.
 """
 
 import ast
@@ -94,6 +94,7 @@ def test_nothing_patches_sys_path():
 
 
 COMMANDS = [
+    "train_sevlm",
     "eval_sevlm",
     "app.py",
     "dataset_scripts.prepare_corpus",
@@ -140,14 +141,15 @@ def command_flags():
     import importlib
 
     flags = set()
-    modules = [module for module in COMMANDS if not module.endswith(".py")] + ["train_sevlm", "sevlm.cli.app"]
+    modules = [module for module in COMMANDS if not module.endswith(".py")] + ["sevlm.cli.app"]
     for name in modules:
         module = importlib.import_module(name)
         parser = module.build_parser() if hasattr(module, "build_parser") else None
         if parser is None and name == "train_sevlm":
             from transformers import HfArgumentParser
 
-            from sevlm.training import DataArguments, ModelArguments, SevlmTrainingArguments
+            from sevlm.training import SevlmTrainingArguments
+            from sevlm.training_arguments import DataArguments, ModelArguments
 
             parser = HfArgumentParser((ModelArguments, DataArguments, SevlmTrainingArguments))
         if parser is None and name == "eval_sevlm":
