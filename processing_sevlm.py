@@ -158,6 +158,15 @@ def _sevlm_config_beside(folder):
     return config if getattr(config, "model_type", None) == SevlmConfig.model_type else None
 
 
+# ------------------------------------------------------------------------------------------- explanations
+def explanation_ids(tokenizer, texts):
+    """Token ids of explanations as they stand in a training sequence after the connector: a leading space, surrounding
+    spaces removed, no special tokens. The one encoding of an explanation: training, evaluation (VAD profiles) and the
+    search index's text queries use it."""
+    texts = [" " + str(text).strip() for text in texts]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+
 # ---------------------------------------------------------------------------------------------- processor
 class SevlmProcessor(ProcessorMixin):
     r"""
@@ -401,7 +410,7 @@ class SevlmProcessor(ProcessorMixin):
             if not isinstance(explanation, str) or not explanation.strip():
                 raise ValueError(f"Explanation {row} is empty; every training sequence needs an explanation.")
         indices = [self.emotion_index(emotion, row) for row, emotion in enumerate(emotions)]
-        bodies = self.tokenizer([" " + text.strip() for text in explanations], add_special_tokens=False)["input_ids"]
+        bodies = explanation_ids(self.tokenizer, explanations)
         rows = [self.sequence_format.training_ids(index, body, max_length) for index, body in zip(indices, bodies)]
         return self.sequence_format.batch(rows, padding_side="right", with_labels=True)
 
@@ -454,4 +463,4 @@ def _as_list(values, count, name):
 
 SevlmProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["IGNORE_INDEX", "SevlmProcessor", "load_image", "printable_path"]
+__all__ = ["IGNORE_INDEX", "SevlmProcessor", "explanation_ids", "load_image", "printable_path"]

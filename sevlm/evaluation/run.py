@@ -280,14 +280,12 @@ def classifier_metrics(results):
 def vad_profiles(explanations, references, tokenizer, vad_table, metric):
     """VAD profile of each explanation and the mean profile of its references, from the model's VAD table.
 
-    Texts are tokenised as the processor does for training (a leading space, no special tokens)."""
+    Texts are tokenised as training tokenises explanations (`processing_sevlm.explanation_ids`)."""
+    from processing_sevlm import explanation_ids
+
     table = vad_table.detach().float().cpu().numpy()
-
-    def token_ids(texts):
-        return tokenizer([" " + text.strip() for text in texts], add_special_tokens=False)["input_ids"] if texts else []
-
-    predicted = [metric.vad_profile(ids, table) for ids in token_ids(explanations)]
-    referenced = [metric.references_vad_profile(token_ids(refs), table) for refs in references]
+    predicted = [metric.vad_profile(ids, table) for ids in explanation_ids(tokenizer, explanations)]
+    referenced = [metric.references_vad_profile(explanation_ids(tokenizer, refs), table) for refs in references]
     return predicted, referenced
 
 
