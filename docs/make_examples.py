@@ -1,13 +1,15 @@
 """Produce every example output shown in README.md and docs/ from the current demo model, in one run.
 
-    sevlm-train && python docs/make_examples.py          # from the repository root
+    sevlm-train && sevlm-eval && python docs/make_examples.py          # from the repository root
 
 It runs each example of `EXAMPLES` against `outputs/sevlm-demo` on one painting of the demo test split, draws the
 card at the top of the README from the same prediction, and writes:
 
 - docs/examples.json: each example's code and output, the painting, and the model's fingerprint;
 - docs/images/painting.png and docs/images/sevlm-card.png;
-- the blocks between `<!-- example: NAME -->` and `<!-- /example -->` in README.md and docs/*.md.
+- the blocks between `<!-- example: NAME -->` and `<!-- /example -->` in README.md and docs/*.md, and the quick
+  start's table of test scores (from sevlm-eval's metrics.json) between `<!-- numbers: quick-start -->` and
+  `<!-- /numbers -->`.
 
 tests/test_docs.py checks that every block shows what examples.json holds and that every example's code runs.
 """
@@ -16,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -27,7 +30,12 @@ CORPUS = "data/demo"
 PAINTING = "docs/images/painting.png"
 CARD = "docs/images/sevlm-card.png"
 EXAMPLES_FILE = ROOT / "docs" / "examples.json"
+EVALUATION = "outputs/eval/sevlm-demo/test/metrics.json"
 BLOCK = re.compile(r"(<!-- example: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /example -->)", re.S)
+NUMBERS_BLOCK = re.compile(r"(<!-- numbers: quick-start -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.S)
+# The quick start's table: the demo model's test-split scores, as sevlm-eval wrote them (in percent).
+NUMBERS = {"ACC": "emotion_accuracy", "B1": "bleu_1", "B4": "bleu_4", "METEOR": "meteor", "ROUGE-L": "rouge_l",
+           "CIDEr": "cider", "EA": "emotional_alignment"}
 
 # Each example: the code a reader runs (Python, or a shell command), and how its output is shown.
 EXAMPLES = {
@@ -95,7 +103,11 @@ def run_examples(examples=EXAMPLES, cwd=ROOT):
             except (ValueError, SyntaxError):
                 pass
         else:
-            result = subprocess.run(example["code"], shell=True, cwd=cwd, capture_output=True, text=True, check=True)
+            # The console scripts beside this Python, whether or not its environment is activated.
+            env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+            result = subprocess.run(
+                example["code"], shell=True, cwd=cwd, env=env, capture_output=True, text=True, check=True
+            )
             text = result.stdout.strip()
             try:
                 text = json.dumps(rounded(json.loads(text)), ensure_ascii=False)
@@ -113,6 +125,14 @@ def render(name, example, output):
     return f"```bash\n{example['code']}\n```\n\n```json\n{output}\n```\n"
 
 
+def render_numbers(numbers):
+    """The quick start's Markdown table of the demo model's test scores."""
+    header = "| demo test split | " + " | ".join(NUMBERS) + " |\n"
+    rule = "|---|" + "---:|" * len(NUMBERS) + "\n"
+    row = f"| `{MODEL}` | " + " | ".join(f"{100 * numbers[key]:.1f}" for key in NUMBERS.values()) + " |\n"
+    return header + rule + row
+
+
 def documents():
     return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -128,6 +148,7 @@ def update_documents(recorded):
             return match.group(1) + render(name, entry, entry["output"]) + match.group(4)
 
         new = BLOCK.sub(replace, text)
+        new = NUMBERS_BLOCK.sub(lambda match: match.group(1) + render_numbers(recorded["numbers"]) + match.group(3), new)
         if new != text:
             path.write_text(new, encoding="utf-8")
 
@@ -152,6 +173,10 @@ def main():
 
     if not (ROOT / MODEL / "model.safetensors").is_file():
         raise SystemExit(f"No demo model at {MODEL}: train it first (sevlm-train).")
+    evaluation = ROOT / EVALUATION
+    if not evaluation.is_file() or evaluation.stat().st_mtime < (ROOT / MODEL / "model.safetensors").stat().st_mtime:
+        raise SystemExit(f"No evaluation of the current demo model at {EVALUATION}: run sevlm-eval first.")
+    metrics = json.loads(evaluation.read_text(encoding="utf-8"))
     painting = pick_painting()
     outputs = run_examples()
     result = json.loads(outputs["predict"])
@@ -163,6 +188,7 @@ def main():
         "model_sha256": hashlib.sha256((ROOT / MODEL / "model.safetensors").read_bytes()).hexdigest(),
         "painting": {"file": PAINTING, "painting_id": painting, "corpus": CORPUS, "split": "test"},
         "card": CARD,
+        "numbers": {key: metrics[key] for key in NUMBERS.values()},
         "examples": {name: {**example, "output": outputs[name]} for name, example in EXAMPLES.items()},
     }
     EXAMPLES_FILE.write_text(json.dumps(recorded, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
