@@ -8,6 +8,7 @@ tests/test_layout.py); what is left is Python's start and `import transformers` 
 """
 
 import argparse
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -15,21 +16,6 @@ import time
 from pathlib import Path
 
 from _common import format_table, machine_lines, median
-
-COMMANDS = [
-    "sevlm-train",
-    "sevlm-eval",
-    "sevlm-predict",
-    "sevlm-publish",
-    "sevlm-prepare",
-    "sevlm-prepare-artemis",
-    "sevlm-demo-corpus",
-    "sevlm-emotion-classifier",
-    "sevlm-index",
-    "sevlm-search",
-    "sevlm-baseline",
-    "sevlm-app",
-]
 
 
 def seconds(command, repeats):
@@ -49,7 +35,9 @@ def main(argv=None):
     print("\n".join(machine_lines("cpu")))
     rows = []
     baseline = median([_time_python(args.repeats)])
-    for name in COMMANDS:
+    entry_points = importlib.metadata.distribution("sevlm").entry_points
+    commands = sorted(entry.name for entry in entry_points if entry.group == "console_scripts")
+    for name in commands:
         command = shutil.which(name, path=str(bin_dir)) or shutil.which(name)
         if command is None:
             rows.append([name, "not installed", ""])

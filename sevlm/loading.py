@@ -12,9 +12,9 @@
 import functools
 import os
 
+from sevlm import DEMO_MODEL
 from sevlm.io import display_path, listed
 
-DEMO_MODEL = "outputs/sevlm-demo"
 PROCESSOR_CONFIG_FILE = "processor_config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))

@@ -1,6 +1,7 @@
 """Shared test helpers: tiny SEVLM models built from configs, a locally trained tokenizer, fixture lexicons, random
 images. Nothing here downloads anything: the Hub is unreachable in tests and CI."""
 
+import importlib.metadata
 import pathlib
 
 import numpy as np
@@ -18,6 +19,13 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 FIXTURE_LEXICON = FIXTURES / "vad_fixture.txt"
 NRC_VAD = REPO_ROOT.parent / "shared" / "data" / "nrc-vad" / "NRC-VAD-Lexicon.txt"
+
+
+def console_scripts():
+    """{command: "module:function"} of every console script the package installs (pyproject.toml's, as the installed
+    package's metadata holds them)."""
+    entry_points = importlib.metadata.distribution("sevlm").entry_points
+    return {entry.name: entry.value for entry in entry_points if entry.group == "console_scripts"}
 
 EXPLANATIONS = [
     "the colors are dark and gloomy",

@@ -17,24 +17,11 @@ import venv
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, random_images
+from helpers import REPO_ROOT, console_scripts, random_images
 
 pytestmark = pytest.mark.slow
 
-CONSOLE_SCRIPTS = [
-    "sevlm-train",
-    "sevlm-eval",
-    "sevlm-predict",
-    "sevlm-publish",
-    "sevlm-prepare",
-    "sevlm-prepare-artemis",
-    "sevlm-demo-corpus",
-    "sevlm-emotion-classifier",
-    "sevlm-index",
-    "sevlm-search",
-    "sevlm-baseline",
-    "sevlm-app",
-]
+CONSOLE_SCRIPTS = sorted(console_scripts())
 
 
 def run(command, cwd, env, timeout=900):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, console_scripts
 
 MODEL_FILES = {"configuration_sevlm", "modeling_sevlm", "processing_sevlm", "pipeline_sevlm"}
 COMMAND_MODULES = {"train_sevlm", "eval_sevlm", "app", "dataset_scripts"}
@@ -93,21 +93,10 @@ def test_nothing_patches_sys_path():
         assert "sys.path" not in (REPO_ROOT / name).read_text(encoding="utf-8"), name
 
 
-COMMANDS = [
-    "train_sevlm",
-    "eval_sevlm",
+# Every console script's module, the web app's root file, and the one command without a console script.
+COMMANDS = sorted({target.split(":")[0] for target in console_scripts().values()}) + [
     "app.py",
-    "dataset_scripts.prepare_corpus",
-    "dataset_scripts.prepare_artemis",
-    "dataset_scripts.make_demo_corpus",
     "dataset_scripts.run_artemis_preprocessing",
-    "sevlm.cli.predict",
-    "sevlm.cli.index",
-    "sevlm.cli.search",
-    "sevlm.cli.publish",
-    "sevlm.cli.emotion_classifier",
-    "sevlm.cli.baseline",
-    "sevlm.cli.app",
 ]
 
 
@@ -141,7 +130,7 @@ def command_flags():
     import importlib
 
     flags = set()
-    modules = [module for module in COMMANDS if not module.endswith(".py")] + ["sevlm.cli.app"]
+    modules = [module for module in COMMANDS if not module.endswith(".py")]
     for name in modules:
         module = importlib.import_module(name)
         parser = module.build_parser() if hasattr(module, "build_parser") else None

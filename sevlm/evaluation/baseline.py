@@ -19,6 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sevlm import DEMO_CORPUS
 from sevlm.io import check_output_folder, display_path, json_safe, replace_file, staged_output, write_json_atomic
 from sevlm.loading import pick_device
 from sevlm.names import emotion_key  # the project's one rule for comparing emotion names
@@ -42,7 +43,7 @@ class BaselineArguments:
         }
     )
     dataset_path: str = field(
-        default="data/demo", metadata={"help": "Prepared dataset (DatasetDict saved with save_to_disk)."}
+        default=DEMO_CORPUS, metadata={"help": "Prepared dataset (DatasetDict saved with save_to_disk)."}
     )
     split: str = field(default="test", metadata={"help": "Split to answer for."})
     output_dir: str | None = field(
