@@ -148,3 +148,25 @@ def test_output_files_one_by_one(tmp_path):
         OutputFiles(folder, "card folder").check(["other.png"])
     OutputFiles(folder, "card folder", overwrite=True).check(["other.png"])
     assert (folder / "painting.png").read_bytes() == b"user's picture"
+
+
+def test_args_files_name_the_line_of_what_cannot_be_read(tmp_path):
+    from sevlm.cli.arguments import read_args_file
+
+    with_bom = tmp_path / "bom.args"
+    with_bom.write_bytes("\ufeff--dataset_path data/x\n".encode("utf-8"))
+    assert read_args_file(with_bom) == ["--dataset_path", "data/x"]  # a byte-order mark is not part of the first flag
+
+    latin1 = tmp_path / "latin1.args"
+    latin1.write_bytes(b"--dataset_path x\n--prompt_text caf\xe9\n")
+    with pytest.raises(ValueError, match=r"latin1.args, line 2: not UTF-8 text \(byte 0xe9\)"):
+        read_args_file(latin1)
+
+    unclosed = tmp_path / "unclosed.args"
+    unclosed.write_text('--dataset_path x\n# fine\n--prompt_text " the feeling is\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unclosed.args, line 3: No closing quotation"):
+        read_args_file(unclosed)
+
+    continued = tmp_path / "continued.args"
+    continued.write_text("--dataset_path \\\n  data/y  # where\n", encoding="utf-8")
+    assert read_args_file(continued) == ["--dataset_path", "data/y"]
