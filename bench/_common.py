@@ -182,6 +182,7 @@ def cpu_name():
 
 
 def machine_lines(device):
+    device = torch.device(device)
     lines = [
         f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}",
         f"CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}, "
