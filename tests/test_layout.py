@@ -108,7 +108,17 @@ COMMANDS = [
     "sevlm.cli.emotion_classifier",
     "sevlm.cli.baseline",
     "sevlm.cli.app",
+    "sevlm.cli.report",
 ]
+
+
+def test_every_console_script_is_checked():
+    """Each console script of pyproject.toml is among the commands whose --help is checked below."""
+    tomllib = pytest.importorskip("tomllib")
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    modules = {target.split(":")[0] for target in scripts.values()}
+    assert modules - set(COMMANDS) == set(), "add these commands to COMMANDS"
 
 
 @pytest.mark.parametrize("module", COMMANDS)
@@ -126,7 +136,7 @@ def test_help_loads_no_model_libraries(module, tmp_path):
         "heavy = sorted(name for name in ('torch', 'transformers.modeling_utils', 'datasets', 'gradio') if name in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # this checkout's commands, not an installed copy's
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert "usage:" in result.stdout, result.stderr[-2000:]
     assert "HEAVY []" in result.stderr, result.stderr[-2000:]
