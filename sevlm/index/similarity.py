@@ -38,7 +38,6 @@ def text_vad_profile(text, tokenizer, vad_table):
     """The VAD profile (`sevlm.vad.vad_profile`) of `text`, encoded as explanations are
     (`processing_sevlm.explanation_ids`); None for an empty text or one without any VAD-bearing token."""
     from processing_sevlm import explanation_ids
-
     from sevlm.vad import vad_profile
 
     text = (text or "").strip()

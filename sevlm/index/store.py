@@ -33,7 +33,14 @@ from sevlm.index.query import (
     parse_min_scores,
     read_words,
 )
-from sevlm.index.similarity import COMPONENTS, Query, blend_weights, component_distance, component_vectors, text_vad_profile
+from sevlm.index.similarity import (
+    COMPONENTS,
+    Query,
+    blend_weights,
+    component_distance,
+    component_vectors,
+    text_vad_profile,
+)
 from sevlm.io import display_path, read_record
 
 INDEX_FORMAT = "sevlm-emotion-index"
