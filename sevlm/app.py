@@ -479,15 +479,16 @@ def example_paintings(inputs=None, index=None, dataset_path=DEMO_CORPUS, count=E
     return paths
 
 
-def make_app(model_name_or_path, index=None, examples=None, device=None, top_k=8):
-    """Load the model (and the index) and build the page, not yet served: loading errors are raised here."""
+def make_app(model_name_or_path, index=None, examples=None, device=None, top_k=8, title=None):
+    """Load the model (and the index) and build the page (headed `title`, default SEVLM and the model's name), not
+    yet served: loading errors are raised here."""
     from sevlm.index.store import EmotionIndex
     from sevlm.loading import load_model_and_processor, pick_device
 
     model, processor = load_model_and_processor(model_name_or_path, pick_device(device))
     collection = EmotionIndex.load(index) if index else None
     explainer = Explainer(model, processor, collection, top_k=top_k)
-    title = f"SEVLM ({Path(str(model_name_or_path)).name})"
+    title = title or f"SEVLM ({Path(str(model_name_or_path)).name})"
     return build_app(explainer, example_paintings(examples, collection), title=title)
 
 

@@ -159,7 +159,7 @@ def write_examples(index, target, count=EXAMPLE_COUNT):
     return written
 
 
-def space_app(model_entry, with_index, with_examples):
+def space_app(title, model_entry, with_index, with_examples):
     """The Space's app.py."""
     return f'''"""SEVLM on a Hugging Face Space: the emotion a painting evokes, and why (written by sevlm-publish --space).
 
@@ -171,6 +171,7 @@ import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+TITLE = {title!r}
 MODEL = {model_entry!r}  # a folder here, or a Hub model id loaded when the app starts
 INDEX = {INDEX_DIR if with_index else None!r}  # the collection's emotion index, or None
 EXAMPLES = {EXAMPLES_DIR if with_examples else None!r}
@@ -184,7 +185,7 @@ def build():
     model = str(HERE / MODEL) if (HERE / MODEL).is_dir() else MODEL
     index = str(HERE / INDEX) if INDEX else None
     examples = [str(HERE / EXAMPLES)] if EXAMPLES else None
-    return make_app(model, index=index, examples=examples, top_k=TOP_K)
+    return make_app(model, index=index, examples=examples, top_k=TOP_K, title=TITLE)
 
 
 def main():
@@ -302,7 +303,7 @@ def write_space(space_dir, model, index=None, title=None, overwrite=False, repor
         if with_examples and not write_examples(collection, staging / EXAMPLES_DIR):
             (staging / EXAMPLES_DIR).rmdir()  # no work could be read
             with_examples = False
-        write_text_atomic(staging / "app.py", space_app(model_entry, collection is not None, with_examples))
+        write_text_atomic(staging / "app.py", space_app(title, model_entry, collection is not None, with_examples))
         write_text_atomic(staging / "requirements.txt", "\n".join(lines) + "\n")
         write_text_atomic(staging / "README.md", space_card(title, model_entry, kind, collection is not None, len(collection or ()), lines))
     return Path(space_dir)
