@@ -310,7 +310,8 @@ def short(text, width):
 
 # ----------------------------------------------------------------------------------------------------- page
 def works_html(index, works, value_key="score", label=None):
-    """Small cards (thumbnail, name, emotion and a number) of a list of works, each with `data-id`."""
+    """Small cards (thumbnail, name, predicted emotion, and `label` with the work's `value_key` number: the
+    probability of the emotion a list is about, or the flatness) of a list of works, each with `data-id`."""
     from sevlm.index.gallery import jpeg_data_uri
 
     cards = []
@@ -318,9 +319,10 @@ def works_html(index, works, value_key="score", label=None):
         picture = index.thumbnail(work["id"])
         image = f'<img alt="{html.escape(work["name"])}" src="{jpeg_data_uri(picture)}">' if picture is not None else '<div class="missing"></div>'
         number = f"{100 * work[value_key]:.0f}%" if value_key == "score" else f"{work[value_key]:.2f}"
+        about = f" \u00b7 {html.escape(label)}" if label else ""
         cards.append(
             f'<figure class="work" data-id="{html.escape(work["id"])}">{image}<div class="name" title="{html.escape(work["id"])}">'
-            f'{html.escape(work["name"])}</div><div>{html.escape(work["emotion"])} \u00b7 {html.escape(label or value_key)} {number}</div></figure>'
+            f'{html.escape(work["name"])}</div><div>{html.escape(work["emotion"])}{about} {number}</div></figure>'
         )
     return f'<div class="works">{"".join(cards)}</div>'
 
@@ -404,8 +406,8 @@ def page_html(index, numbers, title):
                 f'falls most ({100 * change["fall"]:+.0f} points).</li>'
             )
         parts.append("</ol><h3>The route</h3>")
-        steps = [{**step, "score": step["scores"][step["emotion"]]} for step in route["steps"]]
-        parts.append(works_html(index, steps, label="step"))
+        steps = [{**step, "name": f"{step['step']}. {step['name']}", "score": step["scores"][step["emotion"]]} for step in route["steps"]]
+        parts.append(works_html(index, steps))
         parts.append("</section>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="sevlm-report">
