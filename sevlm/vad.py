@@ -7,6 +7,8 @@ A model folder holds only the table; the lexicon is a training-time input.
 import math
 import os
 
+import numpy as np
+
 
 class VadLexicon(dict):
     """`{word: (valence, arousal, dominance)}` on the bipolar scale [-1, 1], with the lexicon's `language`."""
@@ -137,3 +139,17 @@ def build_vad_table(tokenizer, lexicon, size=None, vad_lexicon_language=None):
         if scores is not None:
             table[token_id] = torch.tensor(scores)
     return table
+
+
+def vad_profile(token_ids, vad_table):
+    """Mean (valence, arousal, dominance) over the tokens whose row in `vad_table` ([vocab, 3]) is non-zero: the VAD
+    profile of a text, from its token ids (encode explanations with `processing_sevlm.explanation_ids`). The
+    evaluation's `vad_distance` and the search index's third part both use it.
+
+    Tokens without a lexicon entry have an all-zero row and carry no emotion, so they are left out rather than
+    pulling the mean to neutral. Returns None when no token has a VAD value.
+    """
+    table = np.asarray(vad_table, dtype=np.float64)
+    rows = table[np.asarray(list(token_ids), dtype=np.int64)].reshape(-1, 3)
+    rows = rows[np.any(rows != 0, axis=1)]
+    return rows.mean(axis=0) if len(rows) else None

@@ -1,6 +1,7 @@
 """Shared test helpers: tiny SEVLM models built from configs, a locally trained tokenizer, fixture lexicons, random
 images. Nothing here downloads anything: the Hub is unreachable in tests and CI."""
 
+import contextlib
 import importlib.metadata
 import pathlib
 
@@ -97,3 +98,131 @@ def overfit(model, processor, steps=150, seed=0):
         optimizer.zero_grad()
     model.config.use_contrastive_loss = use_contrastive
     return model.eval(), images
+
+
+# ------------------------------------------------------------------------------------ a collection with metadata
+# title, artist, date, room of painting-N.png; "c. 1890" is a date that is not a number, "claude monet" the same
+# artist as "Claude Monet" written otherwise.
+WORKS = [
+    ("Water Lilies", "Claude Monet", "1906", "Room 3"),
+    ("Haystacks", "Claude Monet", "1891", "Room 3"),
+    ("The Storm", "Jane Doe", "c. 1890", "Room 1"),
+    ("Night Sea", "Jane Doe", "1921", "Room 1"),
+    ("Red Square", "A. Painter", "1915", "Room 2"),
+    ("Still Life", "A. Painter", "1899", "Room 2"),
+    ("Poplars", "claude monet", "1910", "Room 2"),
+]
+
+
+def write_collection(root, images):
+    """`root/paintings/painting-N.png` for each image and `root/works.csv` describing the first `len(WORKS)` of them
+    (some by their path relative to the CSV, some by their file name), with a row for a file that is not there
+    (`ghost.png`, line 9); a last painting, if any, has no row. Returns (paintings folder, CSV path)."""
+    import csv
+
+    paintings = pathlib.Path(root) / "paintings"
+    paintings.mkdir(parents=True)
+    for number, image in enumerate(images):
+        image.save(paintings / f"painting-{number}.png")
+    path = pathlib.Path(root) / "works.csv"
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["file", "title", "artist", "date", "room"])
+        for number, work in enumerate(WORKS[: len(images)]):
+            name = f"paintings/painting-{number}.png" if number % 2 == 0 else f"painting-{number}.png"
+            writer.writerow([name, *work])
+        writer.writerow(["ghost.png", "Lost", "Nobody", "1800", "Room 9"])
+    return paintings, path
+
+
+# ------------------------------------------------------------------------------------------- the browser
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+BROWSER_TIMEOUT_MS = 120_000
+
+
+def chromium_or_skip():
+    """The Chromium executable Playwright drives (Debian's `chromium`), or a skip saying what is missing."""
+    import shutil
+
+    import pytest
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("Playwright is not installed (pip install -e '.[test]'); the browser tests need it")
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip(f"No Chromium executable found ({', '.join(CHROMIUM_NAMES)}); install Debian's chromium (apt-get install chromium)")
+
+
+@contextlib.contextmanager
+def browser_page(executable, profile, viewport=(1280, 1000), **context_options):
+    """A fresh headless Chromium page (its own profile folder) that records the address of every request it makes
+    in `page.requests`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": viewport[0], "height": viewport[1]}, **context_options,
+        )  # fmt: skip
+        context.set_default_timeout(BROWSER_TIMEOUT_MS)
+        page = context.new_page()
+        page.requests = []
+        page.on("request", lambda request: page.requests.append(request.url))
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command, url, cwd, env, log_path, deadline_s=240):
+    """Run a web app (`command`) until the block ends; yields once `url` answers. A process that exits or does not
+    answer in time fails the test with the end of its log."""
+    import subprocess
+    import time
+    import urllib.request
+
+    import pytest
+
+    log = open(log_path, "w+", encoding="utf-8")
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"{command[1]} did not start (exit {process.poll()}):\n{log.read()[-4000:]}")
+                time.sleep(0.5)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

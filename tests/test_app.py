@@ -5,128 +5,56 @@ and the browser must fetch nothing from anywhere but the app.
 Skipped, saying why, only when Playwright or a Chromium executable cannot be found (`.ci/run` installs both).
 """
 
+import csv
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
-from helpers import REPO_ROOT, random_images
+from helpers import REPO_ROOT, browser_page, chromium_or_skip, free_port, random_images, serving, write_collection
 
 from pipeline_sevlm import predict_batch
 from sevlm.hub import add_pipeline_to_folder
+from sevlm.index.build import attach_metadata
 from sevlm.index.store import EmotionIndex
-
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-TIMEOUT_MS = 120_000
-
-
-def find_chromium():
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 @pytest.fixture(scope="module")
 def browser_executable():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("Playwright is not installed (pip install -e '.[test]'); the browser tests need it")
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip(f"No Chromium executable found ({', '.join(CHROMIUM_NAMES)}); install Debian's chromium (apt-get install chromium)")
-    return executable
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
 def served(browser_executable, trained_tiny, tmp_path_factory):
-    """The app on a free port with the tiny trained model and an index of 8 paintings (its 4 learned ones first)."""
+    """The app on a free port with the tiny trained model and an index of 8 paintings (its 4 learned ones first),
+    7 of them with their metadata (title, artist, date, room)."""
     model, processor, images = trained_tiny
     root = tmp_path_factory.mktemp("app")
     folder = root / "model"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     add_pipeline_to_folder(folder)
-    paintings = root / "paintings"
-    paintings.mkdir()
-    for number, image in enumerate(images + random_images(4, seed=21)):
-        image.save(paintings / f"painting-{number}.png")
-    index = EmotionIndex.build([paintings], root / "index", model=model, processor=processor, progress=False)
+    paintings, works = write_collection(root, images + random_images(4, seed=21))
+    EmotionIndex.build([paintings], root / "index", model=model, processor=processor, progress=False)
+    index = attach_metadata(root / "index", works)
 
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("GRADIO_") and key != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(root / "hf_home"), OMP_NUM_THREADS="1", GRADIO_TEMP_DIR=str(root / "gradio"))
-    log = open(root / "app.log", "w+", encoding="utf-8")
     command = [
         sys.executable, str(REPO_ROOT / "app.py"), "--model", str(folder), "--index", str(root / "index"),
         "--examples", str(paintings / "painting-1.png"), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"app.py did not start (exit {process.poll()}):\n{log.read()[-4000:]}")
-                time.sleep(0.5)
+    with serving(command, url, root, env, root / "app.log", deadline_s=180):
         yield {"url": url, "model": folder, "index": index, "paintings": paintings, "executable": browser_executable}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture()
 def page(served, tmp_path):
     """A fresh headless Chromium page (its own profile) that records every request it makes."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=served["executable"],
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        page.requests = []
-        page.on("request", lambda request: page.requests.append(request.url))
-        try:
-            yield page
-        finally:
-            context.close()
+    with browser_page(served["executable"], tmp_path / "profile") as page:
+        yield page
 
 
 def textbox(page, elem_id):
@@ -138,6 +66,7 @@ def assert_offline(page, url):
     assert page.requests and not foreign, f"the page fetched from elsewhere: {foreign}"
 
 
+@pytest.mark.slow
 def test_upload_shows_the_pipelines_card(served, page, tmp_path):
     from transformers import pipeline
 
@@ -173,6 +102,7 @@ def test_upload_shows_the_pipelines_card(served, page, tmp_path):
     assert_offline(page, served["url"])
 
 
+@pytest.mark.slow
 def test_search_the_collection(served, page):
     index = served["index"]
     page.goto(served["url"])
@@ -195,6 +125,84 @@ def test_search_the_collection(served, page):
     shown = page.locator("#search-hits [data-id]").evaluate_all("cards => cards.map(card => card.dataset.id)")
     assert shown == [hit["id"] for hit in index.search(text="calm, glomy", top_k=8)]
     assert "'glomy' (nearest known: gloomy)" in page.locator("#search-hits .sevlm-note").inner_text()
+    assert_offline(page, served["url"])
+
+
+def card_ids(page, selector):
+    return page.locator(f"{selector} [data-id]").evaluate_all("cards => cards.map(card => card.dataset.id)")
+
+
+def downloaded_rows(page, button):
+    """The rows of the CSV file a download button gives."""
+    with page.expect_download() as download:
+        page.locator(f"#{button}").click()
+    with open(download.value.path(), newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.mark.slow
+def test_likes_recommendations_a_work_large_and_exports(served, page):
+    index = served["index"]
+    page.goto(served["url"])
+    page.get_by_role("tab", name="Search the collection").click()
+    page.locator("#search-query textarea, #search-query input").first.fill("awe=0.6, sadness=0.4")
+    page.locator("#search-where textarea, #search-where input").first.fill("room=Room 3; date>=1800")
+    page.locator("#search").click()
+    page.wait_for_selector("#search-hits [data-id]")
+    hits = index.search(emotions="awe=0.6,sadness=0.4", where=["room=Room 3", "date>=1800"], top_k=8)
+    assert card_ids(page, "#search-hits") == [hit["id"] for hit in hits] and len(hits) == 2
+    assert "Claude Monet" in page.locator("#search-hits").inner_text()  # the works' metadata on their cards
+    rows = downloaded_rows(page, "export-search")
+    assert [row["id"] for row in rows] == [hit["id"] for hit in hits] and [row["artist"] for row in rows] == ["Claude Monet"] * 2
+
+    # a like: the "For you" tab lists the works recommended from it, each saying why, never the liked work
+    first = hits[0]["id"]
+    page.locator(f'#search-hits [data-id="{first}"] [data-action="like"]').click()
+    page.get_by_role("tab", name="For you").click()
+    expected = index.recommend([first], top_k=8)
+    page.wait_for_function(f"() => document.querySelectorAll('#recommended [data-id]').length === {len(expected)}")
+    assert card_ids(page, "#liked") == [first]
+    assert card_ids(page, "#recommended") == [hit["id"] for hit in expected] and first not in card_ids(page, "#recommended")
+    assert page.locator("#recommended .sevlm-because").all_inner_texts() == [hit["because"] for hit in expected]
+    # a second like, from the recommendations: the list follows
+    second = expected[0]["id"]
+    page.locator(f'#recommended [data-id="{second}"] [data-action="like"]').click()
+    page.wait_for_function("() => document.querySelectorAll('#liked [data-id]').length === 2")
+    expected = index.recommend([first, second], top_k=8)
+    page.wait_for_function("(liked) => ![...document.querySelectorAll('#recommended [data-id]')].some(card => card.dataset.id === liked)", arg=second)
+    assert card_ids(page, "#recommended") == [hit["id"] for hit in expected]
+    rows = downloaded_rows(page, "export-recommended")
+    assert [row["id"] for row in rows] == [hit["id"] for hit in expected] and [row["because"] for row in rows] == [hit["because"] for hit in expected]
+
+    # a click on a picture: the work large, with its card, and more like it
+    chosen = expected[1]["id"]
+    page.locator(f'#recommended [data-id="{chosen}"] [data-action="open"]').click()
+    page.wait_for_selector(f'#work [data-id="{chosen}"]')
+    assert page.get_by_role("tab", name="Work").get_attribute("aria-selected") == "true"
+    shown = page.locator("#work img").first.evaluate("image => [image.naturalWidth, image.getBoundingClientRect().width]")
+    assert shown[0] == index.picture(chosen).width and shown[1] > 300  # shown large
+    more = index.search(id=chosen, top_k=8)
+    page.wait_for_function(f"() => document.querySelectorAll('#more-like-this [data-id]').length === {len(more)}")
+    assert card_ids(page, "#more-like-this") == [hit["id"] for hit in more]
+    assert [row["id"] for row in downloaded_rows(page, "export-more")] == [hit["id"] for hit in more]
+    assert_offline(page, served["url"])
+
+
+@pytest.mark.slow
+def test_several_paintings_at_once(served, page):
+    from transformers import pipeline
+
+    files = [served["paintings"] / f"painting-{number}.png" for number in (0, 2, 5)]
+    pipe = pipeline("art-emotion", model=str(served["model"]), trust_remote_code=True, device="cpu")
+    expected = [pipe(str(path)) for path in files]
+    page.goto(served["url"])
+    page.get_by_role("tab", name="Several paintings").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(path) for path in files])
+    page.wait_for_function("() => document.querySelectorAll('#batch-cards .sevlm-hit').length === 3")
+    assert card_ids(page, "#batch-cards") == [path.name for path in files]
+    assert page.locator("#batch-cards .sevlm-emotion").all_inner_texts() == [f"{result['emotion']} {result['score']:.0%}" for result in expected]
+    rows = downloaded_rows(page, "export-batch")
+    assert [(row["file"], row["emotion"], row["explanation"]) for row in rows] == [(path.name, result["emotion"], result["explanation"]) for path, result in zip(files, expected)]
     assert_offline(page, served["url"])
 
 

@@ -35,7 +35,7 @@ def synthetic_rows(emotions, tokenizer, vad_table, count, start=0, seed=0):
     for number in range(start, start + count):
         scores = rng.dirichlet(np.full(len(emotions), 0.6))
         explanation = EXPLANATIONS[number % len(EXPLANATIONS)]
-        profile = S.vad_profile(explanation, tokenizer, vad_table)
+        profile = S.text_vad_profile(explanation, tokenizer, vad_table)
         rows.append(
             {
                 "id": f"item-{number:04d}",
@@ -274,7 +274,7 @@ def test_words_not_used_are_named_with_the_nearest_known_words(synthetic, tiny_r
     model, processor = tiny_random
     hits = index.search(text="calm, glomy", top_k=3)
     assert hits.query.unused_words == [("glomy", ["gloomy"])]  # a typo: not used, and the word it may have meant
-    calm = S.vad_profile("calm", processor.tokenizer, model.vad_table.numpy())
+    calm = S.text_vad_profile("calm", processor.tokenizer, model.vad_table.numpy())
     assert hits.query.vad == pytest.approx(calm)  # the query is the feeling of "calm" alone
     assert "'glomy' (nearest known: gloomy)" in G.unused_words_note(hits)
     with pytest.raises(Q.UnusableWords) as error:
@@ -487,7 +487,7 @@ def test_build_stores_the_pipelines_results(built, trained_tiny, paintings):
     assert [item_id for item_id, _ in reports] == [str(paintings / "broken.jpg")] and "cannot be read" in reports[0][1]
     assert index.build_report == {
         "items": 9, "computed": 8, "resumed": 0, "already_indexed": 0, "changed": 0, "removed": [],
-        "failed": [str(paintings / "broken.jpg")], "unmatched": [], "not_images": [],
+        "failed": [str(paintings / "broken.jpg")], "unmatched": [], "not_images": [], "metadata": None,
     }  # fmt: skip
     pipe = SevlmArtEmotionPipeline(model=model, processor=processor, device="cpu")
     table = model.vad_table.numpy()

@@ -132,6 +132,7 @@ def test_another_model_is_refused_without_overwrite(model_folder, paintings, tmp
     assert code == 1 and "holds no emotion index" in stderr and (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_give_the_one_process_index(model_folder, paintings, tmp_path):
     """`torchrun --nproc_per_node 2` on CPU: each process predicts every other batch, the main one merges; the
     index equals the one-process index row for row."""

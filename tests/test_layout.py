@@ -100,6 +100,16 @@ COMMANDS = sorted({target.split(":")[0] for target in console_scripts().values()
 ]
 
 
+def test_every_console_script_is_checked():
+    """The commands checked below are pyproject.toml's console scripts: the installed package's metadata (where
+    COMMANDS comes from) must match the checkout's pyproject.toml, or a new command would escape the checks."""
+    tomllib = pytest.importorskip("tomllib")
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == console_scripts(), "the installed package is out of date: pip install -e . again"
+    assert {target.split(":")[0] for target in scripts.values()} <= set(COMMANDS)
+
+
 @pytest.mark.parametrize("module", COMMANDS)
 def test_help_loads_no_model_libraries(module, tmp_path):
     """`--help` answers from the argument definitions alone: neither torch nor transformers' model code is loaded
@@ -115,7 +125,7 @@ def test_help_loads_no_model_libraries(module, tmp_path):
         "heavy = sorted(name for name in ('torch', 'transformers.modeling_utils', 'datasets', 'gradio') if name in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # this checkout's commands, not an installed copy's
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert "usage:" in result.stdout, result.stderr[-2000:]
     assert "HEAVY []" in result.stderr, result.stderr[-2000:]

@@ -3,12 +3,16 @@
     sevlm-index paintings/ "more/**/*.jpg" --model_name_or_path outputs/sevlm-demo --output_dir index/
     sevlm-index --dataset_path data/demo --split test --output_dir outputs/index-demo
     sevlm-index new-paintings/ --output_dir index/        # adds the images not indexed yet, and those that changed
+    sevlm-index paintings/ --output_dir index/ --metadata works.csv --id_column file   # artist, title, date, ...
+    sevlm-index --output_dir index/ --metadata works.csv  # new metadata for the works indexed, nothing predicted
     torchrun --nproc_per_node 4 -m sevlm.cli.index paintings/ --output_dir index/   # data-parallel, one GPU each
 
 Per image the index stores its id (the file's absolute path, or the corpus's painting_id), the file with its size
 and modification time, the emotion scores, the predicted emotion, the explanation, the explanation's VAD profile,
 the pooled image embedding and a thumbnail, as a `datasets.Dataset` with FAISS indexes; search it with sevlm-search
-or the web app (app.py).
+or the web app (app.py). With --metadata, each work's row of a CSV file (artist, title, date, style, room, any
+column) is stored too (a corpus's own columns, such as art_style, always are); works without a row, and rows that
+match no work, are counted and named.
 
 One build writes an index at a time (a second one is refused, naming the first). Finished batches are kept in
 INDEX/.pending/ as they complete: an interrupted build (CTRL-C, a crash, a lost machine) continues where it stopped
@@ -45,7 +49,22 @@ class IndexArguments(GenerationArguments):
         default=None, metadata={"help": "A prepared corpus (a folder written by save_to_disk, e.g. data/demo) to index instead of image files."}
     )
     split: str = field(default="test", metadata={"help": "The corpus split to index, with --dataset_path."})
-    id_column: str = field(default="painting_id", metadata={"help": "The corpus column holding each image's id."})
+    id_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "The column naming each work: in the corpus (default painting_id) and in the --metadata CSV (default: "
+            "the corpus's id column, else the first of file, file_name, filename, path, image, id, painting_id)."
+        },
+    )
+    metadata: str | None = field(
+        default=None,
+        metadata={
+            "help": "A CSV file (UTF-8; comma, semicolon or tab separated) with a row per work: its file or id (--id_column) "
+            "and any columns (artist, title, date, style, room). A file is matched by its path, relative to the CSV's "
+            "folder, or by its name when only one work has it. Alone (no images, no --dataset_path): replaces the "
+            "metadata of the works already indexed, nothing is predicted."
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together; each finished batch is kept."})
     device: str | None = field(
         default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: the device accelerate picks (under torchrun, one GPU per process)."}
@@ -96,8 +115,10 @@ def parse_args(argv=None):
     parser = build_parser()
     args, positional = parser.parse_args_into_dataclasses(args=argv)
     args.inputs = positional.inputs
-    if bool(args.inputs) == bool(args.dataset_path):
+    if args.inputs and args.dataset_path:
         parser.error("Give image files / folders / globs, or --dataset_path with --split, not both.")
+    if not args.inputs and not args.dataset_path and not args.metadata:
+        parser.error("Give image files / folders / globs, or --dataset_path with --split, not both (or --metadata alone, for an index that exists).")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {args.batch_size}.")
     if args.torch_num_threads is not None and args.torch_num_threads < 1:
@@ -117,7 +138,16 @@ def main(argv=None):
         torch.set_num_threads(args.torch_num_threads)
     from tqdm.auto import tqdm
 
-    from sevlm.index.build import build_index, distributed_state
+    from sevlm.index.build import attach_metadata, build_index, distributed_state
+
+    if not args.inputs and not args.dataset_path:
+        try:
+            index = attach_metadata(args.output_dir, args.metadata, args.id_column)
+        except (OSError, ValueError, RuntimeError) as error:
+            print(f"sevlm-index: error: {display_path(str(error))}", file=sys.stderr)
+            return 1
+        print("\n".join(metadata_summary(index.build_report["metadata"], args)), file=sys.stderr)
+        return 0
 
     def report(item, message):
         tqdm.write(f"skipped {display_path(item)}: {display_path(message)}", file=sys.stderr)
@@ -129,7 +159,7 @@ def main(argv=None):
             model=args.model_name_or_path,
             dataset_path=args.dataset_path,
             split=args.split if args.dataset_path else None,
-            id_column=args.id_column,
+            id_column=args.id_column or "painting_id",
             batch_size=args.batch_size,
             device=args.device,
             generate_kwargs=generation_kwargs(args),
@@ -140,6 +170,8 @@ def main(argv=None):
             progress=not args.no_progress,
             report=report,
             notify=lambda line: tqdm.write(display_path(line), file=sys.stderr),
+            metadata=args.metadata,
+            metadata_id_column=args.id_column,
         )
     except KeyboardInterrupt:
         print(
@@ -152,11 +184,11 @@ def main(argv=None):
         print(f"sevlm-index: error: {display_path(str(error))}", file=sys.stderr)
         return 1
     if distributed_state(args.device).is_main_process:
-        print(summary(index, args.output_dir), file=sys.stderr)
+        print(summary(index, args.output_dir, args), file=sys.stderr)
     return 0 if len(index) else 1
 
 
-def summary(index, output_dir):
+def summary(index, output_dir, args=None):
     """What the build did, for people: new, resumed, already there, changed, skipped and why."""
     built = index.build_report
     failed = built["unmatched"] + [display_path(item) for item in built["failed"]]
@@ -175,7 +207,32 @@ def summary(index, output_dir):
         lines.append(f"{len(built['not_images'])} skipped: not a supported image ({listed(built['not_images'])}).")
     if failed:
         lines.append(f"{len(failed)} input(s) could not be used: {listed(failed)}")
+    if built.get("metadata"):
+        lines += metadata_summary(built["metadata"], args)
     return "\n".join(lines)
+
+
+def metadata_summary(report, args):
+    """What became of the metadata, for people: its columns, the works without any (named, with how to give them
+    some), and per source the rows that matched no work or named none."""
+    if not report:
+        return []
+    total = report["without"]
+    lines = []
+    if report["columns"]:
+        count = sum(source["matched"] for source in report["sources"]) if report["sources"] else None
+        given = f" ({count} row(s) matched)" if count is not None else ""
+        lines.append(f"Metadata: {', '.join(report['columns'])}{given}.")
+    if total:
+        again = f"sevlm-index --output_dir {display_path(args.output_dir)} --metadata {display_path(args.metadata or 'works.csv')}"
+        again += f" --id_column {args.id_column}" if args.id_column else ""
+        lines.append(f"{len(total)} work(s) have no metadata: {listed(total)}. Add rows for them to the CSV and run {again}.")
+    for source in report["sources"]:
+        if source["unmatched"]:
+            lines.append(f"{source['source']}: {len(source['unmatched'])} row(s) match no work of the index: {listed(source['unmatched'])}.")
+        if source["rows_without_id"]:
+            lines.append(f"{source['source']}: {len(source['rows_without_id'])} row(s) name no work (lines {listed(map(str, source['rows_without_id']))}).")
+    return lines
 
 
 if __name__ == "__main__":

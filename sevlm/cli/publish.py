@@ -3,6 +3,7 @@
     sevlm-publish outputs/sevlm-demo --output_dir outputs/hub/sevlm-demo \\
         --metrics outputs/eval/sevlm-demo/test/metrics.json --verify
     sevlm-publish outputs/sevlm-artemis --hub_model_id you/sevlm-artemis --vad_lexicon NRC-VAD-Lexicon.txt
+    sevlm-publish --space outputs/space --model outputs/sevlm-demo --index outputs/index-demo
 
 A Hub folder holds the weights (safetensors), config.json (auto_map and the `art-emotion` pipeline), the code files,
 the processor, the generation config and a model card (README.md, written with huggingface_hub's ModelCard: YAML
@@ -11,6 +12,11 @@ lexicon's source and terms). The card's emotions, task and dataset come from the
 card) and the flags, never from a fixed taxonomy. `--verify` copies the folder to a temporary directory and loads
 it there in a fresh Python process, offline and without credentials in its environment, the way the Hub would
 serve it. `--hub_model_id` uploads it with `huggingface_hub` (log in first: `hf auth login`).
+
+`--space DIR` writes a Hugging Face Space of the web app instead: app.py, requirements.txt, a README with the Space's
+metadata, a copy of SEVLM's package, the model folder (or a Hub id the Space loads) and the collection's index, a
+folder that starts on its own (`cd DIR && python app.py`) and uploads as it is (`hf upload you/space DIR --repo-type
+space`).
 """
 
 import argparse
@@ -23,7 +29,7 @@ DEMO_DATASET = "SEVLM demo corpus"
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="sevlm-publish", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", help="A SEVLM model folder saved by train_sevlm.py.")
+    parser.add_argument("folder", nargs="?", help="A SEVLM model folder saved by train_sevlm.py (with --space, the same as --model).")
     parser.add_argument(
         "--output_dir",
         help="Write the Hub folder here (built beside it, moved into place when complete) instead of completing the "
@@ -71,11 +77,68 @@ def build_parser():
     )
     parser.add_argument("--hub_model_id", help="Hub repository to upload to, e.g. you/sevlm-artemis (omit to only write the folder).")
     parser.add_argument("--private", action="store_true", help="Create the Hub repository as private.")
+    parser.add_argument(
+        "--space",
+        metavar="DIR",
+        help="Write a Hugging Face Space of the web app into DIR (app.py, requirements.txt, README.md with the Space's "
+        "metadata, SEVLM's code, the model, the --index): it starts with `python app.py` there. --overwrite replaces an "
+        "earlier Space folder's files only.",
+    )
+    parser.add_argument(
+        "--model",
+        help="With --space: the model, a SEVLM folder (copied into the Space) or a Hub id (loaded by the Space when it starts).",
+    )
+    parser.add_argument("--index", help="With --space: an emotion index (sevlm-index) of the collection, copied into the Space.")
+    parser.add_argument("--title", help="With --space: the Space's title (default: SEVLM and the model's name).")
     return parser
 
 
+def check_arguments(parser, args):
+    """Which flags go together: --space with --model (or the folder) and --index; the rest for model folders."""
+    if args.space is None:
+        for flag in ("model", "index", "title"):
+            if getattr(args, flag) is not None:
+                parser.error(f"--{flag} goes with --space.")
+        if args.folder is None:
+            parser.error("Give the model folder to publish (or --space DIR --model M for a Space).")
+        return
+    if args.folder and args.model and args.folder != args.model:
+        parser.error("Give the Space's model once: --model M (or the folder), not both.")
+    args.model = args.model or args.folder
+    if not args.model:
+        parser.error("--space needs --model: a SEVLM folder or a Hub id.")
+    for flag in ("output_dir", "hub_model_id", "metrics", "dataset", "base_models", "vad_lexicon"):
+        if getattr(args, flag) is not None:
+            parser.error(f"--{flag} is for model folders; a Space (--space) takes --model, --index, --title and --overwrite.")
+    for flag in ("verify", "private", "no_metrics"):
+        if getattr(args, flag):
+            parser.error(f"--{flag} is for model folders; a Space (--space) takes --model, --index, --title and --overwrite.")
+
+
+def publish_space(args):
+    from sevlm.space import write_space
+
+    def left_out(name, reason):
+        print(f"left out {display_path(name)}: {reason}", file=sys.stderr)
+
+    try:
+        folder = write_space(args.space, args.model, index=args.index, title=args.title, overwrite=args.overwrite, report=left_out)
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"sevlm-publish: {display_path(str(error))}", file=sys.stderr)
+        return 1
+    print(
+        f"Space folder ready: {display_path(folder)}. Try it: cd {display_path(folder)} && python app.py; upload it: "
+        f"hf upload YOU/SPACE-NAME {display_path(folder)} --repo-type space"
+    )
+    return 0
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    if args.space is not None:
+        return publish_space(args)
     from sevlm.hub import find_metrics, publish, push_folder, verify_folder
 
     def left_out(name, reason):

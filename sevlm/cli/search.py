@@ -1,9 +1,12 @@
-"""Search an emotion index (built by sevlm-index) by an image, an indexed item, an emotion mix or words.
+"""Search an emotion index (built by sevlm-index) by an image, an indexed item, an emotion mix or words, or get
+recommendations from works one likes.
 
     sevlm-search --index outputs/index-demo --emotions "awe=0.6,sadness=0.4"
     sevlm-search --index outputs/index-demo --id 1234 --top_k 5 --gallery gallery/
     sevlm-search --index outputs/index-demo --image query.jpg --model_name_or_path outputs/sevlm-demo --visual_weight 0.3 --output hits.csv
     sevlm-search --index outputs/index-demo --text "calm, melancholic" --emotion sadness,fear --min_score 0.3
+    sevlm-search --index my-index --emotions awe --where "artist=Claude Monet" --where "date>=1900"
+    sevlm-search --index my-index --like water-lilies.jpg haystacks.jpg --dislike storm.jpg --top_k 5
 
 Hits are ranked by how close the mix of emotions each work evokes is to the query's (the Hellinger distance between
 emotion distributions), optionally blended with how the works look (image embeddings, --visual_weight) and the
@@ -16,11 +19,17 @@ is 1 - distance. A query without some part (an emotion mix has no image) gives i
 scaled to sum 1. --text takes the feeling of its words and the emotions it names (--vad_weight 0.5 by default);
 words that take no part are named on stderr, with the nearest words the model knows.
 
+--like ID [ID ...] (with --dislike ID ...) recommends works that evoke what each liked work evokes, less what the
+disliked works evoke (one taste per liked work: the closest one counts; see sevlm.index.recommend), blended with how
+they look with --visual_weight. Liked and disliked works are never returned, and each hit says why ("because",
+"closest_liked", "shared_emotions", "avoided_emotions"). --where keeps the works whose metadata (sevlm-index
+--metadata) meets every condition: COLUMN=VALUE, !=, <, <=, >, >= (numbers compare as numbers, text ignoring case).
+
 An --image query runs a model on the image: the one named by --model_name_or_path, or with --trust_index_model the
 one the index names (its folder's Python code then runs). Each hit: {"rank", "id", "file", "score", "emotion",
-"scores", "explanation", "distances"}, one JSON object per line on stdout unless --output names a .jsonl or .csv
-file. Nothing that exists is replaced without --overwrite (an earlier --output file, an earlier gallery), and a
-file this command did not write is never replaced.
+"scores", "explanation", "distances"} (and "metadata" when the index holds the works' metadata), one JSON object
+per line on stdout unless --output names a .jsonl or .csv file. Nothing that exists is replaced without --overwrite
+(an earlier --output file, an earlier gallery), and a file this command did not write is never replaced.
 """
 
 import sys
@@ -49,6 +58,24 @@ class SearchArguments:
     text: str | None = field(
         default=None, metadata={"help": "Query: words such as 'calm, melancholic': their feeling and any emotion names among them."}
     )
+    like: list[str] | None = field(
+        default=None,
+        metadata={
+            "action": "append",
+            "help": "Query: ids of works you like (file paths or painting_id; repeat the flag or list several): works that "
+            "evoke what they evoke, each hit saying why. Liked works are never returned.",
+        },
+    )
+    dislike: list[str] | None = field(
+        default=None,
+        metadata={
+            "action": "append",
+            "help": "With --like: ids of works you do not like: what they evoke counts against a work, and they are never returned.",
+        },
+    )
+    dislike_weight: float | None = field(
+        default=None, metadata={"help": "With --dislike: how much of the disliked works' emotions is taken out of each taste, in [0, 1] (default 0.5)."}
+    )
     top_k: int = field(default=10, metadata={"help": "Number of hits to return, best first."})
     emotion: str | None = field(
         default=None, metadata={"help": "Filter: keep hits whose predicted emotion is one of these (comma-separated names)."}
@@ -60,8 +87,18 @@ class SearchArguments:
             "emotions have at least these probabilities (e.g. 'awe=0.3,fear=0.1')."
         },
     )
+    where: list[str] | None = field(
+        default=None,
+        metadata={
+            "action": "append",
+            "help": "Filter on the works' metadata (sevlm-index --metadata): COLUMN OPERATOR VALUE with =, !=, <, <=, >, >=, e.g. "
+            "'artist=Claude Monet' or 'date>=1900'; repeat the flag for several conditions (all must hold). Numbers "
+            "compare as numbers, text ignoring case.",
+        },
+    )
     visual_weight: float = field(
-        default=0.0, metadata={"help": "Weight of how the works look (image embeddings) for --image / --id queries, in [0, 1] (0: emotions only)."}
+        default=0.0,
+        metadata={"help": "Weight of how the works look (image embeddings) for --image / --id / --like queries, in [0, 1] (0: emotions only)."},
     )
     vad_weight: float | None = field(
         default=None,
@@ -104,9 +141,17 @@ def parse_args(argv=None):
 
     parser = build_parser()
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    given = [flag for flag in ("image", "id", "emotions", "text") if getattr(args, flag) is not None]
+    for flag in ("like", "dislike", "where"):  # each use of the flag gives a list: one list of them all
+        setattr(args, flag, None if getattr(args, flag) is None else [value for values in getattr(args, flag) for value in values])
+    given = [flag for flag in ("image", "id", "emotions", "text", "like") if getattr(args, flag) is not None]
     if len(given) != 1:
-        parser.error(f"Give exactly one query: --image, --id, --emotions or --text (got {', '.join('--' + flag for flag in given) or 'none'}).")
+        parser.error(f"Give exactly one query: --image, --id, --emotions, --text or --like (got {', '.join('--' + flag for flag in given) or 'none'}).")
+    if (args.dislike is not None or args.dislike_weight is not None) and args.like is None:
+        parser.error("--dislike and --dislike_weight go with --like.")
+    if args.like is not None and args.vad_weight:
+        parser.error("--vad_weight does not apply to --like (recommendations compare emotions, and looks with --visual_weight).")
+    if args.dislike_weight is not None and not 0.0 <= args.dislike_weight <= 1.0:
+        parser.error(f"--dislike_weight must be between 0 and 1, got {args.dislike_weight}.")
     if args.top_k < 1:
         parser.error(f"--top_k must be at least 1, got {args.top_k}.")
     if args.output and output_format(args.output) is None:
@@ -166,23 +211,26 @@ def search(args):
         else:
             model_flag = f"--model_name_or_path {index.config['model']}"
             raise ValueError(untrusted_model_message(index, model_flag, "--trust_index_model"))
-    hits = index.search(
-        image=query_image,
-        id=args.id,
-        emotions=args.emotions,
-        text=args.text,
-        top_k=args.top_k,
-        emotion=args.emotion,
-        min_score=args.min_score,
-        visual_weight=args.visual_weight,
-        vad_weight=args.vad_weight,
-        model=model,
-        processor=processor,
-        trust_index_model=args.trust_index_model,
-    )
-    note = unused_words_note(hits)
-    if note:
-        print(f"sevlm-search: note: {display_path(note)}", file=sys.stderr)
+    filters = dict(emotion=args.emotion, min_score=args.min_score, where=args.where)
+    if args.like is not None:
+        hits = index.recommend(args.like, args.dislike or (), top_k=args.top_k, visual_weight=args.visual_weight, dislike_weight=args.dislike_weight, **filters)
+    else:
+        hits = index.search(
+            image=query_image,
+            id=args.id,
+            emotions=args.emotions,
+            text=args.text,
+            top_k=args.top_k,
+            visual_weight=args.visual_weight,
+            vad_weight=args.vad_weight,
+            model=model,
+            processor=processor,
+            trust_index_model=args.trust_index_model,
+            **filters,
+        )
+    for note in [unused_words_note(hits), *hits.notes]:
+        if note:
+            print(f"sevlm-search: note: {display_path(note)}", file=sys.stderr)
     return index, hits, query_image
 
 
@@ -200,7 +248,7 @@ def write_outputs(args, index, hits, query_image):
         write_hits(hits, sys.stdout, "jsonl", index.emotions)
         sys.stdout.flush()
     if args.gallery:
-        query = args.image or args.id or args.emotions or args.text
+        query = args.image or args.id or args.emotions or args.text or ("works like " + ", ".join(args.like) if args.like else "")
         page = write_gallery(index, hits, args.gallery, title=f"SEVLM search: {query}", query_image=query_image, query_name=args.image, overwrite=args.overwrite)
         print(f"Gallery: {display_path(page)}", file=sys.stderr)
 

@@ -30,6 +30,9 @@ import numpy as np
 # SEVLM, so `evaluate.load` of this file finds it too).
 from configuration_sevlm import ARTEMIS_EMOTIONS, emotion_key
 
+# The VAD profile of a text's token ids is the VAD module's (one definition for the evaluation and the search index).
+from sevlm.vad import vad_profile
+
 # Added to the model's emotion scores before renormalising them, so the KL divergence stays finite when the model
 # gives a class probability 0.
 KL_EPSILON = 1e-8
@@ -319,18 +322,6 @@ def _macro(f1):
 
 
 # ------------------------------------------------------------------------------------------------- VAD metric
-def vad_profile(token_ids, vad_table):
-    """Mean (valence, arousal, dominance) over the tokens whose row in `vad_table` ([vocab, 3]) is non-zero.
-
-    Tokens without a lexicon entry have an all-zero row and carry no emotion, so they are left out rather than
-    pulling the mean to neutral. Returns None when no token has a VAD value.
-    """
-    table = np.asarray(vad_table, dtype=np.float64)
-    rows = table[np.asarray(list(token_ids), dtype=np.int64)].reshape(-1, 3)
-    rows = rows[np.any(rows != 0, axis=1)]
-    return rows.mean(axis=0) if len(rows) else None
-
-
 def references_vad_profile(references_token_ids, vad_table):
     """Mean of the references' VAD profiles (references without a profile left out); None when none has one."""
     profiles = [vad_profile(ids, vad_table) for ids in references_token_ids]

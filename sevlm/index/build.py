@@ -13,6 +13,9 @@ command that started it, predicting at bounded memory, and the commit.
   and a thumbnail at once, and dropped: a batch holds model inputs, never a batch of decoded originals.
 - Data-parallel: under `torchrun` / `accelerate launch` each process predicts every n-th batch into `.pending/`,
   and the main process merges them when all are done.
+- Metadata (`sevlm.index.metadata`): a CSV's rows and a corpus's columns are matched to the works at the commit and
+  stored with them; an addition keeps the metadata of the works already there (new works need rows of their own:
+  the build report names those without), and `attach_metadata` gives an index new metadata without predicting.
 """
 
 import hashlib
@@ -33,7 +36,16 @@ from sevlm import DEMO_MODEL
 from sevlm.images import IMAGE_EXTENSIONS, find_images
 from sevlm.index import faiss_indexes
 from sevlm.index.faiss_indexes import empty_faiss_index, faiss_type, index_factory, tune_faiss_index, write_faiss
-from sevlm.index.similarity import COMPONENTS, TECHNICAL_PARTS, component_vectors, vad_profile
+from sevlm.index.metadata import (
+    ID_COLUMNS,
+    METADATA_FILE,
+    corpus_metadata,
+    merge_metadata,
+    read_metadata,
+    read_metadata_csv,
+    write_metadata,
+)
+from sevlm.index.similarity import COMPONENTS, TECHNICAL_PARTS, component_vectors, text_vad_profile
 from sevlm.index.store import (
     CONFIG_NAME,
     FAISS_DIR,
@@ -106,11 +118,9 @@ def file_items(inputs, extensions=IMAGE_EXTENSIONS):
     return items, problems, not_images
 
 
-def dataset_items(dataset_path=None, split=None, dataset=None, id_column="painting_id"):
-    """Items for the rows of a prepared corpus split (`datasets.load_from_disk(dataset_path)[split]`, or a
-    `datasets.Dataset`): id = the row's `id_column`, images read from its `image` column."""
+def load_split(dataset_path=None, split=None, dataset=None):
+    """A corpus split: `dataset`, or `datasets.load_from_disk(dataset_path)[split]`; errors say what to pass."""
     import datasets
-    from datasets import Image
 
     if dataset is None:
         if not dataset_path:
@@ -124,6 +134,15 @@ def dataset_items(dataset_path=None, split=None, dataset=None, id_column="painti
             dataset = loaded[split]
         else:
             dataset = loaded
+    return dataset
+
+
+def dataset_items(dataset_path=None, split=None, dataset=None, id_column="painting_id"):
+    """Items for the rows of a prepared corpus split (`datasets.load_from_disk(dataset_path)[split]`, or a
+    `datasets.Dataset`): id = the row's `id_column`, images read from its `image` column."""
+    from datasets import Image
+
+    dataset = load_split(dataset_path, split, dataset)
     for column in (id_column, "image"):
         if column not in dataset.column_names:
             raise ValueError(f"The dataset has the columns {dataset.column_names}, not {column!r}; index a prepared corpus (painting_id, image) or pass --id_column.")
@@ -287,7 +306,7 @@ def check_target(folder, existing, plan, overwrite):
         if folder.is_dir():
             ours = index_entries(folder) | {OUTPUT_RECORD}
             if (folder / CONFIG_NAME).is_file():  # an index of another version, or a damaged one (with overwrite)
-                ours |= {PARTS_DIR, FAISS_DIR} | {name for name in os.listdir(folder) if re.fullmatch(r"vad-\d+", name)}
+                ours |= {PARTS_DIR, FAISS_DIR} | {name for name in os.listdir(folder) if re.fullmatch(r"vad-\d+", name) or METADATA_FILE.fullmatch(name)}
             others = sorted(name for name in os.listdir(folder) if name not in ours)
             if others:
                 raise FileExistsError(
@@ -433,7 +452,7 @@ def predict_into_pending(folder, batches, model, processor, generate_kwargs, thu
 
 
 def _row(item, result, emotions, tokenizer, vad_table, thumbnail):
-    profile = vad_profile(result["explanation"], tokenizer, vad_table)
+    profile = text_vad_profile(result["explanation"], tokenizer, vad_table)
     embeds = result["image_embeds"]
     return {
         "id": item.id,
@@ -465,11 +484,12 @@ def write_shard(folder, rows, emotions, embedding_dim, number):
 
 
 # ---------------------------------------------------------------------------------------------------- commit
-def commit(folder, existing, pending, vad_source, order, replaced=(), progress=False):
+def commit(folder, existing, pending, vad_source, order, replaced=(), progress=False, metadata=None):
     """Merge `.pending/` into the index: a new part (rows whose id the index holds replace the old ones: their parts
-    are rewritten without them, as are the rows of `replaced` ids), FAISS files, then `index_config.json` (the
-    commit point); then remove what the new config no longer names. `vad_source`: (tokenizer, vad_table) of the
-    model, saved for words queries. Returns the new config."""
+    are rewritten without them, as are the rows of `replaced` ids), FAISS files, the works' metadata (the earlier
+    index's, with the `metadata` sources, a list of `MetadataSource`, over it), then `index_config.json` (the commit
+    point); then remove what the new config no longer names. `vad_source`: (tokenizer, vad_table) of the model,
+    saved for words queries. Returns the new config."""
     import datasets
     import pyarrow.parquet as pq
 
@@ -493,7 +513,7 @@ def commit(folder, existing, pending, vad_source, order, replaced=(), progress=F
     if not shards and not rewritten:
         if base is not None:
             shutil.rmtree(folder / PENDING_DIR, ignore_errors=True)
-            return base
+            return commit_metadata(folder, base, metadata) if metadata else base
         raise RuntimeError(f"No image could be indexed into {display_path(folder)}: every input was unreadable or failed (see the messages above).")
 
     embedding_dim = pq.read_schema(shards[0]).field("image_embeds").type.list_size if shards else base["embedding_dim"]
@@ -527,6 +547,8 @@ def commit(folder, existing, pending, vad_source, order, replaced=(), progress=F
         write_vad_lookup(folder / vad_dir, *vad_source)
     else:
         vad_dir = base["vad_dir"]
+    ids = load_parts(folder, parts).data.table.column("id").to_pylist()
+    metadata_entry = stored_metadata(folder, existing, metadata, ids, generation)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     config = {
         "format": INDEX_FORMAT,
@@ -546,10 +568,74 @@ def commit(folder, existing, pending, vad_source, order, replaced=(), progress=F
         "created": now if base is None else base["created"],
         "updated": now,
     }
+    if metadata_entry is not None:
+        config["metadata"] = metadata_entry
     record_index_entries(folder, vad_dir)
     write_json_atomic(folder / CONFIG_NAME, config)
     remove_unreferenced(folder, config)
     return config
+
+
+def stored_metadata(folder, existing, sources, ids, generation):
+    """The `metadata` entry of the new config: with `sources`, a new `metadata-NNNNN.parquet` merging them over the
+    `existing` index's metadata for the works `ids`; without, the existing entry (or None)."""
+    entry = (existing or {}).get("metadata")
+    if not sources:
+        return entry
+    previous = read_metadata(Path(folder) / entry["file"], entry["columns"]) if entry else None
+    table, columns, _ = merge_metadata(previous, sources, ids)
+    if table is None:
+        return None
+    name = f"metadata-{generation:05d}.parquet"
+    write_metadata(Path(folder) / name, table)
+    return {"file": name, "columns": columns, "sources": [source.source for source in sources]}
+
+
+def commit_metadata(folder, config, sources):
+    """Give a committed index new metadata (`sources`: `MetadataSource`s) without touching its works: a new metadata
+    file and config (the commit point), then the old file goes."""
+    folder = Path(folder)
+    ids = load_parts(folder, config["parts"]).data.table.column("id").to_pylist()
+    generation = config["generation"] + 1
+    entry = stored_metadata(folder, config, sources, ids, generation)
+    updated = {key: value for key, value in config.items() if key != "metadata"}
+    updated.update(generation=generation, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    if entry is not None:
+        updated["metadata"] = entry
+    record_index_entries(folder, config["vad_dir"])
+    write_json_atomic(folder / CONFIG_NAME, updated)
+    for path in folder.glob("metadata-*.parquet"):
+        if METADATA_FILE.fullmatch(path.name) and path.name != (entry or {}).get("file"):
+            path.unlink(missing_ok=True)
+    record_index_entries(folder, config["vad_dir"])
+    return updated
+
+
+def attach_metadata(folder, metadata, id_column=None):
+    """Give the index in `folder` the metadata of a CSV file (`metadata`: its path, matched by `id_column`; or a
+    `MetadataSource`), over the metadata it holds, without predicting anything. Holds the index's lock; an
+    unfinished build in `.pending/` is left as it is. Returns the index, with `build_report["metadata"]`."""
+    folder = Path(folder)
+    source = read_metadata_csv(metadata, id_column) if isinstance(metadata, (str, os.PathLike)) else metadata
+    with IndexLock(folder):
+        config = read_config(folder)
+        if config is None:
+            raise FileNotFoundError(f"{display_path(folder)} holds no emotion index to attach --metadata to; build one first (sevlm-index IMAGES --output_dir {display_path(folder)} --metadata ...).")
+        commit_metadata(folder, config, [source])
+    index = EmotionIndex.load(folder)
+    index.build_report = {"metadata": metadata_report(index, [source])}
+    return index
+
+
+def metadata_report(index, sources):
+    """What a build did with metadata: `{"columns", "sources": [each source's report], "without": [ids of works with
+    no metadata]}` (None when the index holds none and none was given)."""
+    if index.metadata is None and not sources:
+        return None
+    without = [] if index.metadata is None else [record["id"] for record in index.records(index.metadata.without(), ("id",))]
+    if index.metadata is None:
+        without = [record["id"] for record in index.records(np.arange(len(index)), ("id",))]
+    return {"columns": index.metadata_columns, "sources": [source.report for source in sources if source.report], "without": without}
 
 
 def record_index_entries(folder, vad_dir=None):
@@ -558,6 +644,8 @@ def record_index_entries(folder, vad_dir=None):
     record = read_record(folder)
     entries = {name: owner for name, owner in record.items() if owner != OWNER}
     names = [CONFIG_NAME, PARTS_DIR, FAISS_DIR, PENDING_DIR, LOCK_NAME]
+    if Path(folder).is_dir():
+        names += sorted(name for name in os.listdir(folder) if METADATA_FILE.fullmatch(name))
     names += [name for name, owner in record.items() if owner == OWNER and name.startswith("vad-") and (Path(folder) / name).exists()]
     entries.update(dict.fromkeys(names + ([vad_dir] if vad_dir else []), OWNER))
     write_record(folder, entries)
@@ -674,6 +762,9 @@ def remove_unreferenced(folder, config):
     for path in folder.glob("vad-*"):
         if path.is_dir() and re.fullmatch(r"vad-\d+", path.name) and path.name != config["vad_dir"]:
             shutil.rmtree(path, ignore_errors=True)
+    for path in folder.glob("metadata-*.parquet"):
+        if METADATA_FILE.fullmatch(path.name) and path.name != (config.get("metadata") or {}).get("file"):
+            path.unlink(missing_ok=True)
     shutil.rmtree(folder / PENDING_DIR, ignore_errors=True)
     record_index_entries(folder, config["vad_dir"])
 
@@ -699,6 +790,9 @@ def build_index(
     progress=True,
     report=None,
     notify=None,
+    metadata=None,
+    metadata_id_column=None,
+    corpus_columns=True,
 ):
     """Index image files / folders / globs (`inputs`) or a corpus split into `output_dir`, and return the index.
 
@@ -714,11 +808,16 @@ def build_index(
     - Unreadable images go to `report(id, message)` (default: stderr) and are skipped; `notify(line)` gets the
       other messages (resuming, dropped work).
     - Under `torchrun` / `accelerate launch` every process takes every n-th batch; the main process merges.
+    - `metadata`: a CSV file of the works' metadata (artist, title, date, ...; or a `MetadataSource`), its rows
+      matched by `metadata_id_column` (see `sevlm.index.metadata`); a corpus split's columns of single values
+      (`art_style`, `painting`, ...) are stored too unless `corpus_columns=False`. The works already indexed keep
+      their metadata; the CSV's values replace theirs.
 
     The returned index has `build_report`: `{"items", "computed", "resumed" (rows taken from `.pending/`),
     "already_indexed", "changed" (indexed files that changed and were predicted again), "removed" (changed files
     that could not be predicted again: their rows are gone), "failed": [ids], "unmatched": [inputs that matched no
-    file], "not_images": [files in the folders that are not images]}`.
+    file], "not_images": [files in the folders that are not images], "metadata": {"columns", "sources": [how each
+    source's rows matched], "without": [works without metadata]} or None}`.
     """
     from accelerate.utils import gather_object
 
@@ -735,11 +834,20 @@ def build_index(
     folder = Path(output_dir)
     state = distributed_state(device)
 
+    sources = []
+    if metadata is not None:  # read first: a wrong column costs no prediction
+        if isinstance(metadata, (str, os.PathLike)):
+            first = (id_column,) if inputs is None else ()  # a corpus's CSV names its works as the corpus does
+            metadata = read_metadata_csv(metadata, metadata_id_column, first + ID_COLUMNS)
+        sources.append(metadata)
     not_images = []
     if inputs is not None:
         items, problems, not_images = file_items(inputs, extensions)
     else:
-        items, problems = dataset_items(dataset_path, split, dataset, id_column)
+        split_rows = load_split(dataset_path, split, dataset)
+        items, problems = dataset_items(dataset=split_rows, id_column=id_column)
+        corpus = corpus_metadata(split_rows, id_column, "the corpus's columns") if corpus_columns else None
+        sources[:0] = [corpus] if corpus is not None else []
     if state.is_main_process:
         for item, reason in problems:
             report(item, reason)
@@ -797,7 +905,7 @@ def build_index(
 
         if state.is_main_process:
             vad_source = (processor.tokenizer, model.vad_table.detach().float().cpu().numpy())
-            commit(folder, existing, pending, vad_source, [item.id for item in items], changed, progress)
+            commit(folder, existing, pending, vad_source, [item.id for item in items], changed, progress, metadata=sources)
         state.wait_for_everyone()
     finally:
         if lock is not None:
@@ -813,6 +921,7 @@ def build_index(
         "failed": failed,
         "unmatched": [display_path(item) for item, _ in problems],
         "not_images": [display_path(path) for path in not_images],
+        "metadata": metadata_report(index, sources),
     }
     return index
 

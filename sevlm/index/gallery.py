@@ -41,7 +41,16 @@ GALLERY_CSS = """
 .sevlm-bar.sevlm-top { color: #222; font-weight: 600; } .sevlm-bar.sevlm-top .sevlm-fill { background: #3a6ea5; }
 .sevlm-value { width: 32px; text-align: right; } .sevlm-explanation { font-size: 13px; font-style: italic; margin: 8px 0 0; }
 .sevlm-ranking { color: #555; font-size: 13px; } .sevlm-note { color: #8a5a00; font-size: 13px; }
+.sevlm-meta { margin: 4px 0; font-size: 12px; color: #333; } .sevlm-meta div { display: flex; gap: 6px; }
+.sevlm-meta dt { color: #777; min-width: 56px; } .sevlm-meta dd { margin: 0; overflow-wrap: anywhere; }
+.sevlm-because { font-size: 13px; margin: 6px 0 0; color: #1d4f82; }
+.sevlm-open { display: block; width: 100%; padding: 0; border: 0; background: none; cursor: zoom-in; }
+.sevlm-actions { display: flex; gap: 6px; margin-top: 8px; }
+.sevlm-actions button { font: inherit; font-size: 13px; padding: 3px 10px; border: 1px solid #bbb; border-radius: 12px; background: #fff; color: #333; cursor: pointer; }
+.sevlm-like[aria-pressed="true"] { background: #fde8ec; border-color: #c2185b; color: #c2185b; }
 """
+LIKE_LABELS = {False: "\u2661 Like", True: "\u2665 Liked"}
+TITLE_COLUMN = "title"  # a metadata column of this name is what cards call a work
 
 
 # ------------------------------------------------------------------------------------------------- words
@@ -57,8 +66,35 @@ def alike_details(hit):
 
 
 def shown_name(hit):
-    """What a card calls a work: its file name, else its id."""
+    """What a card calls a work: its title (a `title` metadata column), else its file name, else its id."""
+    title = title_of(hit)
+    if title:
+        return title
     return os.path.basename(hit["file"]) if hit.get("file") else str(hit["id"])
+
+
+def title_of(hit):
+    """The work's title from its metadata, or None."""
+    from sevlm.names import emotion_key
+
+    return next((value for name, value in (hit.get("metadata") or {}).items() if value and emotion_key(name) == TITLE_COLUMN), None)
+
+
+def metadata_line(hit):
+    """The work's metadata values but its title, in one line (`Claude Monet, 1906, Room 3`)."""
+    title = title_of(hit)
+    return ", ".join(str(value) for value in (hit.get("metadata") or {}).values() if value is not None and value != title)
+
+
+def metadata_html(hit):
+    """The work's metadata as a small definition list (the title, shown as the card's name, left out)."""
+    title = title_of(hit)
+    items = [
+        f"<div><dt>{html.escape(str(name))}</dt><dd>{html.escape(str(value))}</dd></div>"
+        for name, value in (hit.get("metadata") or {}).items()
+        if value is not None and not (title is not None and value == title and str(name).casefold() == TITLE_COLUMN)
+    ]
+    return f'<dl class="sevlm-meta">{"".join(items)}</dl>' if items else ""
 
 
 def unused_words_note(hits):
@@ -88,12 +124,25 @@ def image_html(picture, alt):
     return f'<img alt="{html.escape(alt)}" src="{jpeg_data_uri(picture)}">'
 
 
-def hit_cards_html(hits, pictures):
-    """The hits as HTML cards (styled by `GALLERY_CSS`): thumbnail, rank, how alike (the numbers in a tooltip), file
-    name, predicted emotion with its probability, a bar per emotion and the explanation. Each card carries
-    `data-id` and `data-rank`."""
+def hit_cards_html(hits, pictures, actions=False, liked=(), ranked=True):
+    """The hits as HTML cards (styled by `GALLERY_CSS`): thumbnail, rank, how alike (the numbers in a tooltip), name
+    (title, file name or id), the work's metadata, predicted emotion with its probability, a bar per emotion, the
+    explanation, and for recommendations why. Each card carries `data-id` and `data-rank`. With `actions` (the web
+    app), the picture is a button that opens the work (`data-action="open"`) and a like button
+    (`data-action="like"`, pressed for the ids in `liked`) follows. `ranked=False` leaves out the rank and how alike
+    (a work shown on its own, a painting explained)."""
     cards = []
     for hit, picture in zip(hits, pictures):
+        shown = image_html(picture, hit["id"])
+        buttons = ""
+        if actions:
+            pressed = hit["id"] in liked
+            shown = f'<button type="button" class="sevlm-open" data-action="open" title="Show it large, with more like it">{shown}</button>'
+            buttons = (
+                f'<div class="sevlm-actions"><button type="button" class="sevlm-like" data-action="like" aria-pressed="{str(pressed).lower()}">'
+                f"{LIKE_LABELS[pressed]}</button></div>"
+            )
+        because = f'<p class="sevlm-because">{html.escape(hit["because"])}</p>' if hit.get("because") else ""
         bars = "".join(
             f'<div class="sevlm-bar{" sevlm-top" if name == hit["emotion"] else ""}"><span class="sevlm-name">{html.escape(name)}</span>'
             f'<span class="sevlm-track"><span class="sevlm-fill" style="width:{100 * value:.1f}%"></span></span>'
@@ -101,12 +150,12 @@ def hit_cards_html(hits, pictures):
             for name, value in hit["scores"].items()
         )
         cards.append(
-            f'<figure class="sevlm-hit" data-id="{html.escape(hit["id"])}" data-rank="{hit["rank"]}">{image_html(picture, hit["id"])}<figcaption>'
-            f'<div class="sevlm-head"><span>#{hit["rank"]}</span><span class="sevlm-alike" title="{html.escape(alike_details(hit))}">{alike(hit)}</span></div>'
-            f'<div class="sevlm-id" title="{html.escape(hit["id"])}">{html.escape(shown_name(hit))}</div>'
+            f'<figure class="sevlm-hit" data-id="{html.escape(hit["id"])}" data-rank="{hit["rank"]}">{shown}<figcaption>'
+            + (f'<div class="sevlm-head"><span>#{hit["rank"]}</span><span class="sevlm-alike" title="{html.escape(alike_details(hit))}">{alike(hit)}</span></div>' if ranked else "")
+            + f'<div class="sevlm-id" title="{html.escape(hit["id"])}">{html.escape(shown_name(hit))}</div>{metadata_html(hit)}'
             f'<div class="sevlm-emotion">{html.escape(hit["emotion"])} <span class="sevlm-prob">{100 * hit["scores"][hit["emotion"]]:.0f}%</span></div>'
             f'<div class="sevlm-bars">{bars}</div><p class="sevlm-explanation">because {html.escape(hit["explanation"] or "(no explanation)")}</p>'
-            "</figcaption></figure>"
+            f"{because}{buttons}</figcaption></figure>"
         )
     return f'<div class="sevlm-grid">{"".join(cards)}</div>'
 
@@ -119,9 +168,9 @@ def ranking_html(hits):
     if weights:
         sentence = ranking_sentence(weights, kind)
         parts.append(f'<p class="sevlm-ranking" title="{html.escape(ranking_details(weights))}">{html.escape(sentence)}</p>')
-    note = unused_words_note(hits)
-    if note:
-        parts.append(f'<p class="sevlm-note">{html.escape(note)}</p>')
+    for note in [unused_words_note(hits), *getattr(hits, "notes", ())]:
+        if note:
+            parts.append(f'<p class="sevlm-note">{html.escape(note)}</p>')
     return "".join(parts)
 
 
@@ -141,7 +190,8 @@ def search_source(index, hits, query_image=None, query_name=None):
     if query is not None and query.source_id is not None:
         row = index.row_of(query.source_id)
         record = index.records([row], ("id", "file", "emotion"))[0]
-        return {"name": record["file"] or record["id"], "picture": index.thumbnail(record["id"]), "emotion": record["emotion"]}
+        name = title_of({"metadata": index.metadata_of(record["id"])}) or record["file"] or record["id"]
+        return {"name": name, "picture": index.thumbnail(record["id"]), "emotion": record["emotion"]}
     if query_image is not None:
         return {"name": display_path(query_name or "the image searched with"), "picture": query_image, "emotion": None}
     return None
@@ -202,6 +252,8 @@ def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350))
     columns = max(1, min(columns, len(cells)))
     rows = max(1, math.ceil(len(cells) / columns))
     width, height = cell
+    details = {hit["id"]: metadata_line(hit) for hit in hits}
+    height += 18 if any(details.values()) else 0
     sheet = Image.new("RGB", (columns * width, rows * height), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=13)
@@ -215,8 +267,8 @@ def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350))
         small = picture.convert("RGB").resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
         sheet.paste(small, (left + (width - small.width) // 2, top + 10))
 
-    def name_line(text, left, y):
-        text = os.path.basename(text) or text
+    def name_line(text, left, y, path=True):
+        text = (os.path.basename(text) or text) if path else text
         draw.text((left + 10, y), text if len(text) <= 32 else text[:31] + "…", fill="#444444", font=font)
 
     for number, (kind, content) in enumerate(cells):
@@ -230,8 +282,11 @@ def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350))
         hit, picture = content
         paste(picture, left, top)
         y = top + 166
-        name_line(shown_name(hit), left, y)
+        name_line(shown_name(hit), left, y, path=title_of(hit) is None)
         y += 18
+        if details[hit["id"]]:
+            name_line(details[hit["id"]], left, y, path=False)
+            y += 18
         draw.text((left + 10, y), f"#{hit['rank']}  {alike(hit)}", fill="#666666", font=font)
         y += 18
         draw.text((left + 10, y), f"{hit['emotion']} {100 * hit['scores'][hit['emotion']]:.0f}%", fill="#222222", font=bold)
@@ -256,13 +311,23 @@ def check_hits_file(path, overwrite=False):
     return check_new_file(path, overwrite, "--overwrite", "--output")
 
 
+REASON_COLUMNS = ("because", "closest_liked", "shared_emotions", "avoided_emotions")
+
+
 def hit_row(hit, emotions):
-    """A hit as one flat CSV row: `rank, id, file, score, emotion, explanation, score_<emotion>..., distance_<part>...`."""
+    """A hit as one flat CSV row: `rank, id, file, score, emotion, explanation, score_<emotion>..., distance_<part>...`,
+    then the work's metadata columns (a name taken by a column before it gets a `metadata_` prefix) and, for
+    recommendations, why (`because`, `closest_liked`, `shared_emotions`, `avoided_emotions`; lists joined by `, `)."""
     from sevlm.prediction import score_column
 
     row = {key: hit[key] for key in ("rank", "id", "file", "score", "emotion", "explanation")}
     row.update({score_column(name): hit["scores"][name] for name in emotions})
     row.update({f"distance_{name}": value for name, value in hit["distances"].items()})
+    for name, value in (hit.get("metadata") or {}).items():
+        row["metadata_" + name if name in row or name in REASON_COLUMNS else name] = value
+    for key in REASON_COLUMNS:
+        if key in hit:
+            row[key] = ", ".join(hit[key]) if isinstance(hit[key], list) else hit[key]
     return row
 
 
@@ -274,7 +339,8 @@ def write_hits(hits, stream, fmt, emotions):
         return
     empty = {"rank": 0, "id": "", "file": "", "score": 0, "emotion": "", "explanation": "", "scores": dict.fromkeys(emotions, 0), "distances": {}}
     rows = [hit_row(hit, emotions) for hit in hits]
-    writer = csv.DictWriter(stream, fieldnames=list(rows[0] if rows else hit_row(empty, emotions)))
+    columns = list(dict.fromkeys(name for row in rows or [hit_row(empty, emotions)] for name in row))
+    writer = csv.DictWriter(stream, fieldnames=columns)
     writer.writeheader()
     writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
 

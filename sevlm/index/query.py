@@ -6,12 +6,17 @@ quotes (`"mixed, feelings"=0.5,joy=0.5`).
 
 Words are read word by word: a word counts when it names one of the index's emotions or when the model's word list
 (its VAD table) gives it a feeling; the others are reported with the nearest words the list knows.
+
+Conditions on the works' metadata are written `COLUMN OPERATOR VALUE`: `artist=Claude Monet`, `date>=1900`,
+`room!=3` (operators `=`, `!=`, `<`, `<=`, `>`, `>=`; `==` reads as `=`). Column names follow the name rule; how
+values compare is `sevlm.index.metadata`'s.
 """
 
 import difflib
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -197,3 +202,66 @@ class UnusableWords(ValueError):
             f"the model's word list gives it a feeling, or when it names one of this index's emotions "
             f"({', '.join(self.emotions)})."
         )
+
+
+# ------------------------------------------------------------------------------------------- conditions
+OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
+CONDITION = re.compile(r"^\s*(?P<column>[^=!<>]*?)\s*(?P<operator>[=!<>]+)\s*(?P<value>.*?)\s*$", re.S)
+EXAMPLE_CONDITIONS = "artist=Claude Monet, date>=1900"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition on a metadata column: `column` (as the index names it), `operator` (one of `OPERATORS`),
+    `value` (the text compared with), `text` (as the user wrote it)."""
+
+    column: str
+    operator: str
+    value: str
+    text: str
+
+    def __str__(self):
+        return f"{self.column}{self.operator}{self.value}"
+
+
+def parse_conditions(conditions, columns):
+    """`["artist=Claude Monet", "date>=1900"]` (or one such text, or `Condition`s) -> `[Condition]`, every column
+    matched to the index's metadata `columns` by the name rule. Errors name the condition and say what is allowed."""
+    if conditions is None or isinstance(conditions, (str, Condition)):
+        conditions = [] if conditions is None else [conditions]
+    return [item if isinstance(item, Condition) else parse_condition(item, columns) for item in conditions if not isinstance(item, str) or item.strip()]
+
+
+def parse_condition(text, columns):
+    """One condition `COLUMN OPERATOR VALUE` (see the module docstring)."""
+    text = str(text)
+    found = CONDITION.match(text)
+    if found is None or not found.group("column"):
+        raise ValueError(f"The condition {text!r} is not COLUMN OPERATOR VALUE: write it like {EXAMPLE_CONDITIONS.split(', ')[0]!r} or {EXAMPLE_CONDITIONS.split(', ')[1]!r} (operators {' '.join(OPERATORS)}).")
+    column, operator, value = found.group("column"), found.group("operator"), found.group("value")
+    operator = "=" if operator == "==" else operator
+    if operator not in OPERATORS:
+        hint = {"=>": ">=", "=<": "<=", "<>": "!=", "=!": "!="}.get(operator)
+        raise ValueError(f"Unknown operator {operator!r} in the condition {text!r}; use one of {' '.join(OPERATORS)}" + (f" (did you mean {hint}?)." if hint else "."))
+    match = match_column(column, columns, f"the condition {text!r}")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return Condition(match, operator, value, text.strip())
+
+
+def match_column(column, columns, where):
+    """The metadata column of `columns` that `column` names (by the name rule); else an error naming `where` it was
+    asked for, with the nearest column."""
+    from sevlm.names import emotion_key, match_emotion
+
+    if not columns:
+        raise ValueError(
+            f"{where[0].upper() + where[1:]} needs the works' metadata, and this index holds none: build it with a "
+            "metadata file (sevlm-index ... --metadata works.csv)."
+        )
+    match = match_emotion(column, columns)
+    if match is None:
+        near = difflib.get_close_matches(emotion_key(column), [emotion_key(name) for name in columns], n=1, cutoff=0.6)
+        hint = f" (did you mean {next(name for name in columns if emotion_key(name) == near[0])!r}?)" if near else ""
+        raise ValueError(f"Unknown column {str(column).strip()!r} in {where}{hint}; the works' metadata has the columns {', '.join(columns)}.")
+    return match

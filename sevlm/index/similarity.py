@@ -34,20 +34,17 @@ TECHNICAL_PARTS = {
 }
 
 
-def vad_profile(text, tokenizer, vad_table):
-    """The VAD profile of `text`: the mean (valence, arousal, dominance) of the non-zero rows of `vad_table` over
-    its tokens, tokenised as the processor tokenises explanations (a leading space, no special tokens).
+def text_vad_profile(text, tokenizer, vad_table):
+    """The VAD profile (`sevlm.vad.vad_profile`) of `text`, encoded as explanations are
+    (`processing_sevlm.explanation_ids`); None for an empty text or one without any VAD-bearing token."""
+    from processing_sevlm import explanation_ids
+    from sevlm.vad import vad_profile
 
-    Tokens without a lexicon entry have all-zero rows and carry no emotion, so they are left out rather than
-    pulling the mean to neutral. Returns None when no token has a VAD value.
-    """
     text = (text or "").strip()
     if not text:
         return None
-    ids = tokenizer(" " + text, add_special_tokens=False)["input_ids"]
-    rows = np.asarray(vad_table, dtype=np.float32)[np.asarray(ids, dtype=np.int64)].reshape(-1, 3)
-    rows = rows[np.any(rows != 0, axis=1)]
-    return rows.mean(axis=0) if len(rows) else None
+    profile = vad_profile(explanation_ids(tokenizer, [text])[0], vad_table)
+    return None if profile is None else profile.astype(np.float32)
 
 
 def component_vectors(component, values):
@@ -135,6 +132,8 @@ SEARCHED = {
     "id": "the work searched from",
     "image": "the image searched with",
     "prediction": "this painting",
+    "like": "the works you liked",
+    "like-dislike": "the works you liked, less what the works you did not like evoke",
 }
 
 

@@ -8,6 +8,7 @@ before it leaves the previous index as it was):
     faiss/<part>-NNNNN.faiss   one FAISS index per similarity part (emotion, visual, vad) over all rows; Flat, or IVF
                            past `APPROXIMATE_FROM` items
     vad-NNNNN/             the model's tokenizer and vad_table (for words queries without loading the model)
+    metadata-NNNNN.parquet the works' metadata (artist, title, date, ...; `sevlm.index.metadata`), when given
     .pending/              batches of an unfinished build, with the settings of the command that started it
     .lock                  held (fcntl) by the build writing the folder: one writer at a time
     .sevlm-output.json     the folder's record of these entries (`sevlm.io`): no other command writes over them
@@ -22,15 +23,24 @@ from pathlib import Path
 import numpy as np
 
 from sevlm.index.faiss_indexes import ivf_probes, read_faiss
+from sevlm.index.metadata import METADATA_FILE, MetadataView, left_out_note, match_ids, read_metadata
 from sevlm.index.query import (
     UnusableWords,
     known_words,
+    parse_conditions,
     parse_emotion_filter,
     parse_emotion_mix,
     parse_min_scores,
     read_words,
 )
-from sevlm.index.similarity import COMPONENTS, Query, blend_weights, component_distance, component_vectors, vad_profile
+from sevlm.index.similarity import (
+    COMPONENTS,
+    Query,
+    blend_weights,
+    component_distance,
+    component_vectors,
+    text_vad_profile,
+)
 from sevlm.io import display_path, read_record
 
 INDEX_FORMAT = "sevlm-emotion-index"
@@ -111,6 +121,16 @@ def read_config(folder):
             raise ValueError(f"{shown} is damaged: it names {name!r} where a file of the index belongs. {REBUILD}")
     if not all(isinstance(name, str) for name in config["emotions"]) or not config["emotions"]:
         raise ValueError(f"{shown} is damaged: 'emotions' is {config['emotions']!r}. {REBUILD}")
+    metadata = config.get("metadata")
+    if metadata is not None:
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("file"), str)
+            or not METADATA_FILE.fullmatch(metadata["file"])
+            or not isinstance(metadata.get("columns"), list)
+            or not all(isinstance(name, str) and name and name != "id" for name in metadata["columns"])
+        ):
+            raise ValueError(f"{shown} is damaged: 'metadata' is {metadata!r}. {REBUILD}")
     return config
 
 
@@ -156,12 +176,14 @@ class quiet_datasets:
 
 
 class Hits(list):
-    """The hits of a search, best first (a list of dicts), with the `query` they answer and the blend `weights`."""
+    """The hits of a search, best first (a list of dicts), with the `query` they answer, the blend `weights`, and
+    `notes` for people (works a metadata condition could not compare)."""
 
-    def __init__(self, hits=(), query=None, weights=None):
+    def __init__(self, hits=(), query=None, weights=None, notes=()):
         super().__init__(hits)
         self.query = query
         self.weights = weights or {}
+        self.notes = list(notes)
 
 
 # ------------------------------------------------------------------------------------------------ the index
@@ -169,7 +191,7 @@ class EmotionIndex:
     """An emotion index on disk: load it with `EmotionIndex.load(folder)`, make or extend it with
     `EmotionIndex.build(...)` / `index.add(...)`, and query it with `index.search(...)` (see `sevlm.index`)."""
 
-    def __init__(self, folder, config, dataset, faiss_indexes):
+    def __init__(self, folder, config, dataset, faiss_indexes, metadata=None):
         self.folder = Path(folder)
         self.config = config
         self.dataset = dataset
@@ -187,6 +209,13 @@ class EmotionIndex:
         self.vad = matrix(self.table.column("vad"), 3)
         positions = {name: number for number, name in enumerate(self.emotions)}
         self.emotion_positions = np.asarray([positions[name] for name in self.table.column("emotion").to_pylist()], dtype=np.int64).reshape(count)
+        # the works' metadata in row order (`sevlm.index.metadata`), or None
+        self.metadata = None if metadata is None else MetadataView(metadata, self.table.column("id"))
+
+    @property
+    def metadata_columns(self):
+        """The columns of the works' metadata (artist, title, ...), empty when the index holds none."""
+        return [] if self.metadata is None else list(self.metadata.columns)
 
     def __len__(self):
         return len(self.dataset)
@@ -209,7 +238,9 @@ class EmotionIndex:
             raise ValueError(f"{display_path(folder)}: {CONFIG_NAME} says {config['num_items']} items, its parts hold {len(dataset)}; the index is damaged. {REBUILD}")
         dims = {"emotion": len(config["emotions"]), "visual": config["embedding_dim"], "vad": 3}
         faiss_indexes = {part: read_faiss(folder / FAISS_DIR / config["faiss"][part], dims[part], len(dataset)) for part in COMPONENTS}
-        return cls(folder, config, dataset, faiss_indexes)
+        entry = config.get("metadata")
+        metadata = None if entry is None else read_metadata(folder / entry["file"], entry["columns"])
+        return cls(folder, config, dataset, faiss_indexes, metadata)
 
     # --------------------------------------------------------------------------------------------- build
     @classmethod
@@ -248,6 +279,7 @@ class EmotionIndex:
         top_k=10,
         emotion=None,
         min_score=None,
+        where=None,
         visual_weight=0.0,
         vad_weight=None,
         model=None,
@@ -264,14 +296,17 @@ class EmotionIndex:
         `predict_batch` result with `image_embeds`, e.g. the web app's current painting).
 
         Filters: `emotion` (a name or list of names: the hit's predicted emotion), `min_score` (a number: the hit's
-        score for its predicted emotion; or `"awe=0.3,fear=0.1"` / a dict: those emotions' probabilities).
+        score for its predicted emotion; or `"awe=0.3,fear=0.1"` / a dict: those emotions' probabilities), `where`
+        (conditions on the works' metadata, all of which a hit meets: `["artist=Claude Monet", "date>=1900"]`, see
+        `sevlm.index.metadata`; `hits.notes` says how many works a condition could not compare).
 
         Weights: `visual_weight` (image embeddings, for image / id / prediction queries; default 0) and
         `vad_weight` (explanation VAD profiles; default 0.5 for words, else 0); the emotion distribution gets the
         rest (see `sevlm.index.similarity`).
 
         Each hit: `{"rank", "id", "file", "score", "emotion", "scores", "explanation", "distances"}` with `score`
-        = 1 - the blended distance and `distances` the parts' distances.
+        = 1 - the blended distance and `distances` the parts' distances, and `metadata` (`{column: value}`) when the
+        index holds the works' metadata.
         """
         query = self.query(
             image=image, id=id, emotions=emotions, text=text, prediction=prediction, model=model, processor=processor,
@@ -280,23 +315,44 @@ class EmotionIndex:
         if int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}.")
         weights = blend_weights(query, visual_weight, vad_weight)
-        allowed = self.filter_mask(emotion, min_score)
+        allowed, notes = self.filters(emotion, min_score, where)
         rows, distances, parts = self._rank(query, weights, allowed, int(top_k))
+        return Hits(self.hits(rows, distances, parts), query, weights, notes)
+
+    def recommend(self, like, dislike=(), *, top_k=10, visual_weight=0.0, dislike_weight=None, emotion=None, min_score=None, where=None):
+        """Works that evoke what the `like`d works (ids) evoke, and not what the `dislike`d ones do, best first, as
+        `Hits`; liked and disliked works are never among them. Each hit also says why: `because` (a sentence),
+        `closest_liked` (the liked work it is closest to), `shared_emotions` (what both evoke) and `avoided_emotions`
+        (what the disliked works evoke and it hardly does). Filters and `visual_weight` as in `search`;
+        `dislike_weight` how strongly the disliked works' emotions are taken out (see `sevlm.index.recommend`)."""
+        from sevlm.index.recommend import recommend
+
+        return recommend(self, like, dislike, top_k=top_k, visual_weight=visual_weight, dislike_weight=dislike_weight, emotion=emotion, min_score=min_score, where=where)
+
+    def hits(self, rows, distances, parts, rank_from=1):
+        """Hit dicts of `rows` with their blended `distances` and each part's distances (`parts`)."""
         fields = self.records(rows, ("id", "file", "emotion", "explanation"))
-        hits = [
-            {
-                "rank": rank,
+        metadata = self.metadata.rows(rows) if self.metadata is not None and len(rows) else [None] * len(rows)
+        hits = []
+        for number, (row, distance, record, values) in enumerate(zip(rows, distances, fields, metadata)):
+            hit = {
+                "rank": rank_from + number,
                 "id": record["id"],
                 "file": record["file"],
                 "score": round(1.0 - float(distance), 6),
                 "emotion": record["emotion"],
                 "scores": {name: round(value, 6) for name, value in zip(self.emotions, self.scores[row].tolist())},
                 "explanation": record["explanation"],
-                "distances": {name: round(float(values[rank - 1]), 6) for name, values in parts.items()},
+                "distances": {name: round(float(part[number]), 6) for name, part in parts.items()},
             }
-            for rank, (row, distance, record) in enumerate(zip(rows, distances, fields), start=1)
-        ]
-        return Hits(hits, query, weights)
+            if values is not None:
+                hit["metadata"] = values
+            hits.append(hit)
+        return hits
+
+    def metadata_of(self, item_id):
+        """The work's metadata (`{column: value}`; empty when the index holds none)."""
+        return {} if self.metadata is None else self.metadata.row(self.row_of(item_id))
 
     def records(self, rows, columns):
         """`[{column: value}]` of `rows` (row numbers), read from the memory-mapped table."""
@@ -341,7 +397,7 @@ class EmotionIndex:
         if not named and not felt:
             raise UnusableWords(text, unused, self.emotions)
         scores = parse_emotion_mix(dict.fromkeys(named, 1), self.emotions) if named else None
-        profile = vad_profile(" ".join(felt), tokenizer, table) if felt else None
+        profile = text_vad_profile(" ".join(felt), tokenizer, table) if felt else None
         return Query(scores=scores, vad=profile, description=f"words {text!r}", kind="words", default_vad_weight=0.5, unused_words=unused)
 
     def prediction_query(self, prediction):
@@ -364,7 +420,7 @@ class EmotionIndex:
         return Query(
             scores=np.asarray([prediction["scores"][matched[name]] for name in self.emotions], dtype=np.float32),
             embedding=embedding,
-            vad=vad_profile(prediction["explanation"], tokenizer, table),
+            vad=text_vad_profile(prediction["explanation"], tokenizer, table),
             description="an image",
             kind="prediction",
         )
@@ -446,7 +502,8 @@ class EmotionIndex:
         return self._vad
 
     def row_of(self, item_id):
-        """Row of an item id; a file path is also found by its absolute form."""
+        """Row of an item id; a file path is also found by its absolute form, and by its name (with or without its
+        extension) when only one work has it."""
         import pyarrow.compute as pc
 
         column = self.table.column("id")
@@ -454,13 +511,27 @@ class EmotionIndex:
             row = pc.index(column, candidate).as_py()
             if row >= 0:
                 return row
+        found = match_ids([str(item_id)], column.to_pylist()).get(str(item_id))  # a file name only one work has
+        if found is not None:
+            return pc.index(column, found).as_py()
         raise KeyError(f"No item with id {item_id!r} in the index {display_path(self.folder)} ({len(self)} items); ids are file paths or painting_id values.")
 
-    def filter_mask(self, emotion=None, min_score=None):
+    def filter_mask(self, emotion=None, min_score=None, where=None):
         """Boolean mask of the rows the filters allow, or None when there are no filters."""
-        mask = None
+        return self.filters(emotion, min_score, where)[0]
+
+    def filters(self, emotion=None, min_score=None, where=None):
+        """`(mask or None, notes)`: the rows the filters allow, and what people should know about them (works whose
+        value a condition could not compare)."""
+        mask, notes = None, []
+        for condition in parse_conditions(where, self.metadata_columns):
+            passed, (count, examples) = self.metadata.mask(condition)
+            mask = passed if mask is None else mask & passed
+            if count:
+                notes.append(left_out_note(condition, count, examples))
         if emotion:
-            mask = np.isin(self.emotion_positions, parse_emotion_filter(emotion, self.emotions))
+            passed = np.isin(self.emotion_positions, parse_emotion_filter(emotion, self.emotions))
+            mask = passed if mask is None else mask & passed
         own_minimum, minimums = parse_min_scores(min_score, self.emotions)
         if own_minimum is not None:
             own = self.scores[np.arange(len(self)), self.emotion_positions]
@@ -468,7 +539,7 @@ class EmotionIndex:
         for position, minimum in minimums.items():
             passed = self.scores[:, position] >= minimum
             mask = passed if mask is None else mask & passed
-        return mask
+        return mask, notes
 
     def exact_distances(self, query, weights, rows):
         """Blended distance and each part's distance for `rows` (array of row numbers)."""
@@ -573,6 +644,22 @@ class EmotionIndex:
             except Exception:
                 return None
         return None
+
+    def picture(self, item_id, size=640):
+        """The work's picture for a large view: its file read at a bounded size (longest side `size`) when the file is
+        there, else its stored thumbnail; None when neither can be read."""
+        row = self.row_of(item_id)
+        record = self.records([row], ("id", "file"))[0]
+        if record["file"] and os.path.isfile(record["file"]):
+            try:
+                from processing_sevlm import load_image
+
+                picture = load_image(record["file"], draft_size=(size, size))
+                picture.thumbnail((size, size))
+                return picture
+            except Exception:  # unreadable now: the thumbnail stands in
+                pass
+        return self.thumbnail(record["id"])
 
     def example_files(self, count):
         """Up to `count` files of the collection that still exist (for the app's examples), in index order."""

@@ -1,0 +1,312 @@
+"""A Hugging Face Space of the web app: one folder that starts on its own (`sevlm-publish --space DIR --model M`).
+
+    from sevlm.space import write_space
+
+    write_space("space/", "outputs/sevlm-demo", index="outputs/index-demo")
+
+The folder (uploaded as it is: `hf upload you/sevlm-space space/ --repo-type space`):
+
+    README.md          the Space's card: YAML metadata (sdk: gradio, sdk_version, app_file: app.py, ...) and how to run it
+    app.py             starts the app of `sevlm.app` on the model and the index here (`python app.py`, as Spaces do)
+    requirements.txt   the packages the app imports, from PyPI (Gradio itself comes with the Space's SDK)
+    sevlm/             a copy of SEVLM's own package, and beside it the model files (configuration_sevlm.py, ...),
+                       which it imports: a Space installs from PyPI, where SEVLM is not, so the code travels with it
+    model/             the model folder's own files (`sevlm.hub.hub_files`), with its `art-emotion` pipeline; or
+                       nothing when the model is a Hub id, which the app then loads from the Hub when it starts
+    index/             the collection's emotion index (what its index_config.json names, no unfinished work)
+    examples/          up to six works of the collection (JPEG, at most 512 pixels), for the page's examples
+
+The Space is written beside DIR and moved in when complete (`sevlm.io.staged_output`): an earlier Space folder there
+is replaced only with `overwrite`, and only its own files (a git checkout's `.git/` stays).
+"""
+
+import importlib.metadata
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from sevlm.io import display_path, record_entries, staged_output, write_text_atomic
+
+SPACE_OWNER = "Space folder"
+MODEL_DIR = "model"
+INDEX_DIR = "index"
+EXAMPLES_DIR = "examples"
+EXAMPLE_COUNT = 6
+EXAMPLE_SIZE = 512
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# What the app imports, as PyPI names; the versions are those SEVLM requires (its installed metadata). Gradio is the
+# Space's SDK (README's sdk_version), so it is not listed.
+APP_REQUIREMENTS = ("torch", "transformers", "datasets", "accelerate", "safetensors", "huggingface_hub", "pillow", "numpy", "tqdm", "faiss-cpu")
+SKIPPED_PACKAGE_PARTS = ("__pycache__",)
+
+
+def requirements():
+    """The lines of requirements.txt: each of `APP_REQUIREMENTS` with the version range SEVLM's metadata gives it."""
+    try:
+        declared = importlib.metadata.requires("sevlm") or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    ranges = {}
+    for line in declared:
+        if ";" in line:  # extras ("gradio>=5; extra == 'app'") are not the app's requirements here
+            continue
+        name = re.split(r"[<>=!~ \[]", line, maxsplit=1)[0]
+        ranges[normalized(name)] = line.strip()
+    return [ranges.get(normalized(name), name) for name in APP_REQUIREMENTS]
+
+
+def normalized(name):
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def package_files():
+    """`(source, relative path)` of SEVLM's own package (its Python files and the data it ships: configs, READMEs)
+    and of the model files it imports, as they are installed here."""
+    import configuration_sevlm
+    import modeling_sevlm
+    import pipeline_sevlm
+    import processing_sevlm
+    import sevlm
+
+    root = Path(sevlm.__file__).resolve().parent
+    files = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):  # a checkout's sevlm/configs is a link
+        subfolders[:] = sorted(name for name in subfolders if name not in SKIPPED_PACKAGE_PARTS)
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.suffix in (".py", ".args", ".json", ".md") and path.is_file():
+                files.append((path, Path("sevlm") / path.relative_to(root)))
+    for module in (configuration_sevlm, modeling_sevlm, processing_sevlm, pipeline_sevlm):
+        source = Path(module.__file__).resolve()
+        files.append((source, Path(source.name)))
+    return files
+
+
+def sevlm_version():
+    try:
+        return importlib.metadata.version("sevlm")
+    except importlib.metadata.PackageNotFoundError:
+        return "from a checkout"
+
+
+def model_source(model):
+    """`("folder", path)` for a local model folder, `("hub", id)` for a Hub id; else an error."""
+    text = os.fspath(model)
+    if os.path.isdir(text):
+        return "folder", Path(text)
+    if HUB_ID.fullmatch(text) and not os.path.exists(text):
+        return "hub", text
+    raise FileNotFoundError(f"--model {display_path(text)}: no such model folder (and not a Hub id such as you/sevlm-artemis).")
+
+
+def check_index_fits(index_folder, kind, model):
+    """The index must exist and, for a local model, have been made by a model with the same emotions."""
+    import json
+
+    from sevlm.index.store import read_config
+
+    config = read_config(index_folder)
+    if config is None:
+        raise FileNotFoundError(f"--index {display_path(index_folder)} is not an emotion index (no index_config.json); build one with sevlm-index.")
+    if kind == "folder":
+        emotions = json.loads((model / "config.json").read_text(encoding="utf-8")).get("emotions")
+        if emotions is not None and list(emotions) != list(config["emotions"]):
+            raise ValueError(
+                f"--index {display_path(index_folder)} was built with a model whose emotions are {config['emotions']}; "
+                f"--model {display_path(model)} has {emotions}. Give the index built with this model."
+            )
+    return config
+
+
+def copy_index(index_folder, config, target):
+    """Copy what an index's config names (not its unfinished work, nor its lock) into `target`, recorded as an
+    index there."""
+    from sevlm.index.store import CONFIG_NAME, FAISS_DIR, OWNER, PARTS_DIR
+
+    index_folder, target = Path(index_folder), Path(target)
+    (target / PARTS_DIR).mkdir(parents=True)
+    (target / FAISS_DIR).mkdir()
+    for part in config["parts"]:
+        shutil.copytree(index_folder / PARTS_DIR / part, target / PARTS_DIR / part)
+    for name in config["faiss"].values():
+        shutil.copyfile(index_folder / FAISS_DIR / name, target / FAISS_DIR / name)
+    shutil.copytree(index_folder / config["vad_dir"], target / config["vad_dir"])
+    names = [CONFIG_NAME, PARTS_DIR, FAISS_DIR, config["vad_dir"]]
+    if config.get("metadata"):
+        shutil.copyfile(index_folder / config["metadata"]["file"], target / config["metadata"]["file"])
+        names.append(config["metadata"]["file"])
+    shutil.copyfile(index_folder / CONFIG_NAME, target / CONFIG_NAME)
+    record_entries(target, names, OWNER)
+
+
+def write_examples(index, target, count=EXAMPLE_COUNT):
+    """Up to `count` works of the index as JPEG files in `target` (their files when they are here, else their
+    thumbnails), for the page's examples. Returns how many."""
+    target.mkdir()
+    written = 0
+    for row in range(len(index)):
+        if written == count:
+            break
+        (record,) = index.records([row], ("id",))
+        picture = index.picture(record["id"], size=EXAMPLE_SIZE)
+        if picture is None:
+            continue
+        written += 1
+        picture.convert("RGB").save(target / f"work-{written}.jpg", format="JPEG", quality=90)
+    return written
+
+
+def space_app(title, model_entry, with_index, with_examples):
+    """The Space's app.py."""
+    return f'''"""SEVLM on a Hugging Face Space: the emotion a painting evokes, and why (written by sevlm-publish --space).
+
+Run it here with `python app.py` (http://127.0.0.1:7860); on a Space the Gradio SDK runs it the same way. The code is
+the copy of SEVLM in sevlm/ with the model files beside it; `build()` makes the page without serving it.
+"""
+
+import os
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TITLE = {title!r}
+MODEL = {model_entry!r}  # a folder here, or a Hub model id loaded when the app starts
+INDEX = {INDEX_DIR if with_index else None!r}  # the collection's emotion index, or None
+EXAMPLES = {EXAMPLES_DIR if with_examples else None!r}
+TOP_K = 8  # works per list
+
+
+def build():
+    """The app's page (Gradio Blocks), with the model and the collection loaded."""
+    from sevlm.app import make_app
+
+    model = str(HERE / MODEL) if (HERE / MODEL).is_dir() else MODEL
+    index = str(HERE / INDEX) if INDEX else None
+    examples = [str(HERE / EXAMPLES)] if EXAMPLES else None
+    return make_app(model, index=index, examples=examples, top_k=TOP_K, title=TITLE)
+
+
+def main():
+    from sevlm.app import launch
+
+    # A Space sets GRADIO_SERVER_NAME=0.0.0.0 (its proxy connects from outside); elsewhere this machine only.
+    launch(build(), host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def space_card(title, model_entry, kind, with_index, index_items, lines):
+    """The Space's README.md: the Space metadata (YAML) and what a Space needs."""
+    import gradio
+
+    version = ".".join(map(str, sys.version_info[:2]))
+    models = f"models:\n  - {model_entry}\n" if kind == "hub" else ""
+    collection = f" and an emotion index of {index_items} works (`{INDEX_DIR}/`)" if with_index else ""
+    model_line = f"the model folder in `{MODEL_DIR}/`" if kind == "folder" else f"the Hub model `{model_entry}`, loaded when the app starts"
+    return f"""---
+title: {yaml_text(title)}
+emoji: 🎨
+colorFrom: blue
+colorTo: indigo
+sdk: gradio
+sdk_version: {gradio.__version__}
+python_version: "{version}"
+app_file: app.py
+pinned: false
+license: apache-2.0
+short_description: The emotion a painting evokes, and why
+{models}---
+
+# {title}
+
+A SEVLM web app: upload a painting and see the emotion it evokes, the score of every emotion
+and why{", the works of the collection that evoke the same, a search of the collection, recommendations from the works you like" if with_index else ""}.
+It runs {model_line}{collection}.
+
+## What a Space needs
+
+- `app.py` is what the Gradio SDK starts (`app_file`); `sdk_version` ({gradio.__version__}) is the Gradio it installs.
+- `requirements.txt` lists what the app imports from PyPI:
+
+  ```text
+{chr(10).join("  " + line for line in lines)}
+  ```
+
+  A Space without a GPU can take torch's CPU build instead (smaller, faster to install): add
+  `--extra-index-url https://download.pytorch.org/whl/cpu` as the first line.
+- SEVLM itself is not on PyPI: its package is copied here (`sevlm/`, SEVLM {sevlm_version()}) with the model files it imports
+  (`configuration_sevlm.py`, `modeling_sevlm.py`, `processing_sevlm.py`, `pipeline_sevlm.py`). To use another
+  SEVLM, write the Space again with `sevlm-publish --space` from that installation.
+- The app loads the model with its own code (`trust_remote_code`): the code in `{MODEL_DIR}/` is what runs.
+- The weights and the index are binary files: `hf upload` sends large ones through Git LFS by itself
+  (`hf upload you/sevlm-space . --repo-type space` from this folder).
+- {"The model is fetched from the Hub when the app starts; nothing else is" if kind == "hub" else "Nothing is fetched at run time"}: system fonts, no analytics, no version check.
+
+## Run it here
+
+```bash
+pip install -r requirements.txt gradio=={gradio.__version__}
+python app.py        # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
+```
+"""
+
+
+def yaml_text(text):
+    """A one-line YAML string (quoted)."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def space_names(kind, with_index, with_examples):
+    names = ["README.md", "app.py", "requirements.txt", "sevlm", *(path.name for _, path in package_files() if len(path.parts) == 1)]
+    names += [MODEL_DIR] if kind == "folder" else []
+    names += [INDEX_DIR] if with_index else []
+    names += [EXAMPLES_DIR] if with_examples else []
+    return names
+
+
+def write_space(space_dir, model, index=None, title=None, overwrite=False, report=None):
+    """Write a Hugging Face Space folder of the web app for `model` (a SEVLM folder, copied in, or a Hub id, loaded
+    by the Space when it starts) and the emotion index `index` (copied in), and return its path (see the module
+    docstring). `report(name, reason)` hears of the model folder's files left out."""
+    from sevlm.hub import add_pipeline_to_folder, copy_hub_files
+    from sevlm.index.store import EmotionIndex
+    from sevlm.loading import check_model_folder
+
+    kind, source = model_source(model)
+    if kind == "folder":
+        check_model_folder(source)
+    collection = config = None
+    if index is not None:
+        config = check_index_fits(index, kind, source)
+        collection = EmotionIndex.load(index)
+    with_examples = collection is not None and len(collection) > 0
+    names = space_names(kind, collection is not None, with_examples)
+    model_entry = MODEL_DIR if kind == "folder" else source
+    name = Path(display_path(source)).name if kind == "folder" else source.split("/")[-1]
+    title = title or f"SEVLM {name}"
+    lines = requirements()
+    with staged_output(space_dir, SPACE_OWNER, names, overwrite, "--overwrite", "--space") as staging:
+        for path, relative in package_files():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, staging / relative)
+        if kind == "folder":
+            (staging / MODEL_DIR).mkdir()
+            copy_hub_files(source, staging / MODEL_DIR, report)
+            add_pipeline_to_folder(staging / MODEL_DIR)
+        if collection is not None:
+            copy_index(index, config, staging / INDEX_DIR)
+        if with_examples and not write_examples(collection, staging / EXAMPLES_DIR):
+            (staging / EXAMPLES_DIR).rmdir()  # no work could be read
+            with_examples = False
+        write_text_atomic(staging / "app.py", space_app(title, model_entry, collection is not None, with_examples))
+        write_text_atomic(staging / "requirements.txt", "\n".join(lines) + "\n")
+        write_text_atomic(staging / "README.md", space_card(title, model_entry, kind, collection is not None, len(collection or ()), lines))
+    return Path(space_dir)
+
+
+__all__ = ["APP_REQUIREMENTS", "requirements", "write_space"]

@@ -1,0 +1,168 @@
+"""sevlm-publish --space: a Hugging Face Space folder of the web app, written without replacing anyone's files, and
+started on its own (from another folder, in a fresh Python environment that has the app's requirements but not SEVLM)
+and loaded in the real browser."""
+
+import io
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+from helpers import browser_page, chromium_or_skip, free_port, random_images, serving, write_collection
+
+from sevlm.cli import publish as publish_command
+from sevlm.hub import add_pipeline_to_folder
+from sevlm.index.build import attach_metadata
+from sevlm.index.store import EmotionIndex
+from sevlm.space import APP_REQUIREMENTS, requirements
+
+
+def run(argv):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        code = publish_command.main(argv)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def space(trained_tiny, tmp_path_factory):
+    """A Space written by the command from the tiny model's folder and an index of 8 works with metadata."""
+    model, processor, images = trained_tiny
+    root = tmp_path_factory.mktemp("space")
+    model.save_pretrained(root / "model")
+    processor.save_pretrained(root / "model")
+    add_pipeline_to_folder(root / "model")
+    paintings, works = write_collection(root, images + random_images(4, seed=21))
+    EmotionIndex.build([paintings], root / "index", model=model, processor=processor, progress=False)
+    attach_metadata(root / "index", works)
+    code, stdout, stderr = run(["--space", str(root / "my-space"), "--model", str(root / "model"), "--index", str(root / "index")])
+    assert code == 0, stderr
+    return {"root": root, "folder": root / "my-space", "stdout": stdout, "paintings": paintings}
+
+
+def test_the_space_folder_holds_what_a_space_needs(space):
+    folder = space["folder"]
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == sorted([
+        ".sevlm-output.json", "README.md", "app.py", "requirements.txt", "sevlm", "model", "index", "examples",
+        "configuration_sevlm.py", "modeling_sevlm.py", "processing_sevlm.py", "pipeline_sevlm.py",
+    ])  # fmt: skip
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    header = readme.split("---\n")[1]
+    import gradio
+
+    for line in ("sdk: gradio", f"sdk_version: {gradio.__version__}", "app_file: app.py", 'title: "SEVLM model"'):
+        assert line + "\n" in header, header
+    lines = (folder / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert lines == requirements() and [line.split(">")[0].split("<")[0].split("=")[0] for line in lines] == list(APP_REQUIREMENTS)
+    assert "gradio" not in lines  # the Space's SDK brings it
+    assert (folder / "model" / "model.safetensors").is_file() and (folder / "model" / "pipeline_sevlm.py").is_file()
+    assert EmotionIndex.load(folder / "index").metadata_columns == ["title", "artist", "date", "room"]
+    assert len(list((folder / "examples").glob("*.jpg"))) == 6
+    assert (folder / "sevlm" / "app.py").is_file() and (folder / "sevlm" / "configs").is_dir()
+    assert "Space folder ready" in space["stdout"]
+
+
+def test_a_folder_that_is_not_a_space_is_left_alone(space, tmp_path):
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "app.py").write_text("print('my app')\n")
+    code, _, stderr = run(["--space", str(mine), "--model", str(space["root"] / "model")])
+    assert code == 1 and "app.py" in stderr and (mine / "app.py").read_text() == "print('my app')\n"
+    assert sorted(path.name for path in mine.iterdir()) == ["app.py"]
+    # an earlier Space is replaced only with --overwrite, and a file added to it (a git checkout's) stays
+    (space["folder"] / "notes.txt").write_text("mine")
+    code, _, stderr = run(["--space", str(space["folder"]), "--model", str(space["root"] / "model")])
+    assert code == 1 and "--overwrite" in stderr
+    code, _, stderr = run(["--space", str(space["folder"]), "--model", "someone/sevlm-artemis", "--overwrite"])
+    assert code == 0, stderr
+    assert (space["folder"] / "notes.txt").read_text() == "mine" and not (space["folder"] / "model").exists() and not (space["folder"] / "index").exists()
+    readme = (space["folder"] / "README.md").read_text(encoding="utf-8")
+    assert "models:\n  - someone/sevlm-artemis\n" in readme and "MODEL = 'someone/sevlm-artemis'" in (space["folder"] / "app.py").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--space", "s"], "--space needs --model"),
+        (["--space", "s", "--model", "m", "--hub_model_id", "a/b"], "--hub_model_id is for model folders"),
+        (["folder", "--index", "i"], "--index goes with --space"),
+    ],
+)
+def test_argument_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        publish_command.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_index_of_another_model_is_refused(space, tmp_path, trained_tiny):
+    from helpers import build_tiny
+
+    model, processor = build_tiny(emotions=["calm", "storm"])
+    model.save_pretrained(tmp_path / "other")
+    processor.save_pretrained(tmp_path / "other")
+    add_pipeline_to_folder(tmp_path / "other")
+    code, _, stderr = run(["--space", str(tmp_path / "space"), "--model", str(tmp_path / "other"), "--index", str(space["root"] / "index")])
+    assert code == 1 and "Give the index built with this model" in stderr and not (tmp_path / "space").exists()
+
+
+def fresh_environment(folder):
+    """A new virtual environment whose only packages are those of this one's site-packages, read as plain paths: the
+    app's requirements are there, SEVLM (an editable install, or a wheel) is not."""
+    import site
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
+    ours = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
+    (folder / purelib / "requirements.pth").parent.mkdir(parents=True, exist_ok=True)
+    (folder / purelib / "requirements.pth").write_text("\n".join(sorted(ours)) + "\n")
+    return python
+
+
+@pytest.mark.slow
+def test_the_space_starts_on_its_own_and_answers_in_the_browser(trained_tiny, tmp_path):
+    """Written afresh (the module's Space is rewritten by another test), started with `python app.py` as a Space
+    starts it, from another folder, by a Python that cannot import SEVLM except from the Space."""
+    executable = chromium_or_skip()
+    model, processor, images = trained_tiny
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    add_pipeline_to_folder(tmp_path / "model")
+    paintings, works = write_collection(tmp_path, images + random_images(4, seed=21))
+    EmotionIndex.build([paintings], tmp_path / "index", model=model, processor=processor, progress=False)
+    attach_metadata(tmp_path / "index", works)
+    code, _, stderr = run(["--space", str(tmp_path / "space"), "--model", str(tmp_path / "model"), "--index", str(tmp_path / "index"), "--title", "Our collection"])
+    assert code == 0, stderr
+    # the Space must not need the files it was made from
+    (tmp_path / "model").rename(tmp_path / "model-gone")
+    (tmp_path / "index").rename(tmp_path / "index-gone")
+
+    python = fresh_environment(tmp_path / "fresh")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GRADIO_", "PYTHON"))}
+    probe = subprocess.run([str(python), "-c", "import sevlm"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert probe.returncode == 1 and "No module named 'sevlm'" in probe.stderr  # only the Space's copy can be found
+    probe = subprocess.run([str(python), "-c", "import torch, transformers, gradio, faiss, datasets"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+
+    port = free_port()
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1", GRADIO_TEMP_DIR=str(tmp_path / "gradio"), GRADIO_SERVER_PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+    with serving([str(python), str(tmp_path / "space" / "app.py")], url, elsewhere, env, tmp_path / "space.log"):
+        with browser_page(executable, tmp_path / "profile") as page:
+            page.goto(url)
+            page.wait_for_selector("text=Our collection")
+            page.locator("#painting input[type=file]").set_input_files(str(paintings / "painting-0.png"))
+            page.wait_for_function("() => document.querySelector('#explanation textarea')?.value.length > 0")
+            page.wait_for_selector("#similar [data-id]")
+            shown = page.locator("#similar [data-id]").evaluate_all("cards => cards.map(card => card.dataset.id)")
+            assert shown[0] == str(paintings / "painting-0.png")  # the collection's own ids, from the Space's copy of the index
+            assert "Water Lilies" in page.locator("#similar").inner_text()
+            foreign = [address for address in page.requests if not address.startswith((url + "/", "data:", "blob:")) and address != url]
+            assert not foreign, foreign
+    log = (tmp_path / "space.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log, log[-3000:]
