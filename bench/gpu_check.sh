@@ -3,7 +3,8 @@
 # Every part has its own time limit and the whole check ends within 470 s (under 8 minutes), wheel install included.
 #
 #   bash bench/gpu_check.sh                        # on the GPU machine, from the repository root
-#   bash bench/gpu_check.sh --out DIR --wheels DIR  # tables and logs into DIR (default: $OUT when set), wheels from DIR
+#   bash bench/gpu_check.sh --out DIR --wheels DIR  # tables and logs into DIR (default: $OUT when set, else a new
+#                                                   # folder in /tmp), wheels from DIR (default .whl/)
 #   bash bench/gpu_check.sh --smoke                 # smoke mode on a CPU: tiny sizes, a few steps (not a measurement)
 #   SEVLM_GPU_CHECK_SMOKE=1 bash bench/gpu_check.sh # the same
 #
@@ -32,7 +33,10 @@
 # checks and verdicts of every part, and the summary) and one log per part. Exit status 0 when every part passed,
 # 1 when one failed or reached its limit, 2 for a bad argument, 3 for missing packages, 4 without a CUDA device.
 set -uo pipefail
+CALLED_FROM=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# A folder given on the command line is relative to where the script was called from.
+from_caller() { case "$1" in /*) echo "$1" ;; *) echo "$CALLED_FROM/$1" ;; esac; }
 
 SMOKE="${SEVLM_GPU_CHECK_SMOKE:-0}"
 RESULTS="${SEVLM_GPU_CHECK_OUT:-${OUT:-}}"
@@ -40,8 +44,8 @@ WHEELS="${SEVLM_WHEELS:-.whl}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke|--quick) SMOKE=1 ;;
-        --out) RESULTS="${2:?--out needs a folder}"; shift ;;
-        --wheels) WHEELS="${2:?--wheels needs a folder}"; shift ;;
+        --out) RESULTS=$(from_caller "${2:?--out needs a folder}"); shift ;;
+        --wheels) WHEELS=$(from_caller "${2:?--wheels needs a folder}"); shift ;;
         -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (--smoke, --out DIR, --wheels DIR, --help)" >&2; exit 2 ;;
     esac
@@ -63,7 +67,7 @@ START=$(date +%s)
 if [ "$SMOKE" = 1 ]; then BUDGET="${SEVLM_CHECK_SECONDS:-900}"; else BUDGET="${SEVLM_CHECK_SECONDS:-470}"; fi
 
 # The output folder: new files only (an earlier check's files are never replaced).
-if [ -z "$RESULTS" ]; then RESULTS="gpu-check-$(date -u +%Y%m%dT%H%M%SZ)"; fi
+if [ -z "$RESULTS" ]; then RESULTS="${TMPDIR:-/tmp}/sevlm-gpu-check-$(date -u +%Y%m%dT%H%M%SZ)"; fi
 mkdir -p "$RESULTS" || { echo "ERROR: cannot create the output folder $RESULTS" >&2; exit 2; }
 PARTS=(model-step trainer loader index generation)
 for name in gpu_check tables "${PARTS[@]}"; do
@@ -77,6 +81,9 @@ done
 LOG="$RESULTS/gpu_check.log"
 TABLES="$RESULTS/tables.md"
 exec > >(tee -a "$LOG") 2>&1
+TEE_PID=$!
+# At the end, let tee write the last lines before the folder is read.
+trap 'exec >&- 2>&-; wait "$TEE_PID" 2>/dev/null' EXIT
 
 echo "== SEVLM gpu_check ($(date -u +%Y-%m-%dT%H:%M:%SZ)), device=$DEVICE, smoke=$SMOKE, budget ${BUDGET} s, output in $RESULTS/"
 if [ "$SMOKE" = 0 ] && command -v nvidia-smi >/dev/null 2>&1; then
@@ -106,7 +113,7 @@ NEEDED = [
     ("safetensors", "0.8", "transformers"),
     ("accelerate", "1.15", "the Trainer"),
     ("datasets", "5.2", "the corpus and the loader"),
-    ("pyarrow", "15", "datasets"),
+    ("pyarrow", "24", "datasets"),
     ("dill", "0.3.8", "datasets"),
     ("multiprocess", "0.70.16", "datasets"),
     ("evaluate", "0.4.6", "sevlm.training (the metrics module)"),
@@ -126,6 +133,31 @@ for name, minimum, used_by in NEEDED:
     good = Version(version) >= Version(minimum)
     ok &= good
     print(f"  {name} {version} ({module.__file__.rsplit('/', 2)[0]}): {'ok' if good else f'OLDER than {minimum}'}")
+
+# What those packages themselves require (pip --no-deps checks nothing): datasets 5.2 wants pyarrow >= 24 and
+# fsspec <= 2026.9.0, transformers 5.25 huggingface_hub >= 2.4, ...
+from importlib import metadata
+
+from packaging.requirements import Requirement
+
+for distribution in ("transformers", "accelerate", "datasets", "evaluate", "lemminflect", "faiss-cpu"):
+    try:
+        requirements = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:  # reported above, or installed under another name (conda's faiss)
+        continue
+    for line in requirements:
+        requirement = Requirement(line)
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            found = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            print(f"  {distribution} requires {requirement}: NOT installed")
+            ok = False
+            continue
+        if not requirement.specifier.contains(found, prereleases=True):
+            print(f"  {distribution} requires {requirement}: found {requirement.name} {found}")
+            ok = False
 sys.exit(0 if ok else 1)
 EOF
 }
@@ -235,10 +267,10 @@ else
     TRAIN_ARGS=(--repeats 10)
     RECIPE_ARGS=(--steps 60 --warmup-steps 10 --paintings 512)
     LOADER_ARGS=(--loader-workers "$(printf '%s\n' 0 1 4 "$DEFAULT_WORKERS" | sort -nu | paste -sd,)" --loader-epochs 2 --loader-paintings 512)
-    INDEX_ARGS=(--build-images 256 --real-images 64 --batch-size 32)
+    INDEX_ARGS=(--build-images 256 --real-images 32 --batch-size 32)
     GEN_ARGS=(--repeats 10 --ref-repeats 2 --pair-seconds 4 --skip-e2e)
     # model step, Trainer, loader, index: caps; generation (torch.compile) gets what is left of the budget.
-    LIMITS=(75 180 75 90 470)
+    LIMITS=(75 180 90 75 470)
 fi
 # fp16 autocast needs a GPU (the CPU smoke mode uses bf16 there, float32 for generation).
 if [ "$DEVICE" = cuda ]; then AMP=fp16; GEN_DTYPE=float16; else AMP=bf16; GEN_DTYPE=float32; fi
