@@ -4,11 +4,15 @@
     python3 bench/bench_index.py --quick         # tiny sizes: checks the script, the numbers mean nothing
     python3 bench/bench_index.py --sizes 100000 --skip-real --skip-e2e
     python3 bench/bench_index.py --skip-build --sizes '' --hostile 6   # only 4. (about 3 minutes, ~2 GB peak)
+    python3 bench/bench_index.py --sizes '' --real-images 256            # the build on a CUDA GPU (the default there)
 
 1. Build: `EmotionIndex.build` over generated 512x384 JPEG paintings (decode, predict through
    `pipeline_sevlm.predict_batch`, thumbnails, the batch files, the merge and the FAISS indexes), in images/s, with the
    demo model (outputs/sevlm-demo, else a demo-size model with random weights from configs/demo_*.json) and with the
    real-size architecture (CLIP ViT-B/16 + distilGPT-2, random weights: generation always runs all 25 tokens).
+   On `--device cuda` (the default where torch sees a GPU) the models predict on the GPU in float32, as
+   `sevlm-index` does there, with torch's default threads for the CPU work; on the CPU each build runs with 1 and
+   with all torch threads.
 2. FAISS: one query (k=10, one thread) over N generated vectors of each similarity part (emotion: sqrt of 9-class
    Dirichlet scores; VAD: 3-d; visual: unit vectors of `--dim` drawn around 1,024 cluster centres, as image
    embeddings cluster), for the exact `Flat` index and the approximate `IVF` one the index switches to
@@ -56,7 +60,13 @@ def parse_args():
     parser.add_argument("--e2e-queries", type=int, default=30, help="Queries per end-to-end measurement (default 30).")
     parser.add_argument("--build-images", type=int, default=192, help="Generated paintings indexed with the demo model (default 192).")
     parser.add_argument("--real-images", type=int, default=32, help="Generated paintings indexed with the real-size model (default 32).")
-    parser.add_argument("--batch-size", type=int, default=16, help="Build batch size (default 16).")
+    parser.add_argument("--batch-size", type=int, default=16, help="Build batch size (default 16; the real-size model takes 8 on the CPU, this on a GPU).")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="Where the build's models predict: cuda (the default when torch sees a GPU) or cpu. The FAISS, end-to-end "
+        "and hostile-image measurements run on the CPU either way.",
+    )
     parser.add_argument("--skip-build", action="store_true", help="Skip the build measurements (1.).")
     parser.add_argument("--skip-real", action="store_true", help="Skip the real-size build (its model takes about a minute to build).")
     parser.add_argument("--skip-e2e", action="store_true", help="Skip the end-to-end search table.")
@@ -133,8 +143,8 @@ def demo_model(workdir, given=None):
     return folder, "demo size, random weights (no outputs/sevlm-demo)"
 
 
-def measure_build(name, files, workdir, batch_size, threads, **model):
-    """A table row: one build of `files` into a fresh folder with `threads` torch threads."""
+def measure_build(name, files, workdir, batch_size, threads, device, **model):
+    """A table row: one build of `files` into a fresh folder with `threads` torch threads, predicting on `device`."""
     torch.set_num_threads(threads)
     predicting = []
     real = B.predict_rows
@@ -149,14 +159,14 @@ def measure_build(name, files, workdir, batch_size, threads, **model):
     target = workdir / f"index-{len(predicting)}-{time.time_ns()}"
     try:
         start = time.perf_counter()
-        index = E.EmotionIndex.build(files, target, batch_size=batch_size, device="cpu", progress=False, **model)
+        index = E.EmotionIndex.build(files, target, batch_size=batch_size, device=device, progress=False, **model)
         seconds = time.perf_counter() - start
     finally:
         B.predict_rows = real
         shutil.rmtree(target, ignore_errors=True)
     assert len(index) == len(files)
     predict = sum(predicting)
-    return [name, threads, len(files), batch_size, f"{seconds:.1f}", f"{len(files) / seconds:.1f}", f"{100 * predict / seconds:.0f}%"]
+    return [name, device, threads, len(files), batch_size, f"{seconds:.1f}", f"{len(files) / seconds:.1f}", f"{100 * predict / seconds:.0f}%"]
 
 
 # --------------------------------------------------------------------------------------------------- FAISS
@@ -357,18 +367,27 @@ def load_line():
     return "share of the CPUs busy with other processes just before: " + ("unknown" if share is None else f"{100 * share:.0f}%")
 
 
+def thread_counts(device, cores):
+    """Torch threads of the build rows: on the CPU, 1 and all (the model's work); on a GPU, torch's default."""
+    return sorted({1, cores}) if device.type == "cpu" else [cores]
+
+
 def main():
     args = parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is visible to torch; use --device cpu.")
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
-    if args.quick:
-        sizes, args.dim, args.queries, args.e2e_queries = [3000, 12000], 32, 20, 5
-        args.build_images, args.real_images, args.skip_real = 16, 4, True
+    if args.quick:  # tiny sizes everywhere; `--sizes ''` still skips the FAISS and end-to-end tables
+        sizes = [3000, 12000] if sizes else []
+        args.dim, args.queries, args.e2e_queries = 32, 20, 5
+        args.build_images, args.real_images = 16, 4
         F.APPROXIMATE_FROM = F.APPROXIMATE_FROM_LOW_DIM = 10_000
     if args.wait_quiet:
         _common.wait_for_quiet(args.wait_quiet)
     rng = np.random.default_rng(0)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="sevlm-bench-index-"))
-    print("\n".join(machine_lines(torch.device("cpu"))))
+    print("\n".join(machine_lines(device)))
     print(
         f"approximate (IVF) indexes from {F.APPROXIMATE_FROM:,} items ({F.APPROXIMATE_FROM_LOW_DIM:,} for vectors of at most "
         f"{F.LOW_DIM} numbers); IVF lists ~ sqrt(N), nprobe = lists / 32 (at least 16)\n",
@@ -382,21 +401,25 @@ def main():
             print("1. Build throughput (EmotionIndex.build: decode, predict_batch, thumbnails, batch files, merge, FAISS)", flush=True)
             print("  " + load_line(), flush=True)
             files = paintings(workdir / "paintings", max(args.build_images, args.real_images))
-        for threads in sorted({1, cores}) if not args.skip_build else []:
-            build.append(measure_build(f"demo model: {description}", files[: args.build_images], workdir, args.batch_size, threads, model=str(folder)))
+        if device.type == "cuda" and not args.skip_build:  # the CUDA context and cuBLAS start outside the timing
+            (torch.ones(64, 64, device=device) @ torch.ones(64, 64, device=device)).sum().item()
+        for threads in thread_counts(device, cores) if not args.skip_build else []:
+            build.append(measure_build(f"demo model: {description}", files[: args.build_images], workdir, args.batch_size, threads, args.device, model=str(folder)))
             print("  " + " | ".join(map(str, build[-1])), flush=True)
         if not args.skip_real and not args.skip_build:
-            model, processor, *_, seconds = _common.build_model()
-            print(f"  (real-size model built in {seconds:.0f} s)", flush=True)
+            model, processor, *_, seconds = _common.build_model(quick=args.quick)
+            model.to(device)  # a loaded model predicts where it is
+            print(f"  ({'tiny' if args.quick else 'real-size'} model built in {seconds:.0f} s)", flush=True)
             B.predict_rows(model, processor, [processor.preprocess_images([str(path)]) for path in files[:2]])  # warm-up: the first forward passes allocate
-            name = "real size (ViT-B/16 + distilGPT-2), random weights, 25 new tokens"
-            for threads in sorted({1, cores}):
-                build.append(measure_build(name, files[: args.real_images], workdir, 8, threads, model=model, processor=processor))
+            name = "tiny (--quick), random weights" if args.quick else "real size (ViT-B/16 + distilGPT-2), random weights, 25 new tokens"
+            for threads in thread_counts(device, cores):
+                batch = args.batch_size if device.type == "cuda" else 8  # a GPU takes the larger batches
+                build.append(measure_build(name, files[: args.real_images], workdir, batch, threads, args.device, model=model, processor=processor))
                 print("  " + " | ".join(map(str, build[-1])), flush=True)
             del model, processor
         torch.set_num_threads(cores)
         if build:
-            print(format_table(["model", "torch threads", "images", "batch", "seconds", "images/s", "in predict_batch"], build) + "\n", flush=True)
+            print(format_table(["model", "device", "torch threads", "images", "batch", "seconds", "images/s", "in predict_batch"], build) + "\n", flush=True)
 
         if args.hostile:
             print(f"4. Hostile images: peak memory of a fresh process (demo model: {description})", flush=True)
