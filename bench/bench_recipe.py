@@ -258,19 +258,25 @@ def recipe_workers(args_file):
 
 def worker_settings(spec, args_file):
     """[(label, workers to pass or None)] from `--workers`: numbers, `recipe` (the file's setting) and `default`
-    (sevlm.training's default on a GPU for this machine's cores)."""
+    (sevlm.training's default on a GPU for this machine's cores); a count already listed is run once."""
     from sevlm.training import default_loader_workers
 
-    settings = []
+    default = default_loader_workers(False, cuda_available=True)
+    settings, seen = [], set()
     for item in (part.strip() for part in spec.split(",") if part.strip()):
         if item == "recipe":
             count = recipe_workers(args_file)
-            settings.append((f"{count} (the recipe file)" if count is not None else "the default", None))
+            setting = (f"{count} (the recipe file)", None) if count is not None else (f"{default} (default, as the recipe file leaves it)", None)
+            count = default if count is None else count
         elif item == "default":
-            count = default_loader_workers(False, cuda_available=True)
-            settings.append((f"{count} (default on a GPU here)", count))
+            count = default
+            setting = (f"{count} (default on a GPU here)", count)
         else:
-            settings.append((item, int(item)))
+            count = int(item)
+            setting = (item, count)
+        if count not in seen:
+            seen.add(count)
+            settings.append(setting)
     return settings
 
 
@@ -380,10 +386,11 @@ def parse_args():
     parser.add_argument("--device", default=os.environ.get("SEVLM_BENCH_DEVICE"),
                         help="cuda or cpu (default: cuda when available); on the CPU the runs use bf16 and one thread")
     parser.add_argument("--args-file", default=RECIPE, help=f"the recipe file (default {RECIPE})")
-    parser.add_argument("--workers", default="recipe,default",
+    parser.add_argument("--workers", default="recipe,default,4",
                         help="comma-separated loader settings, one training process each: numbers, 'recipe' (the "
                         "recipe file's --dataloader_num_workers) and 'default' (sevlm.training's default on a GPU for "
-                        "this machine's cores); default: recipe,default (one run when they agree)")
+                        "this machine's cores); default: recipe,default,4 (a count already listed runs once; 4 workers is the "
+                        "setting of the first H200 measurement)")
     parser.add_argument("--steps", type=int, default=60, help="training steps per run (default 60)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="steps before the timing starts (default 10)")
     parser.add_argument("--paintings", type=int, default=640,

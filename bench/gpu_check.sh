@@ -12,8 +12,8 @@
 #   1. the model alone: fp16 mixed-precision training steps (autocast + GradScaler + AdamW, vision frozen) at the
 #      paper's batch, 32 pairs = 64 sequences of 30 tokens: step time and peak GPU memory (the paper's card had
 #      11 GB), SEVLM and the plain captioner alongside (bench_train.py);
-#   2. the Trainer path: `train_sevlm.py`'s training with configs/sevlm-artemis-v1.args (fp16, the recipe's loader
-#      workers, then the default for this machine) on a generated corpus of 448-px JPEG paintings, 60 steps:
+#   2. the Trainer path: `train_sevlm.py`'s training with configs/sevlm-artemis-v1.args (fp16, the default loader
+#      workers for this machine, which the recipe leaves alone, then 4 as in the first H200 run) on a generated corpus of 448-px JPEG paintings, 60 steps:
 #      steps/s, samples/s, the share of the model alone of part 1, the GPU's busy share (nvidia-smi sampled in the
 #      background) and peak memory (bench_recipe.py);
 #   3. the training loader alone: paintings/s and per worker for 0, 1 and 4 workers and the default for this
