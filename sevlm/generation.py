@@ -16,6 +16,19 @@ class GenerationArguments:
     top_k: int | None = field(default=None, metadata={"help": "Top-k sampling cut-off; 0 switches it off (with --do_sample)."})
 
 
+@dataclass
+class CompileArguments:
+    """The compiled-decoding flag of the commands that predict many images (`sevlm-predict`, `sevlm-index`)."""
+
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "Compiled decoding: a static KV cache and the decoding step compiled by torch.compile, with the "
+            "same tokens. It pays on a GPU with many images; the first batch of each size compiles (tens of seconds)."
+        },
+    )
+
+
 def generation_kwargs(args):
     """The `generate()` options that were given (the model's generation config supplies the others)."""
     sampling = getattr(args, "do_sample", False)

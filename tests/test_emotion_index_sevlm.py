@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import EXPLANATIONS, build_tiny, random_images
 from PIL import Image
+from transformers import CompileConfig
 
 from pipeline_sevlm import SevlmArtEmotionPipeline, predict_batch
 from sevlm.hub import add_pipeline_to_folder
@@ -505,6 +507,21 @@ def test_build_stores_the_pipelines_results(built, trained_tiny, paintings):
     assert config["model_fingerprint"] == B.model_fingerprint(model) and config["embedding_dim"] == model.config.text_config.n_embd
 
 
+def test_compiled_build_stores_the_eager_results(built, trained_tiny, paintings, tmp_path):
+    """`compile=` decodes with a static cache and a compiled step (aot_eager: what inductor would compile, without
+    its slow code generation on a CPU) and stores what the eager build stored; it is not part of the plan."""
+    model, processor, _ = trained_tiny
+    eager, _ = built
+    torch._dynamo.reset()
+    config = CompileConfig(fullgraph=True, dynamic=False, backend="aot_eager", mode=None)
+    compiled = EmotionIndex.build([paintings], tmp_path / "index", model=model, processor=processor, batch_size=3, compile=config, progress=False, report=lambda *a: None)
+    assert hasattr(model, "_compiled_call")  # the compiled step ran
+    for column in ("id", "emotion", "explanation"):
+        assert compiled.dataset[column] == eager.dataset[column], column
+    assert np.asarray(compiled.dataset["scores"]) == pytest.approx(np.asarray(eager.dataset["scores"]), abs=1e-6)
+    assert "compile" not in json.dumps(compiled.config)
+
+
 def test_image_query_finds_the_same_painting(built, trained_tiny, paintings):
     index, _ = built
     model, processor, _ = trained_tiny
@@ -523,7 +540,7 @@ def test_add_computes_only_new_images(built, trained_tiny, paintings, tmp_path, 
     first = EmotionIndex.build(sorted(paintings.glob("painting-[0-3].png")), folder, model=model, processor=processor, progress=False)
     calls = []
     real = B.predict_rows
-    monkeypatch.setattr(B, "predict_rows", lambda m, p, images, g=None: calls.append(len(images)) or real(m, p, images, g))
+    monkeypatch.setattr(B, "predict_rows", lambda m, p, images, *rest: calls.append(len(images)) or real(m, p, images, *rest))
     first.add([paintings], model=model, processor=processor, batch_size=2, progress=False, report=lambda *a: None)
     assert sum(calls) == 4  # painting-4..7; the 4 indexed ones are not run again
     assert first.build_report["already_indexed"] == 4 and len(first) == 8
@@ -542,11 +559,11 @@ def test_interrupted_build_resumes(built, trained_tiny, paintings, tmp_path, mon
     real = B.predict_rows
     calls, interrupt = [], [True]
 
-    def interrupted(m, p, images, g=None):
+    def interrupted(m, p, images, *rest):
         calls.append(len(images))
         if len(calls) == 3 and interrupt and interrupt.pop():
             raise KeyboardInterrupt  # CTRL-C during the third batch
-        return real(m, p, images, g)
+        return real(m, p, images, *rest)
 
     monkeypatch.setattr(B, "predict_rows", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -588,11 +605,11 @@ def interrupt_on_batch(monkeypatch, number):
     """Make `predict_rows` raise KeyboardInterrupt (CTRL-C) on its `number`-th call, once."""
     real, calls = B.predict_rows, []
 
-    def interrupted(m, p, values, g=None):
+    def interrupted(m, p, values, *rest):
         calls.append(len(values))
         if len(calls) == number:
             raise KeyboardInterrupt
-        return real(m, p, values, g)
+        return real(m, p, values, *rest)
 
     monkeypatch.setattr(B, "predict_rows", interrupted)
     return calls
@@ -718,10 +735,10 @@ def test_a_batch_holds_model_inputs_not_decoded_images(trained_tiny, paintings, 
         decoded.append(weakref.ref(image))
         return image
 
-    def predict(m, p, values, g=None):
+    def predict(m, p, values, *rest):
         gc.collect()
         alive_at_predict.append(sum(ref() is not None for ref in decoded))
-        return real_predict(m, p, values, g)
+        return real_predict(m, p, values, *rest)
 
     monkeypatch.setattr(B, "read_item_image", read)
     monkeypatch.setattr(B, "predict_rows", predict)

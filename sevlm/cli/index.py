@@ -25,14 +25,14 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
-from sevlm.generation import GenerationArguments, generation_kwargs, generation_problems
+from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS
 from sevlm.index.store import PENDING_DIR, THUMBNAIL_SIZE
 from sevlm.io import display_path, listed
 
 
 @dataclass
-class IndexArguments(GenerationArguments):
+class IndexArguments(CompileArguments, GenerationArguments):
     output_dir: str | None = field(
         default=None,
         metadata={
@@ -163,6 +163,7 @@ def main(argv=None):
             batch_size=args.batch_size,
             device=args.device,
             generate_kwargs=generation_kwargs(args),
+            compile=args.compile,
             thumbnail_size=args.thumbnail_size,
             extensions=[ext.strip() for ext in args.extensions.split(",") if ext.strip()],
             overwrite=args.overwrite,

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
-from sevlm.generation import GenerationArguments, generation_kwargs, generation_problems
+from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS, find_images
 from sevlm.io import display_path
 
@@ -24,7 +24,7 @@ CARD_OWNER = "card folder"
 
 
 @dataclass
-class PredictArguments(GenerationArguments):
+class PredictArguments(CompileArguments, GenerationArguments):
     model_name_or_path: str = field(
         default=DEMO_MODEL,
         metadata={"aliases": ["--model"], "help": "Saved SEVLM folder or Hub id, loaded with its own code (trust_remote_code)."},
@@ -66,13 +66,6 @@ class PredictArguments(GenerationArguments):
         },
     )
     batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together."})
-    compile: bool = field(
-        default=False,
-        metadata={
-            "help": "Compiled decoding: a static KV cache and the decoding step compiled by torch.compile, with the "
-            "same tokens. It pays on a GPU with many images; the first batch of each size compiles (tens of seconds)."
-        },
-    )
     device: str | None = field(
         default=None, metadata={"help": "cuda, cuda:1, mps or cpu. Default: the device accelerate picks (CUDA, then MPS, then CPU)."}
     )

@@ -202,17 +202,18 @@ def effective_generation(model, generate_kwargs):
     return json_safe({key: value for key, value in dict(generate_kwargs or {}).items() if getattr(config, key, None) != value})
 
 
-def predict_rows(model, processor, pixel_values, generate_kwargs=None):
+def predict_rows(model, processor, pixel_values, generate_kwargs=None, compile=False):
     """`predict_batch` results (with `image_embeds`) for a list of `[1, 3, H, W]` model inputs, by the model's own
-    predict function (`sevlm.loading.predict_function`)."""
+    predict function (`sevlm.loading.predict_function`); `compile`: compiled decoding (the same tokens)."""
     import torch
 
     from sevlm.loading import predict_function
 
     with torch.inference_mode():
         return predict_function(model)(
-            model, processor, pixel_values=torch.cat(pixel_values), return_image_embeds=True, generate_kwargs=dict(generate_kwargs or {})
-        )
+            model, processor, pixel_values=torch.cat(pixel_values), return_image_embeds=True,
+            generate_kwargs=dict(generate_kwargs or {}), compile=compile,
+        )  # fmt: skip
 
 
 def distributed_state(device=None):
@@ -412,7 +413,7 @@ def indexed_states(folder, config):
 
 
 # ------------------------------------------------------------------------------------------------ predicting
-def predict_into_pending(folder, batches, model, processor, generate_kwargs, thumbnail_size, report, progress):
+def predict_into_pending(folder, batches, model, processor, generate_kwargs, thumbnail_size, report, progress, compile=False):
     """Predict batches and write each finished batch as a Parquet file in `.pending/`. Returns the failed ids.
 
     Each image is decoded (at a bounded size), turned into the model's input and a thumbnail, and dropped before the
@@ -441,7 +442,7 @@ def predict_into_pending(folder, batches, model, processor, generate_kwargs, thu
                     del image
                 except Exception as error:  # corrupt, truncated, not an image, missing, too large
                     fail(item, f"cannot be read ({error.__cause__ or error})")
-            outcomes = run_batch(lambda values: predict_rows(model, processor, values, generate_kwargs), inputs, fail)
+            outcomes = run_batch(lambda values: predict_rows(model, processor, values, generate_kwargs, compile), inputs, fail)
             rows = [_row(item, result, emotions, processor.tokenizer, vad_table, thumbnails[item.id]) for item, _, result in outcomes]
             if rows:
                 write_shard(folder, rows, emotions, len(rows[0]["image_embeds"]), number)
@@ -783,6 +784,7 @@ def build_index(
     batch_size=8,
     device=None,
     generate_kwargs=None,
+    compile=False,
     thumbnail_size=THUMBNAIL_SIZE,
     extensions=IMAGE_EXTENSIONS,
     overwrite=False,
@@ -805,6 +807,8 @@ def build_index(
     - One build at a time writes a folder (`IndexLock`); an interrupted build leaves its finished batches in
       `output_dir/.pending/`, continued only by a build with the same plan (see `open_pending`;
       `discard_pending=True` drops them).
+    - `compile=True`: compiled decoding (`predict_batch(compile=...)`: a static cache and a compiled step, the same
+      tokens), for large builds on a GPU; it is not part of the plan, so a build may be resumed with or without it.
     - Unreadable images go to `report(id, message)` (default: stderr) and are skipped; `notify(line)` gets the
       other messages (resuming, dropped work).
     - Under `torchrun` / `accelerate launch` every process takes every n-th batch; the main process merges.
@@ -898,7 +902,8 @@ def build_index(
         batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
         mine = batches[state.process_index :: state.num_processes]
         failed = predict_into_pending(
-            folder, mine, model, processor, generate_kwargs, thumbnail_size, report, progress and state.is_local_main_process
+            folder, mine, model, processor, generate_kwargs, thumbnail_size, report, progress and state.is_local_main_process,
+            compile=compile,
         )
         failed = list(gather_object(failed))
         state.wait_for_everyone()
