@@ -7,13 +7,16 @@
     sevlm.images      finding image files
     sevlm.vad         VAD lexicons and the model's [vocab, 3] VAD table
     sevlm.tokenizer   small tokenizers trained offline
+    sevlm.generation  the generation flags every command shares
     sevlm.data        corpora: schema, preparation (any CSV / JSON Lines, ArtEmis), demo corpora, training views
     sevlm.training    the Trainer, its callbacks, checkpoints and saved folders
     sevlm.evaluation  the protocol's metrics, the EA classifier, evaluation runs and reports
     sevlm.prediction  predicting for image files (rows, cards)
     sevlm.render      PNG cards
-    sevlm.index       the emotion index: building, searching, galleries and contact sheets
+    sevlm.index       the emotion index: building, metadata, searching, recommendations, galleries, contact sheets
+    sevlm.report      a collection's emotional portrait (an offline HTML page with its plots)
     sevlm.app         the web app's page (Gradio)
+    sevlm.space       a Hugging Face Space folder that runs the web app
     sevlm.hub         model cards, complete Hub folders, verification, upload
     sevlm.cli         the command lines (thin: parse, call one function, print)
 
