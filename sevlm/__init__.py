@@ -10,6 +10,7 @@
     sevlm.generation  the generation flags every command shares
     sevlm.data        corpora: schema, preparation (any CSV / JSON Lines, ArtEmis), demo corpora, training views
     sevlm.training    the Trainer, its callbacks, checkpoints and saved folders
+    sevlm.training_arguments  sevlm-train's flags and the recipe's defaults (read without torch, for --help)
     sevlm.evaluation  the protocol's metrics, the EA classifier, evaluation runs and reports
     sevlm.prediction  predicting for image files (rows, cards)
     sevlm.render      PNG cards
