@@ -294,7 +294,7 @@ def plot_route(numbers, path):
         axes.text(start + 0.5, 94, str(rank), ha="center", va="center", fontsize=9, color="white", fontweight="bold",
                   bbox={"boxstyle": "circle,pad=0.25", "facecolor": "#a4262c", "edgecolor": "none"})  # fmt: skip
     every = max(1, len(steps) // 30)
-    axes.set_xticks(steps[::every], [short(step["name"], 18) for step in route["steps"]][::every], rotation=45, ha="right", fontsize=8)
+    axes.set_xticks(steps[::every], [f"{number}. {short(step['name'], 16)}" for number, step in enumerate(route["steps"], 1)][::every], rotation=45, ha="right", fontsize=8)
     axes.set_xlim(1, max(2, len(steps)))
     axes.set_ylim(0, 100)
     axes.set_ylabel("probability (%)")
@@ -304,8 +304,13 @@ def plot_route(numbers, path):
 
 
 def short(text, width):
+    """`text` cut to `width` characters in the middle, where names of one collection differ least
+    ("demo-painting-00083" -> "demo-pa…00083")."""
     text = str(text)
-    return text if len(text) <= width else text[: width - 1] + "\u2026"
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "\u2026" + text[len(text) - (width - 1 - head) :]
 
 
 # ----------------------------------------------------------------------------------------------------- page
