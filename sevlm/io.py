@@ -106,6 +106,28 @@ def write_json_atomic(path, data, indent=2):
     return write_text_atomic(path, json.dumps(json_safe(data), indent=indent, ensure_ascii=False) + "\n")
 
 
+def check_writable(folder, what, shown):
+    """Raise, before any work, when nothing can be written at `folder` (or, where it does not exist yet, in its
+    nearest existing ancestor, where it would be made): a file in the way, no permission, a read-only file system.
+    The check writes and removes a probe file, because permission bits say nothing for root or read-only mounts."""
+    folder = Path(folder)
+    for ancestor in (folder, *folder.parents):
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            raise NotADirectoryError(f"{what} {shown}: {display_path(ancestor)} is a file, not a folder.")
+        try:
+            descriptor, probe = tempfile.mkstemp(prefix=".sevlm-write-check.", dir=ancestor)
+        except OSError as error:
+            raise PermissionError(
+                f"{what} {shown}: cannot write in {display_path(ancestor)} ({error.strerror or error}); choose another "
+                "place."
+            ) from error
+        os.close(descriptor)
+        os.unlink(probe)
+        return
+
+
 def check_new_file(path, overwrite=False, flag="--overwrite", what="--output"):
     """Refuse, before any work, to write the single output file `path` where it would destroy something:
 
@@ -119,13 +141,7 @@ def check_new_file(path, overwrite=False, flag="--overwrite", what="--output"):
     if path.is_dir():
         raise IsADirectoryError(f"{what} {shown} is a folder; give a file name (e.g. {display_path(path / 'out.jsonl')}).")
     parent = path.parent
-    for ancestor in (parent, *parent.parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise NotADirectoryError(f"{what} {shown}: {display_path(ancestor)} is a file, not a folder.")
-            if not os.access(ancestor, os.W_OK | os.X_OK):
-                raise PermissionError(f"{what} {shown}: cannot write in {display_path(ancestor)}; choose another place.")
-            break
+    check_writable(parent, what, shown)
     owner = read_record(parent).get(path.name)
     if owner is not None:
         raise FileExistsError(
@@ -184,6 +200,7 @@ def check_output_folder(target, owner, names=(), overwrite=False, flag="--overwr
     shown = display_path(target)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{what} {shown} is a file, not a folder; choose another path.")
+    check_writable(target, what, shown)
     record = read_record(target)
     present = set(folder_entries(target))
     ours = sorted(name for name, kind in record.items() if kind == owner and name in present)

@@ -48,6 +48,7 @@ from sevlm.data.views import (
 from sevlm.evaluation import metric as sevlm_metric
 from sevlm.hub import HUB_FILES
 from sevlm.io import (
+    check_writable,
     display_path,
     listed,
     make_temporary_folder,
@@ -197,6 +198,7 @@ class RunOutputs:
         folder, shown = self.folder, display_path(self.folder)
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"--output_dir {shown} is a file, not a folder; choose another path.")
+        check_writable(folder, "--output_dir", shown)
         if not folder.is_dir():
             return self
         recorded = self.recorded()

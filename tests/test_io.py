@@ -11,6 +11,7 @@ from sevlm.io import (
     OUTPUT_RECORD,
     OutputFiles,
     check_new_file,
+    check_output_folder,
     read_record,
     record_entries,
     replace_file,
@@ -71,6 +72,25 @@ def test_check_new_file(tmp_path):
     record_entries(index, ["index_config.json"], "emotion index")
     with pytest.raises(FileExistsError, match="belongs to the emotion index"):
         check_new_file(index / "index_config.json", overwrite=True)
+
+
+def test_a_place_where_nothing_can_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Permission bits say nothing for root or on a read-only mount (`os.access` answers yes there), so the check
+    writes a probe file: a read-only place is an error naming the flag, before a model is loaded or an image read."""
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(PermissionError, match=r"--output .*out\.jsonl: cannot write in .*Read-only file system"):
+        check_new_file(tmp_path / "out.jsonl")
+    with pytest.raises(PermissionError, match=r"--output_dir .*new/run: cannot write in"):
+        check_output_folder(tmp_path / "new" / "run", "evaluation")
+    monkeypatch.undo()
+    check_output_folder(tmp_path / "new" / "run", "evaluation")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # the probe leaves nothing behind
 
 
 def test_a_shared_folder_keeps_everything_that_is_not_ours(tmp_path):

@@ -68,6 +68,7 @@ from sevlm.index.store import (
 )
 from sevlm.io import (
     OUTPUT_RECORD,
+    check_writable,
     display_path,
     json_safe,
     listed,
@@ -836,6 +837,9 @@ def build_index(
     report = report or _report_to_stderr
     notify = notify or (lambda line: print(line, file=sys.stderr))
     folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"--output_dir {display_path(folder)} is a file, not a folder; choose another path.")
+    check_writable(folder, "--output_dir", display_path(folder))
     state = distributed_state(device)
 
     sources = []
