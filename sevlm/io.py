@@ -8,6 +8,8 @@
   gallery). Each folder a tool writes into holds a record, `.sevlm-output.json`, of the entries it wrote and which
   kind of output owns each. A later run with overwrite replaces only the entries its own kind recorded; everything
   else in the folder stays, and an output whose name is taken by something else is an error that names it.
+- `check_outside_input_folders`: an output folder may not be, or be inside, an index, a model folder or the
+  command's own inputs.
 - `display_path`: any file name as printable text; `json_safe`: NaN -> null, numpy/torch scalars -> numbers.
 """
 
@@ -318,6 +320,43 @@ class OutputFiles:
         if self.written:
             record_entries(self.folder, self.written, self.owner)
         return self.written
+
+
+# ------------------------------------------------------------------------------------------ input folders
+INDEX_CONFIG_FILE = "index_config.json"  # the file that makes a folder an emotion index
+MODEL_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def input_folder_kind(folder):
+    """What a tool reads `folder` as, whole: "an emotion index" (its `index_config.json`), "a model folder"
+    (`config.json` with weights), else None."""
+    folder = Path(folder)
+    if (folder / INDEX_CONFIG_FILE).is_file():
+        return "an emotion index"
+    if (folder / "config.json").is_file() and any((folder / name).is_file() for name in MODEL_WEIGHT_FILES):
+        return "a model folder"
+    return None
+
+
+def check_outside_input_folders(path, what, inputs=()):
+    """Refuse an output folder `path` that is, or is inside, a folder tools read as a whole (an emotion index, a model
+    folder) or one of `inputs`, the command's own sources as `(flag, folder)` pairs: writing there would mix the
+    outputs into what they were made from."""
+    real = Path(os.path.realpath(path))
+    shown = display_path(path)
+    for flag, folder in inputs:
+        if folder is None or not os.path.isdir(folder):
+            continue
+        source = Path(os.path.realpath(folder))
+        if real == source or source in real.parents:
+            where = "is" if real == source else "is inside"
+            raise ValueError(f"{what} {shown} {where} {flag} {display_path(folder)}, which it is made from; choose another folder.")
+    for folder in (real, *real.parents):
+        kind = input_folder_kind(folder)
+        if kind is not None:
+            where = "is" if folder == real else f"is inside {display_path(folder)}, which is"
+            raise ValueError(f"{what} {shown} {where} {kind}; writing there would mix other files into it. Choose another folder.")
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------------- csv

@@ -45,7 +45,7 @@ def test_the_space_folder_holds_what_a_space_needs(space):
     folder = space["folder"]
     names = sorted(path.name for path in folder.iterdir())
     assert names == sorted([
-        ".sevlm-output.json", "README.md", "app.py", "requirements.txt", "sevlm", "model", "index", "examples",
+        ".sevlm-output.json", ".sevlm-space.json", "README.md", "app.py", "requirements.txt", "sevlm", "model", "index", "examples",
         "configuration_sevlm.py", "modeling_sevlm.py", "processing_sevlm.py", "pipeline_sevlm.py",
     ])  # fmt: skip
     readme = (folder / "README.md").read_text(encoding="utf-8")
@@ -80,6 +80,117 @@ def test_a_folder_that_is_not_a_space_is_left_alone(space, tmp_path):
     assert (space["folder"] / "notes.txt").read_text() == "mine" and not (space["folder"] / "model").exists() and not (space["folder"] / "index").exists()
     readme = (space["folder"] / "README.md").read_text(encoding="utf-8")
     assert "models:\n  - someone/sevlm-artemis\n" in readme and "MODEL = 'someone/sevlm-artemis'" in (space["folder"] / "app.py").read_text()
+
+
+def hub_space(space, folder, *extra):
+    """A Space of a Hub model with the module's index, written into `folder`."""
+    return run(["--space", str(folder), "--model", "someone/sevlm-artemis", "--index", str(space["root"] / "index"), *extra])
+
+
+def test_overwrite_replaces_file_by_file_and_keeps_files_added_inside(space, tmp_path):
+    folder = tmp_path / "s"
+    code, _, stderr = hub_space(space, folder)
+    assert code == 0, stderr
+    (folder / "examples" / "mine.jpg").write_bytes(b"my picture")
+    (folder / "sevlm" / "extra").mkdir()
+    (folder / "sevlm" / "extra" / "notes.txt").write_text("mine")
+    (folder / "sevlm" / "__pycache__").mkdir(exist_ok=True)
+    (folder / "sevlm" / "__pycache__" / "app.cpython.pyc").write_bytes(b"cache")
+    code, _, stderr = hub_space(space, folder, "--overwrite")
+    assert code == 0, stderr
+    assert (folder / "examples" / "mine.jpg").read_bytes() == b"my picture" and (folder / "sevlm" / "extra" / "notes.txt").read_text() == "mine"
+    assert "kept examples/mine.jpg, sevlm/extra/notes.txt" in stderr
+    assert len(list((folder / "examples").glob("work-*.jpg"))) == 6 and (folder / "sevlm" / "app.py").is_file()
+    assert not (folder / "sevlm" / "__pycache__").exists()  # Python's cache is remade, not kept
+    # a file of a folder the new Space no longer has is not removed: the run is refused, naming it
+    (folder / "index" / "notes.txt").write_text("mine")
+    code, _, stderr = run(["--space", str(folder), "--model", "someone/sevlm-artemis", "--overwrite"])
+    assert code == 1 and "index/notes.txt" in stderr and (folder / "index" / "notes.txt").read_text() == "mine"
+    assert (folder / "index" / "index_config.json").is_file()
+
+
+def test_a_file_changed_since_it_was_written_is_never_replaced(space, tmp_path):
+    folder = tmp_path / "s"
+    code, _, stderr = hub_space(space, folder)
+    assert code == 0, stderr
+    edited = (folder / "README.md").read_text(encoding="utf-8") + "\nOur own words.\n"
+    (folder / "README.md").write_text(edited, encoding="utf-8")
+    (folder / "sevlm" / "render.py").write_text("# patched\n")
+    code, _, stderr = hub_space(space, folder, "--overwrite")
+    assert code == 1 and "README.md, sevlm/render.py changed since sevlm-publish wrote them" in stderr
+    assert (folder / "README.md").read_text(encoding="utf-8") == edited and (folder / "sevlm" / "render.py").read_text() == "# patched\n"
+
+
+HUB_README = """---
+title: Our Exhibition
+emoji: \U0001f3c3
+colorFrom: red
+colorTo: gray
+sdk: gradio
+sdk_version: 4.0.0
+app_file: app.py
+pinned: false
+license: mit
+---
+
+Check out the configuration reference at https://huggingface.co/docs/hub/spaces-config-reference
+"""
+
+
+def test_a_fresh_clone_of_a_space_repository_is_taken_over(space, tmp_path):
+    folder = tmp_path / "clone"
+    (folder / ".git").mkdir(parents=True)
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (folder / ".gitattributes").write_text("*.safetensors filter=lfs\n")
+    (folder / "README.md").write_text(HUB_README, encoding="utf-8")
+    code, _, stderr = hub_space(space, folder)
+    assert code == 0, stderr
+    assert "took over the Space repository's generated README.md" in stderr
+    assert (folder / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n" and (folder / ".gitattributes").read_text() == "*.safetensors filter=lfs\n"
+    import gradio
+
+    for _ in range(2):  # and again with --overwrite: the repository's metadata stays
+        readme = (folder / "README.md").read_text(encoding="utf-8")
+        header = readme.split("---\n")[1]
+        for line in ('title: "Our Exhibition"', "emoji: \U0001f3c3", "colorFrom: red", "license: mit", f"sdk_version: {gradio.__version__}", "app_file: app.py"):
+            assert line + "\n" in header, header
+        assert "# Our Exhibition\n" in readme and "TITLE = 'Our Exhibition'" in (folder / "app.py").read_text()
+        code, _, stderr = hub_space(space, folder, "--overwrite")
+        assert code == 0, stderr
+    # a README someone wrote is not the generated one: refused, naming it
+    mine = tmp_path / "written"
+    mine.mkdir()
+    (mine / "README.md").write_text(HUB_README + "\nOur exhibition, in our words.\n", encoding="utf-8")
+    code, _, stderr = hub_space(space, mine, "--overwrite")
+    assert code == 1 and "README.md" in stderr and "Our exhibition, in our words." in (mine / "README.md").read_text(encoding="utf-8")
+    assert sorted(path.name for path in mine.iterdir()) == ["README.md"]
+
+
+def test_an_index_or_model_folder_is_never_the_space(space, tmp_path):
+    root = space["root"]
+    cases = [
+        (root / "index", "is --index"),
+        (root / "index" / "space", "is inside --index"),
+        (root / "model" / "space", "is inside --model"),
+    ]
+    for target, message in cases:
+        code, _, stderr = run(["--space", str(target), "--model", str(root / "model"), "--index", str(root / "index")])
+        assert code == 1 and message in stderr, stderr
+        assert not (target / "app.py").exists() and not (root / "index" / "space").exists()
+    code, _, stderr = run(["--space", str(root / "index" / "space"), "--model", "someone/sevlm-artemis"])
+    assert code == 1 and "is an emotion index" in stderr and not (root / "index" / "space").exists()
+
+
+def test_the_title_is_one_line_of_plain_text(space, tmp_path):
+    title = "Our <b>collection</b>\n# Gone *now* [link](http://x) $x$\t\x07end"
+    code, _, stderr = run(["--space", str(tmp_path / "s"), "--model", "someone/sevlm-artemis", "--title", title])
+    assert code == 0, stderr
+    readme = (tmp_path / "s" / "README.md").read_text(encoding="utf-8")
+    header = readme.split("---\n")[1]
+    assert 'title: "Our <b>collection</b> # Gone *now* [link](http://x) $x$ end"\n' in header
+    headings = [line for line in readme.splitlines() if line.startswith("# ")]
+    assert headings == [r"# Our &lt;b&gt;collection&lt;/b&gt; \# Gone \*now\* \[link\]\(http://x\) $x$ end"]
+    assert "TITLE = 'Our <b>collection</b> # Gone *now* [link](http://x) $x$ end'" in (tmp_path / "s" / "app.py").read_text()
 
 
 @pytest.mark.parametrize(

@@ -81,8 +81,10 @@ def build_parser():
         "--space",
         metavar="DIR",
         help="Write a Hugging Face Space of the web app into DIR (app.py, requirements.txt, README.md with the Space's "
-        "metadata, SEVLM's code, the model, the --index): it starts with `python app.py` there. --overwrite replaces an "
-        "earlier Space folder's files only.",
+        "metadata, SEVLM's code, the model, the --index): it starts with `python app.py` there. A fresh clone of a "
+        "Hugging Face Space repository is taken over (its generated README's metadata kept). --overwrite replaces an "
+        "earlier Space's files only, file by file: files added by hand stay, and a file changed since it was written "
+        "is never replaced.",
     )
     parser.add_argument(
         "--model",
@@ -121,8 +123,11 @@ def publish_space(args):
     def left_out(name, reason):
         print(f"left out {display_path(name)}: {reason}", file=sys.stderr)
 
+    def note(text):
+        print(display_path(text), file=sys.stderr)
+
     try:
-        folder = write_space(args.space, args.model, index=args.index, title=args.title, overwrite=args.overwrite, report=left_out)
+        folder = write_space(args.space, args.model, index=args.index, title=args.title, overwrite=args.overwrite, report=left_out, notes=note)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"sevlm-publish: {display_path(str(error))}", file=sys.stderr)
         return 1
