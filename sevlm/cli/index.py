@@ -60,9 +60,10 @@ class IndexArguments(CompileArguments, GenerationArguments):
         default=None,
         metadata={
             "help": "A CSV file (UTF-8; comma, semicolon or tab separated) with a row per work: its file or id (--id_column) "
-            "and any columns (artist, title, date, style, room). A file is matched by its path, relative to the CSV's "
-            "folder, or by its name when only one work has it. Alone (no images, no --dataset_path): replaces the "
-            "metadata of the works already indexed, nothing is predicted."
+            "and any columns (artist, title, date, style, room; not 'id', the index's own). A file is matched by its "
+            "path, relative to the CSV's folder, or by its name when only one work has it (the summary counts those). "
+            "Alone (no images, no --dataset_path): replaces the metadata of the works already indexed, nothing is "
+            "predicted."
         },
     )
     batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together; each finished batch is kept."})
@@ -231,6 +232,17 @@ def metadata_summary(report, args):
     for source in report["sources"]:
         if source["unmatched"]:
             lines.append(f"{source['source']}: {len(source['unmatched'])} row(s) match no work of the index: {listed(source['unmatched'])}.")
+        if source.get("ambiguous"):
+            lines.append(
+                f"{source['source']}: {len(source['ambiguous'])} row(s) give a file name that several works have, and "
+                f"describe none of them: {'; '.join(source['ambiguous'][:5])}{'; and more' if len(source['ambiguous']) > 5 else ''}. "
+                "Write the path of the work meant."
+            )
+        if source.get("by_name"):
+            lines.append(
+                f"{source['source']}: {len(source['by_name'])} row(s) matched by file name only (the folder or extension "
+                f"differs from the work's): {listed(source['by_name'])}. Write the works' paths to match them exactly."
+            )
         if source["rows_without_id"]:
             lines.append(f"{source['source']}: {len(source['rows_without_id'])} row(s) name no work (lines {listed(map(str, source['rows_without_id']))}).")
     return lines

@@ -8,12 +8,19 @@ spreadsheet gives it; `index_config.json` names the file and its columns. Search
 
 Which work a CSV row describes: its id cell is compared with the works' ids (for files: their absolute paths), then
 read as a path relative to the CSV's folder, then to the current folder, then as a file name, with or without its
-extension, that only one work has. Rows that match no work, and works without a row, are counted and named.
+extension, that only one work has. A work a row names by its path is never taken by a row that gives only its file
+name. Rows that match no work, rows whose file name is that of several works (named with them), rows matched by
+their file name only, and works without a row are counted and named.
+
+A CSV is read strictly: every row has as many cells as the first line names columns, a quote opened is closed, and a
+column named `id` (in any case: the index keeps the works' ids under that name) is refused, as is a column given
+twice; each error names the file, the line and what to do. A corpus's own column named `id` is kept as `metadata_id`.
 
 How values compare (`Condition`s, see `sevlm.index.query`): when the value searched for is a number, values that are
 numbers compare as numbers (`date>=1900`; `1900` = `1900.0`); other values are compared as text by the name rule of
-`sevlm.names` (case, Unicode form, `_` and extra spaces do not matter), also for `<` and `>` (alphabetical order). A
-value that is not a number takes no part in `<`, `<=`, `>`, `>=` with a number: the search says how many were left out.
+`sevlm.names` (case, Unicode form, `_` and extra spaces do not matter), also for `<` and `>`: in alphabetical order,
+character by character (`'950' > '1900s'`), which the search says in a note. A value that is not a number takes no
+part in `<`, `<=`, `>`, `>=` with a number: the search says how many were left out.
 A work without a value is equal to nothing (`artist=` with nothing after `=` finds the works without one).
 """
 
@@ -36,6 +43,11 @@ METADATA_FILE = re.compile(r"metadata-\d{5}\.parquet")
 ID_COLUMNS = ("file", "file_name", "filename", "path", "image", "id", "painting_id")
 SNIFFED_DELIMITERS = ",;\t|"
 SHOWN_VALUES = 5  # values quoted in a note
+# Names the index keeps for its own fields (the works' ids in the metadata table), compared by the name rule: a
+# metadata column may not take them.
+RESERVED_COLUMNS = ("id",)
+RESERVED_PREFIX = "metadata_"  # a corpus's column of a reserved name is kept under this prefix
+CELL_LIMIT = 1 << 24  # characters in one CSV cell (Python's csv module stops at 131072 by default)
 ORDERINGS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}  # on numpy arrays and on text
 
 
@@ -60,8 +72,10 @@ class MetadataSource:
 def read_metadata_csv(path, id_column=None, id_columns=ID_COLUMNS):
     """A metadata CSV (UTF-8, with or without a BOM; comma, semicolon or tab separated, as spreadsheets save them)
     as a `MetadataSource`. `id_column`: the column naming each work's file or id (matched by the name rule); default:
-    the first of `id_columns` the file has. Errors name the file, the line and what to do."""
-    from sevlm.names import check_distinct, clean_name, match_emotion
+    the first of `id_columns` the file has. Errors name the file, the line and what to do: a row with more or fewer
+    cells than the first line names columns, a quote never closed, a cell too long, a column given twice or named
+    as one of the index's own fields (`RESERVED_COLUMNS`)."""
+    from sevlm.names import clean_name, match_emotion
 
     path = Path(path)
     shown = display_path(path)
@@ -75,14 +89,19 @@ def read_metadata_csv(path, id_column=None, id_columns=ID_COLUMNS):
         dialect = csv.Sniffer().sniff(text[:65536], delimiters=SNIFFED_DELIMITERS)
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    header = next(reader, None)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, CELL_LIMIT))
+    try:
+        records = list(csv_records(text, dialect, shown))
+    finally:
+        csv.field_size_limit(limit)
+    header = records[0][1] if records else None
     if not header or not any(cell.strip() for cell in header):
         raise ValueError(f"--metadata {shown} is empty; its first line names the columns (e.g. file,artist,title,date).")
     header = [clean_name(cell) for cell in header]
     if not all(header):
         raise ValueError(f"--metadata {shown}: column {header.index('') + 1} of the first line has no name; name every column.")
-    check_distinct(header, f"The first line of --metadata {shown}")
+    check_header(header, f"--metadata {shown}")
     if id_column:
         id_name = match_emotion(id_column, header)
         if id_name is None:
@@ -93,14 +112,26 @@ def read_metadata_csv(path, id_column=None, id_columns=ID_COLUMNS):
             raise ValueError(f"--metadata {shown} has no column naming the works ({', '.join(dict.fromkeys(id_columns))}); pass --id_column with the one that does (its columns: {', '.join(header)}).")
     position = header.index(id_name)
     columns = [name for name in header if name != id_name]
+    reserved = [name for name in columns if reserved_column(name)]
+    if reserved:
+        raise ValueError(
+            f"--metadata {shown}: the column {reserved[0]!r} of the first line has a name the index keeps for the works' "
+            f"ids ({', '.join(RESERVED_COLUMNS)}, in any case). Rename it in the first line (e.g. {RESERVED_PREFIX}{reserved[0]}), "
+            f"or, if it names each work's file or id, pass --id_column {reserved[0]}."
+        )
     rows, lines, without_id = {}, {}, []
-    for cells in reader:
-        line = reader.line_num
+    for line, cells in records[1:]:
         if not any(cell.strip() for cell in cells):
             continue
-        if len(cells) > len(header):
-            raise ValueError(f"--metadata {shown}, line {line}: {len(cells)} cells, the first line names {len(header)} columns; quote cells that hold a {dialect.delimiter!r}.")
-        cells = [cell.strip() for cell in cells] + [""] * (len(header) - len(cells))
+        if len(cells) != len(header):
+            fewer = len(cells) < len(header)
+            hint = (
+                "give every row a cell per column (empty cells too: a,,c), or check for a quote that is not closed on an earlier line"
+                if fewer
+                else f"quote cells that hold a {dialect.delimiter!r}"
+            )
+            raise ValueError(f"--metadata {shown}, line {line}: {len(cells)} cell{'s' if len(cells) != 1 else ''}, the first line names {len(header)} columns; {hint}.")
+        cells = [cell.strip() for cell in cells]
         work = unicodedata.normalize("NFC", cells[position])
         if not work:
             without_id.append(line)
@@ -112,10 +143,65 @@ def read_metadata_csv(path, id_column=None, id_columns=ID_COLUMNS):
     return MetadataSource(rows, columns, shown, lines, base_dir=str(path.parent.resolve()), rows_without_id=without_id)
 
 
+def csv_records(text, dialect, shown):
+    """`(line, cells)` of each record of a CSV text, `line` where the record starts; a quote never closed, a cell
+    longer than `csv.field_size_limit()` or other broken CSV is an error naming the file and the line."""
+    reader = csv.reader(io.StringIO(text), dialect, strict=True)
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            if "field larger than field limit" in str(error):
+                problem = f"a cell longer than {csv.field_size_limit()} characters starts on or after this line; shorten it"
+            elif "unexpected end of data" in str(error):
+                problem = "a quote (\") opened in this row is never closed, so the rest of the file would be one cell; close it, or double a quote inside a cell (\"\")"
+            else:
+                problem = f"not valid CSV ({error}); quote cells that hold quotes, delimiters or line breaks, doubling a quote inside a cell (\"\")"
+            raise ValueError(f"--metadata {shown}, line {start}: {problem}.") from None
+        yield start, cells
+        start = reader.line_num + 1
+
+
+def check_header(header, where):
+    """Refuse a column given twice (by the name rule: "Artist" and "artist" are one column)."""
+    from sevlm.names import emotion_key
+
+    seen = {}
+    for number, name in enumerate(header, 1):
+        key = emotion_key(name)
+        if key in seen:
+            raise ValueError(
+                f"{where}: the column {name!r} appears twice in the first line (columns {seen[key][0]} and {number}: "
+                f"{seen[key][1]!r} and {name!r}; names are compared ignoring case, Unicode form, '_' vs ' ' and extra "
+                "spaces). Rename or remove one."
+            )
+        seen[key] = (number, name)
+
+
+def reserved_column(name):
+    """Whether a column name is one the index keeps for its own fields (`RESERVED_COLUMNS`, by the name rule)."""
+    from sevlm.names import match_emotion
+
+    return match_emotion(name, RESERVED_COLUMNS) is not None
+
+
+def safe_column(name, taken=()):
+    """A column name the metadata table can hold: `name`, or with `RESERVED_PREFIX` (repeated) while it is reserved
+    or taken."""
+    from sevlm.names import match_emotion
+
+    while reserved_column(name) or match_emotion(name, taken) is not None:
+        name = RESERVED_PREFIX + name
+    return name
+
+
 def corpus_metadata(dataset, id_column, source="the corpus"):
     """The columns of single values of a corpus split (`art_style`, `painting`, any other text, number or class
     column; not the image, the id, nor lists such as the annotations) as a `MetadataSource`, or None when it has
-    none."""
+    none. A column named as one of the index's own fields (`id`) is kept as `metadata_id`."""
     from datasets import ClassLabel, Value
 
     columns = [
@@ -126,10 +212,13 @@ def corpus_metadata(dataset, id_column, source="the corpus"):
         return None
     table = dataset.select_columns([id_column, *columns]).with_format(None)[:]
     labels = {name: dataset.features[name] for name in columns if isinstance(dataset.features[name], ClassLabel)}
+    stored = {}  # a column named as one of the index's own fields (`id`) is kept under a prefix
+    for name in columns:
+        stored[name] = safe_column(name, [other for other in columns if other != name] + list(stored.values()))
     rows = {}
     for number, work in enumerate(table[id_column]):
-        rows[str(work)] = {name: as_text(labels[name].int2str(table[name][number]) if name in labels and table[name][number] is not None else table[name][number]) for name in columns}
-    return MetadataSource(rows, columns, source, exact=True)
+        rows[str(work)] = {stored[name]: as_text(labels[name].int2str(table[name][number]) if name in labels and table[name][number] is not None else table[name][number]) for name in columns}
+    return MetadataSource(rows, list(stored.values()), source, exact=True)
 
 
 def as_text(value):
@@ -145,8 +234,27 @@ def as_text(value):
 
 
 # ------------------------------------------------------------------------------------------------ matching
+EXACT, BY_PATH, BY_NAME = "id", "path", "name"  # how a value named its work
+
+
 def match_ids(values, ids, base_dir=None, exact=False):
     """`{value: id or None}`: the work each value names (see the module docstring). `ids`: the works' ids."""
+    return {value: found.work for value, found in find_works(values, ids, base_dir, exact).items()}
+
+
+class Found:
+    """Which work a value names: `work` (its id, or None), `how` (`EXACT`: the id itself, `BY_PATH`: a path to it,
+    `BY_NAME`: the file name (or stem) only one work has; None when no work), `candidates` (the ids of the works
+    whose file name it is, when several have it)."""
+
+    __slots__ = ("work", "how", "candidates")
+
+    def __init__(self, work=None, how=None, candidates=()):
+        self.work, self.how, self.candidates = work, how, list(candidates)
+
+
+def find_works(values, ids, base_dir=None, exact=False):
+    """`{value: Found}`: the work each value names (see the module docstring) and how."""
     nfc = {unicodedata.normalize("NFC", work): work for work in ids}
     by_name, by_stem = {}, {}
     if not exact:
@@ -157,27 +265,39 @@ def match_ids(values, ids, base_dir=None, exact=False):
     found = {}
     for value in values:
         key = unicodedata.normalize("NFC", str(value))
-        work = nfc.get(key)
-        if work is None and not exact:
-            candidates = [os.path.join(base_dir, key)] if base_dir and not os.path.isabs(key) else []
-            for candidate in candidates + [key]:
-                work = nfc.get(display_path(os.path.abspath(candidate)))
-                if work is not None:
-                    break
+        if key in nfc:
+            found[value] = Found(nfc[key], EXACT)
+            continue
+        found[value] = Found()
+        if exact:
+            continue
+        candidates = [os.path.join(base_dir, key)] if base_dir and not os.path.isabs(key) else []
+        for candidate in candidates + [key]:
+            work = nfc.get(display_path(os.path.abspath(candidate)))
+            if work is not None:
+                found[value] = Found(work, BY_PATH)
+                break
+        else:
             for table, part in ((by_name, os.path.basename(key)), (by_stem, os.path.splitext(os.path.basename(key))[0])):
-                if work is None and len(table.get(part, ())) == 1:
-                    work = table[part][0]
-        found[value] = work
+                works = table.get(part, ())
+                if len(works) == 1:
+                    found[value] = Found(works[0], BY_NAME)
+                    break
+                if len(works) > 1:
+                    found[value] = Found(candidates=works)
+                    break
     return found
 
 
 def merge_metadata(previous, sources, ids):
     """The metadata table of an index whose works are `ids` (in row order): the `previous` table's rows (a pyarrow
     table with `id` and the columns, or None) for works still there, with each of `sources` (`MetadataSource`s, in
-    order) over them: a work's values for a source's columns are the source's, its other values stay.
+    order) over them: a work's values for a source's columns are the source's, its other values stay. A work named
+    by its id or path takes that row; a row naming it by its file name only is then left out (reported).
 
     Sets each source's `report`: `{"source", "columns", "rows", "matched", "unmatched": ["value (line n)"],
-    "rows_without_id": [lines]}`. Returns `(table or None, columns, ids of the works without metadata)`."""
+    "ambiguous": ["value (line n): id, id"], "by_name": ["value (line n) -> id"], "rows_without_id": [lines]}`.
+    Returns `(table or None, columns, ids of the works without metadata)`."""
     import pyarrow as pa
 
     from sevlm.names import match_emotion
@@ -188,26 +308,41 @@ def merge_metadata(previous, sources, ids):
         for work, *values in zip(*(previous.column(name).to_pylist() for name in ["id", *columns])):
             stored[work] = dict(zip(columns, values))
     for source in sources or ():
+        reserved = [name for name in source.columns if reserved_column(name)]
+        if reserved:
+            raise ValueError(f"{source.source}: the column {reserved[0]!r} has a name the index keeps for the works' ids ({', '.join(RESERVED_COLUMNS)}); rename it.")
         renamed = {name: match_emotion(name, columns) or name for name in source.columns}  # "Artist" is "artist"
         columns += [name for name in renamed.values() if name not in columns]
-        matched = match_ids(list(source.rows), ids, source.base_dir, source.exact)
-        owners = {}
-        for value, work in matched.items():
+        matched = find_works(list(source.rows), ids, source.base_dir, source.exact)
+
+        def at(value, lines=source.lines):
+            return f"{value} (line {lines[value]})" if value in lines else str(value)
+
+        owners, named_only, unmatched = {}, [], []
+        for value, found in sorted(matched.items(), key=lambda item: item[1].how == BY_NAME):  # by id or path first
+            work = found.work
             if work is None:
                 continue
             if work in owners:
+                if found.how == BY_NAME and matched[owners[work]].how != BY_NAME:
+                    unmatched.append(f"{at(value)}: its file name is that of {display_path(work)}, which {at(owners[work])} names")
+                    continue
                 raise ValueError(
                     f"{source.source}: {owners[work]!r} (line {source.lines.get(owners[work])}) and {value!r} (line "
                     f"{source.lines.get(value)}) are both the work {display_path(work)}; keep one row per work."
                 )
             owners[work] = value
+            if found.how == BY_NAME:
+                named_only.append(f"{at(value)} -> {display_path(work)}")
             stored.setdefault(work, {}).update({renamed[name]: text for name, text in source.rows[value].items()})
         source.report = {
             "source": source.source,
             "columns": list(source.columns),
             "rows": len(source.rows),
             "matched": len(owners),
-            "unmatched": [f"{value} (line {source.lines[value]})" if value in source.lines else value for value, work in matched.items() if work is None],
+            "unmatched": [at(value) for value, found in matched.items() if found.work is None and not found.candidates] + unmatched,
+            "ambiguous": [f"{at(value)}: {', '.join(map(display_path, found.candidates))}" for value, found in matched.items() if found.candidates],
+            "by_name": named_only,
             "rows_without_id": list(source.rows_without_id),
         }
     kept = [work for work in ids if work in stored]
@@ -343,10 +478,21 @@ def left_out_note(condition, count, examples):
     return f"{count} work(s) whose {condition.column} is not a number took no part in {condition} ({listed([repr(value) for value in examples])})."
 
 
+def text_order_note(condition):
+    """What an order comparison with a value that is not a number does (`title<M`): alphabetical order, said so."""
+    if condition.operator not in ORDERINGS or number_of(condition.value) is not None:
+        return ""
+    return (
+        f"{condition} compares text in alphabetical order, ignoring case, because {condition.value!r} is not a number "
+        f"(in that order '950' comes after '1900s'); write a number after {condition.operator} to compare numbers."
+    )
+
+
 __all__ = [
     "MetadataSource",
     "MetadataView",
     "corpus_metadata",
+    "find_works",
     "match_ids",
     "merge_metadata",
     "read_metadata",
