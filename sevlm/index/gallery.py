@@ -246,7 +246,7 @@ def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350))
     how alike it is, emotion with its probability, mini bars and the explanation."""
     import textwrap
 
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     cells = ([("source", source)] if source else []) + [("hit", (hit, picture)) for hit, picture in zip(hits, pictures)]
     columns = max(1, min(columns, len(cells)))
@@ -256,8 +256,7 @@ def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350))
     height += 18 if any(details.values()) else 0
     sheet = Image.new("RGB", (columns * width, rows * height), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=13)
-    bold = ImageFont.load_default(size=16)
+    font, bold = sheet_font(13), sheet_font(16, bold=True)
 
     def paste(picture, left, top):
         if picture is None:
@@ -303,6 +302,20 @@ def contact_sheet(hits, pictures, path, source=None, columns=5, cell=(240, 350))
     return Path(path)
 
 
+def sheet_font(size, bold=False):
+    """DejaVu Sans (shipped with matplotlib, so always there; it has accented Latin, Greek and Cyrillic glyphs) at
+    `size` pixels for the contact sheet; PIL's own font only when that cannot be read."""
+    from PIL import ImageFont
+
+    try:
+        from matplotlib import font_manager
+
+        properties = font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal")
+        return ImageFont.truetype(font_manager.findfont(properties, fallback_to_default=True), size)
+    except (ImportError, OSError, ValueError):
+        return ImageFont.load_default(size=size)
+
+
 # ------------------------------------------------------------------------------------------------ hit files
 def check_hits_file(path, overwrite=False):
     """Refuse, before any work, a hits file (`--output`) that would replace a file (without overwrite), a file of
@@ -332,7 +345,8 @@ def hit_row(hit, emotions):
 
 
 def write_hits(hits, stream, fmt, emotions):
-    """Hits as JSON Lines or CSV (text cells that a spreadsheet would run as formulas are written as text)."""
+    """Hits as JSON Lines or CSV (text cells, column names too, that a spreadsheet would run as formulas are written
+    as text)."""
     if fmt == "jsonl":
         for hit in hits:
             stream.write(json.dumps(hit, ensure_ascii=False) + "\n")
@@ -340,9 +354,9 @@ def write_hits(hits, stream, fmt, emotions):
     empty = {"rank": 0, "id": "", "file": "", "score": 0, "emotion": "", "explanation": "", "scores": dict.fromkeys(emotions, 0), "distances": {}}
     rows = [hit_row(hit, emotions) for hit in hits]
     columns = list(dict.fromkeys(name for row in rows or [hit_row(empty, emotions)] for name in row))
-    writer = csv.DictWriter(stream, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
+    writer = csv.writer(stream)
+    writer.writerow([spreadsheet_safe(name) for name in columns])  # a metadata column may be called "=SUM(A1)"
+    writer.writerows([spreadsheet_safe(row.get(name, "")) for name in columns] for row in rows)
 
 
 # ------------------------------------------------------------------------------------------------ checks
