@@ -295,8 +295,11 @@ def no_download():
 
 
 def conditions(text):
-    """The search tab's conditions on the works' metadata: one per line, or separated by `;`."""
-    return [part.strip() for line in (text or "").splitlines() for part in line.split(";") if part.strip()] or None
+    """The search tab's conditions on the works' metadata: one per line, or separated by `;` (a quoted value may hold
+    one; `sevlm.index.query.split_conditions`, as on the command line)."""
+    from sevlm.index.query import split_conditions
+
+    return split_conditions(text) or None
 
 
 def error_html(error):

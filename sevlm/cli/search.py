@@ -23,7 +23,8 @@ words that take no part are named on stderr, with the nearest words the model kn
 disliked works evoke (one taste per liked work: the closest one counts; see sevlm.index.recommend), blended with how
 they look with --visual_weight. Liked and disliked works are never returned, and each hit says why ("because",
 "closest_liked", "shared_emotions", "avoided_emotions"). --where keeps the works whose metadata (sevlm-index
---metadata) meets every condition: COLUMN=VALUE, !=, <, <=, >, >= (numbers compare as numbers, text ignoring case).
+--metadata) meets every condition: COLUMN=VALUE, !=, <, <=, >, >= (numbers compare as numbers, text ignoring case),
+several separated by ';' or given by repeating the flag; a search without hits says why on stderr.
 
 An --image query runs a model on the image: the one named by --model_name_or_path, or with --trust_index_model the
 one the index names (its folder's Python code then runs). Each hit: {"rank", "id", "file", "score", "emotion",
@@ -92,8 +93,10 @@ class SearchArguments:
         metadata={
             "action": "append",
             "help": "Filter on the works' metadata (sevlm-index --metadata): COLUMN OPERATOR VALUE with =, !=, <, <=, >, >=, e.g. "
-            "'artist=Claude Monet' or 'date>=1900'; repeat the flag for several conditions (all must hold). Numbers "
-            "compare as numbers, text ignoring case.",
+            "'artist=Claude Monet' or 'date>=1900'; several conditions (all must hold): repeat the flag or separate them "
+            "with ';'. Numbers compare as numbers, text ignoring case (<, > with a value that is not a number: in "
+            "alphabetical order, said in a note). Quote a value holding ';' or starting with = ! < > or a quote, a quote "
+            "inside doubled: 'title=\"=X\"', 'title=\"Red; Blue\"'.",
         },
     )
     visual_weight: float = field(
@@ -143,11 +146,16 @@ def parse_args(argv=None):
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     for flag in ("like", "dislike", "where"):  # each use of the flag gives a list: one list of them all
         setattr(args, flag, None if getattr(args, flag) is None else [value for values in getattr(args, flag) for value in values])
+    if (args.dislike is not None or args.dislike_weight is not None) and args.like is None:
+        flag = "--dislike" if args.dislike is not None else "--dislike_weight"
+        parser.error(
+            f"{flag} goes with --like: recommendations start from works you like (--like ID ...), and the works you do "
+            "not like (--dislike ID ...) only steer them away from what those evoke. Give --like with at least one "
+            "work, e.g. --like water-lilies.jpg --dislike storm.jpg."
+        )
     given = [flag for flag in ("image", "id", "emotions", "text", "like") if getattr(args, flag) is not None]
     if len(given) != 1:
         parser.error(f"Give exactly one query: --image, --id, --emotions, --text or --like (got {', '.join('--' + flag for flag in given) or 'none'}).")
-    if (args.dislike is not None or args.dislike_weight is not None) and args.like is None:
-        parser.error("--dislike and --dislike_weight go with --like.")
     if args.like is not None and args.vad_weight:
         parser.error("--vad_weight does not apply to --like (recommendations compare emotions, and looks with --visual_weight).")
     if args.dislike_weight is not None and not 0.0 <= args.dislike_weight <= 1.0:

@@ -8,8 +8,12 @@ Words are read word by word: a word counts when it names one of the index's emot
 (its VAD table) gives it a feeling; the others are reported with the nearest words the list knows.
 
 Conditions on the works' metadata are written `COLUMN OPERATOR VALUE`: `artist=Claude Monet`, `date>=1900`,
-`room!=3` (operators `=`, `!=`, `<`, `<=`, `>`, `>=`; `==` reads as `=`). Column names follow the name rule; how
-values compare is `sevlm.index.metadata`'s.
+`room!=3` (operators `=`, `!=`, `<`, `<=`, `>`, `>=`; `==` reads as `=`), several in one text separated by `;` or
+line breaks (`artist=Claude Monet; date>=1900`), every one of which must hold. A value that holds a `;`, or starts
+with a quote or an operator character (`=`, `!`, `<`, `>`), is written in double or single quotes, a quote inside
+doubled: `title="Red; Blue"`, `title="=X"`, `title="The ""Storm"" at sea"`; an unquoted value starting with an operator
+character (`title= =X`) is an error. Column names follow the name rule; how values compare is
+`sevlm.index.metadata`'s.
 """
 
 import difflib
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sevlm.io import display_path
 from sevlm.names import emotion_key, match_emotion, parse_weighted_names, split_names
 
 WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
@@ -208,6 +213,10 @@ class UnusableWords(ValueError):
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 CONDITION = re.compile(r"^\s*(?P<column>[^=!<>]*?)\s*(?P<operator>[=!<>]+)\s*(?P<value>.*?)\s*$", re.S)
 EXAMPLE_CONDITIONS = "artist=Claude Monet, date>=1900"
+OPERATOR_CHARACTERS = "=!<>"
+QUOTES = "\"'"
+SEPARATOR = re.compile(r"[;\r\n]")  # between conditions written in one text
+CONDITION_HEAD = re.compile(r"[^=!<>;\r\n]*?[ \t]*[=!<>]+[ \t]*")  # a condition's column and operator
 
 
 @dataclass(frozen=True)
@@ -224,15 +233,60 @@ class Condition:
         return f"{self.column}{self.operator}{self.value}"
 
 
-def parse_conditions(conditions, columns):
-    """`["artist=Claude Monet", "date>=1900"]` (or one such text, or `Condition`s) -> `[Condition]`, every column
-    matched to the index's metadata `columns` by the name rule. Errors name the condition and say what is allowed."""
+def split_conditions(text):
+    """`"artist=Claude Monet; date>=1900"` -> `["artist=Claude Monet", "date>=1900"]`: conditions are separated by
+    `;` or line breaks, except inside a quoted value (`title="Red; Blue"`). A quote never closed, or text after a
+    value's closing quote, is an error naming the condition."""
+    items, rest = [], "" if text is None else str(text)
+    while rest.strip():
+        head = CONDITION_HEAD.match(rest)
+        if head and rest[head.end() : head.end() + 1] in QUOTES:
+            end = closing_quote(rest, head.end())
+            if end is None:
+                raise ValueError(f"The condition {rest.strip()!r}: the quote ({rest[head.end()]}) that opens its value is never closed; close it after the value, doubling a quote inside it.")
+            after = re.match(r"[ \t]*(?:[;\r\n]|$)", rest[end + 1 :])
+            if after is None:
+                tail = re.split(r"[;\r\n]", rest)[0]
+                raise ValueError(f"The condition {tail.strip()!r} goes on after its value's closing quote; quote the whole value, doubling a quote inside it, and separate conditions with ';'.")
+            items.append(rest[: end + 1].strip())
+            rest = rest[end + 1 + after.end() :]
+            continue
+        separator = SEPARATOR.search(rest)
+        item, rest = (rest, "") if separator is None else (rest[: separator.start()], rest[separator.end() :])
+        if item.strip():
+            items.append(item.strip())
+    return items
+
+
+def closing_quote(text, start):
+    """Position of the quote that closes the one at `start` (a doubled quote inside is one quote), or None."""
+    quote, position = text[start], start + 1
+    while True:
+        found = text.find(quote, position)
+        if found < 0:
+            return None
+        if text[found + 1 : found + 2] != quote:
+            return found
+        position = found + 2
+
+
+def parse_conditions(conditions, columns, folder=None):
+    """`["artist=Claude Monet", "date>=1900"]` (or one such text, conditions separated by `;` or line breaks, or
+    `Condition`s) -> `[Condition]`, every column matched to the index's metadata `columns` by the name rule. Errors
+    name the condition and say what is allowed; `folder`: the index's, named in the error of an index without
+    metadata."""
     if conditions is None or isinstance(conditions, (str, Condition)):
         conditions = [] if conditions is None else [conditions]
-    return [item if isinstance(item, Condition) else parse_condition(item, columns) for item in conditions if not isinstance(item, str) or item.strip()]
+    parsed = []
+    for item in conditions:
+        if isinstance(item, Condition):
+            parsed.append(item)
+            continue
+        parsed += [parse_condition(text, columns, folder) for text in split_conditions(item)]
+    return parsed
 
 
-def parse_condition(text, columns):
+def parse_condition(text, columns, folder=None):
     """One condition `COLUMN OPERATOR VALUE` (see the module docstring)."""
     text = str(text)
     found = CONDITION.match(text)
@@ -243,21 +297,32 @@ def parse_condition(text, columns):
     if operator not in OPERATORS:
         hint = {"=>": ">=", "=<": "<=", "<>": "!=", "=!": "!="}.get(operator)
         raise ValueError(f"Unknown operator {operator!r} in the condition {text!r}; use one of {' '.join(OPERATORS)}" + (f" (did you mean {hint}?)." if hint else "."))
-    match = match_column(column, columns, f"the condition {text!r}")
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1]
+    match = match_column(column, columns, f"the condition {text!r}", folder)
+    if value[:1] in QUOTES:
+        end = closing_quote(value, 0)
+        if end is None or end != len(value) - 1:
+            problem = "is never closed" if end is None else "is closed before the value ends"
+            raise ValueError(f"The condition {text!r}: the quote ({value[0]}) that opens its value {problem}; quote the whole value, doubling a quote inside it ({column}=\"a \"\"b\"\"\").")
+        value = value[1:-1].replace(value[0] * 2, value[0])
+    elif value[:1] and value[0] in OPERATOR_CHARACTERS:
+        raise ValueError(
+            f"The value {value!r} of the condition {text!r} starts with {value[0]!r}, an operator character; write the "
+            f"operator once, or, if the value is meant, quote it: {match}{operator}\"{value}\"."
+        )
     return Condition(match, operator, value, text.strip())
 
 
-def match_column(column, columns, where):
+def match_column(column, columns, where, folder=None):
     """The metadata column of `columns` that `column` names (by the name rule); else an error naming `where` it was
-    asked for, with the nearest column."""
+    asked for, with the nearest column. `folder`: the index's, named in the error of an index without metadata."""
     from sevlm.names import emotion_key, match_emotion
 
     if not columns:
+        target = display_path(folder) if folder is not None else "INDEX"
         raise ValueError(
-            f"{where[0].upper() + where[1:]} needs the works' metadata, and this index holds none: build it with a "
-            "metadata file (sevlm-index ... --metadata works.csv)."
+            f"{where[0].upper() + where[1:]} needs the works' metadata, and this index holds none. Attach it without "
+            f"rebuilding the index: sevlm-index --output_dir {target} --metadata works.csv (a CSV file with a row per "
+            "work: its file or id, then columns such as artist, title, date)."
         )
     match = match_emotion(column, columns)
     if match is None:

@@ -25,6 +25,10 @@ SHARED_MINIMUM = 0.1  # an emotion both works evoke with at least this probabili
 SHARED_SHOWN = 3
 AVOIDED_MINIMUM = 0.2  # an emotion the disliked works evoke this much on average, that a hit evokes half as much
 LOOKS_ALIKE = 0.2  # visual distance ((1 - cos) / 2) under which a hit "looks much like" the liked work
+NO_LIKED = (
+    "Recommendations start from works you like: disliked works only steer them away from what those evoke. Name at "
+    "least one liked work too (like=[...]; on the command line --like ID together with --dislike ID)."
+)
 
 
 def taste(liked_scores, avoided_roots, dislike_weight):
@@ -55,22 +59,22 @@ def liked_rows(index, ids, what):
 
 def recommend(index, like, dislike=(), *, top_k=10, visual_weight=0.0, dislike_weight=None, emotion=None, min_score=None, where=None):
     """`EmotionIndex.recommend` (see there and the module docstring)."""
-    from sevlm.index.store import Hits
+    from sevlm.index.store import Hits, check_top_k, combined
 
     dislike_weight = DISLIKE_WEIGHT if dislike_weight is None else float(dislike_weight)
     if not 0.0 <= dislike_weight <= 1.0:
         raise ValueError(f"dislike_weight must be between 0 and 1, got {dislike_weight}.")
-    if int(top_k) < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}.")
+    top_k = check_top_k(top_k)
     liked = liked_rows(index, like, "A liked work")
     disliked = liked_rows(index, dislike, "A disliked work")
     if not liked:
-        raise ValueError("Recommendations need at least one liked work.")
+        raise ValueError(NO_LIKED if disliked else "Recommendations need at least one liked work.")
     both = [row for row in liked if row in disliked]
     if both:
         names = [record["id"] for record in index.records(both, ("id",))]
         raise ValueError(f"{', '.join(map(repr, names))} is both liked and disliked; choose one.")
-    allowed, notes = index.filters(emotion, min_score, where)
+    steps, notes = index.filter_steps(emotion, min_score, where)
+    allowed = combined(steps)
     allowed = np.ones(len(index), dtype=bool) if allowed is None else allowed.copy()
     allowed[liked + disliked] = False
     avoided_roots = np.sqrt(index.scores[disliked].astype(np.float64)).mean(0) if disliked else np.zeros(len(index.emotions))
@@ -81,11 +85,11 @@ def recommend(index, like, dislike=(), *, top_k=10, visual_weight=0.0, dislike_w
     for number, row in enumerate(liked):
         query = Query(scores=taste(index.scores[row], avoided_roots, dislike_weight), embedding=index._embeddings([row])[0], kind="like")
         weights = blend_weights(query, visual_weight, 0.0)
-        rows, distances, parts = index._rank(query, weights, allowed, int(top_k))
+        rows, distances, parts = index._rank(query, weights, allowed, top_k)
         for rank, (hit, distance) in enumerate(zip(rows, distances)):
             if hit not in best or distance < best[hit][0]:
                 best[hit] = (distance, number, {name: values[rank] for name, values in parts.items()})
-    ordered = sorted(best, key=lambda row: (best[row][0], row))[: int(top_k)]
+    ordered = sorted(best, key=lambda row: (best[row][0], row))[:top_k]
     parts = {name: [best[row][2][name] for row in ordered] for name in weights}
     hits = index.hits(ordered, [best[row][0] for row in ordered], parts)
     liked_records = {row: record for row, record in zip(liked, liked_hits(index, liked))}
@@ -95,6 +99,8 @@ def recommend(index, like, dislike=(), *, top_k=10, visual_weight=0.0, dislike_w
         explain(hit, source, index.emotions, avoided_mix)
     description = f"liked {', '.join(liked_ids)}" + (f"; disliked {', '.join(record['id'] for record in index.records(disliked, ('id',)))}" if disliked else "")
     query = Query(kind="like-dislike" if disliked else "like", description=description)
+    if not hits:
+        notes += [note for note in [index.no_hits_note(steps, liked + disliked, "liked or disliked, and those are never recommended")] if note]
     return Hits(hits, query, weights, notes)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sevlm.index.faiss_indexes import ivf_probes, read_faiss
-from sevlm.index.metadata import METADATA_FILE, MetadataView, left_out_note, match_ids, read_metadata
+from sevlm.index.metadata import METADATA_FILE, MetadataView, find_works, left_out_note, read_metadata, text_order_note
 from sevlm.index.query import (
     UnusableWords,
     known_words,
@@ -312,11 +312,14 @@ class EmotionIndex:
             image=image, id=id, emotions=emotions, text=text, prediction=prediction, model=model, processor=processor,
             trust_index_model=trust_index_model, generate_kwargs=generate_kwargs,
         )  # fmt: skip
-        if int(top_k) < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}.")
+        top_k = check_top_k(top_k)
         weights = blend_weights(query, visual_weight, vad_weight)
-        allowed, notes = self.filters(emotion, min_score, where)
-        rows, distances, parts = self._rank(query, weights, allowed, int(top_k))
+        steps, notes = self.filter_steps(emotion, min_score, where)
+        allowed = combined(steps)
+        rows, distances, parts = self._rank(query, weights, allowed, top_k)
+        if not rows:
+            left_out = [] if query.exclude_row is None else [query.exclude_row]
+            notes += [note for note in [self.no_hits_note(steps, left_out, "the work searched from, which is never among its own hits")] if note]
         return Hits(self.hits(rows, distances, parts), query, weights, notes)
 
     def recommend(self, like, dislike=(), *, top_k=10, visual_weight=0.0, dislike_weight=None, emotion=None, min_score=None, where=None):
@@ -511,9 +514,14 @@ class EmotionIndex:
             row = pc.index(column, candidate).as_py()
             if row >= 0:
                 return row
-        found = match_ids([str(item_id)], column.to_pylist()).get(str(item_id))  # a file name only one work has
-        if found is not None:
-            return pc.index(column, found).as_py()
+        found = find_works([str(item_id)], column.to_pylist())[str(item_id)]  # a file name only one work has
+        if found.work is not None:
+            return pc.index(column, found.work).as_py()
+        if found.candidates:
+            raise KeyError(
+                f"{item_id!r} names {len(found.candidates)} works of the index {display_path(self.folder)} by their file "
+                f"name: {', '.join(map(display_path, found.candidates))}; give the one meant by its path."
+            )
         raise KeyError(f"No item with id {item_id!r} in the index {display_path(self.folder)} ({len(self)} items); ids are file paths or painting_id values.")
 
     def filter_mask(self, emotion=None, min_score=None, where=None):
@@ -522,24 +530,45 @@ class EmotionIndex:
 
     def filters(self, emotion=None, min_score=None, where=None):
         """`(mask or None, notes)`: the rows the filters allow, and what people should know about them (works whose
-        value a condition could not compare)."""
-        mask, notes = None, []
-        for condition in parse_conditions(where, self.metadata_columns):
+        value a condition could not compare, text compared in alphabetical order)."""
+        steps, notes = self.filter_steps(emotion, min_score, where)
+        return combined(steps), notes
+
+    def filter_steps(self, emotion=None, min_score=None, where=None):
+        """`([(filter, mask)], notes)`: each filter (in words, e.g. `date>=1900`) with the rows it allows, and the
+        notes of `filters`."""
+        steps, notes = [], []
+        for condition in parse_conditions(where, self.metadata_columns, self.folder):
             passed, (count, examples) = self.metadata.mask(condition)
-            mask = passed if mask is None else mask & passed
-            if count:
-                notes.append(left_out_note(condition, count, examples))
+            steps.append((str(condition), passed))
+            notes += [note for note in (text_order_note(condition), left_out_note(condition, count, examples)) if note]
         if emotion:
-            passed = np.isin(self.emotion_positions, parse_emotion_filter(emotion, self.emotions))
-            mask = passed if mask is None else mask & passed
+            positions = parse_emotion_filter(emotion, self.emotions)
+            steps.append((f"emotion {', '.join(self.emotions[position] for position in positions)}", np.isin(self.emotion_positions, positions)))
         own_minimum, minimums = parse_min_scores(min_score, self.emotions)
         if own_minimum is not None:
             own = self.scores[np.arange(len(self)), self.emotion_positions]
-            mask = (own >= own_minimum) if mask is None else mask & (own >= own_minimum)
+            steps.append((f"min_score {own_minimum:g}", own >= own_minimum))
         for position, minimum in minimums.items():
-            passed = self.scores[:, position] >= minimum
-            mask = passed if mask is None else mask & passed
-        return mask, notes
+            steps.append((f"min_score {self.emotions[position]}={minimum:g}", self.scores[:, position] >= minimum))
+        return steps, notes
+
+    def no_hits_note(self, steps, left_out=(), what=""):
+        """Why a search found nothing: no work meets every filter (with how many works each keeps), or the only works
+        the filters keep are `left_out` (row numbers: `what` they are, e.g. the liked works)."""
+        count = len(self)
+        allowed = combined(steps)
+        allowed = np.ones(count, dtype=bool) if allowed is None else allowed
+        kept = ", ".join(f"{name} keeps {int(mask.sum())}" for name, mask in steps)
+        if not allowed.any():
+            single = len(steps) == 1
+            return f"No hits: no work of the {count} meets {'the filter' if single else 'every filter at once'} ({kept})."
+        remaining = allowed.copy()
+        remaining[list(left_out)] = False
+        if not remaining.any():
+            by = f" the filters keep ({kept})" if steps else " of the index"
+            return f"No hits: the only work(s){by} are {what}."
+        return ""
 
     def exact_distances(self, query, weights, rows):
         """Blended distance and each part's distance for `rows` (array of row numbers)."""
@@ -681,6 +710,23 @@ def untrusted_model_message(index, explicit, trusting):
         f"to take that decision from. Name the model yourself ({explicit}) after checking it, or allow the index's own "
         f"model ({trusting})."
     )
+
+
+def check_top_k(top_k):
+    """`top_k` as an int; anything but a whole number of at least 1 (2.5, True, "3") is a ValueError."""
+    import numbers
+
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or int(top_k) < 1:
+        raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}.")
+    return int(top_k)
+
+
+def combined(steps):
+    """The rows every filter of `steps` (`[(filter, mask)]`) allows, or None when there are none."""
+    mask = None
+    for _, passed in steps:
+        mask = passed if mask is None else mask & passed
+    return mask
 
 
 # -------------------------------------------------------------------------------------------- Arrow helpers
