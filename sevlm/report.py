@@ -10,7 +10,9 @@ What the page shows, and how each number is made:
 - what the collection evokes: per emotion, the share of works whose predicted emotion it is, and the mean
   probability the model gives it over all works (`distribution.png`);
 - the same by group (`--group_by artist`, `style`, `room`: any metadata column; groups named alike by the name rule
-  are one group): the mean probabilities as a table of colours, largest groups first (`groups.png`);
+  are one group; the works without a value are a group of their own, named null in `portrait.json` and "(no
+  <column>)" on the page, apart from a value that reads "(none)"): the mean probabilities as a table of colours,
+  largest groups first (`groups.png`);
 - the works most typical of each emotion (the highest probability of it in the collection) and the least typical
   (among the works whose predicted emotion it is, the lowest probability of it: the borderline ones);
 - the most ambiguous works: the flattest scores, by their entropy divided by the largest possible (log of the number
@@ -18,20 +20,26 @@ What the page shows, and how each number is made:
   (`ambiguity.png`);
 - for an ordered route through an exhibition (a text file, one work per line): its emotional arc, the scores of every
   emotion along the route as stacked bands (`route.png`), with the sharpest changes marked: the largest Hellinger
-  distances between consecutive works, with the emotion that rises and the one that falls most.
+  distances between consecutive works, with the emotion that rises and the one that falls most. A route of any length
+  is drawn whole in a plot of bounded width; the page lists its first `ROUTE_CARDS` works and says how many more
+  there are (`portrait.json` holds every step); a work that comes back along the route is named in a warning.
 
-The numbers behind the page are in `portrait.json`. Plots are drawn with matplotlib (Agg) and its own fonts; pictures
-are inlined; the page fetches nothing. The folder is an output of its own kind (`sevlm.io.staged_output`): an earlier
-report there is replaced only with `overwrite`, anyone else's file never.
+The numbers behind the page are in `portrait.json`. Plots are drawn with matplotlib (Agg) and its own fonts, every
+text plain (a `$` in a title is a dollar sign, not math); long names are cut in the middle (`short`); pictures are
+inlined; the page fetches nothing. The folder is an output of its own kind (`sevlm.io.staged_output`): an earlier
+report there is replaced only with `overwrite`, anyone else's file never; the folder may not be (or be inside) an
+index or a model folder.
 """
 
+import functools
 import html
 import os
 from pathlib import Path
 
 import numpy as np
 
-from sevlm.io import display_path, json_safe, staged_output, write_json_atomic
+from sevlm.io import check_outside_input_folders, display_path, json_safe, staged_output, write_json_atomic
+from sevlm.render import PLAIN_TEXT
 
 REPORT_OWNER = "collection report"
 REPORT_PAGE = "index.html"
@@ -43,7 +51,9 @@ ROUTE_PLOT = "route.png"
 TOP = 5  # works shown per list
 MAX_GROUPS = 30  # groups drawn in groups.png (portrait.json holds them all)
 SHARPEST = 3  # changes marked along a route
-NO_VALUE = "(none)"
+ROUTE_CARDS = 100  # works of a route listed on the page (portrait.json holds them all)
+ROUTE_PLOT_WIDTH = 20  # inches: route.png's widest (a long route's steps come closer together)
+NAME_WIDTH = 60  # characters of a work's or group's name shown on the page (the rest cut in the middle)
 DPI = 100
 REPORT_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1100px; color: #222; background: #fafafa; }
@@ -54,7 +64,7 @@ td.number { text-align: right; }
 .works { display: flex; flex-wrap: wrap; gap: 10px; } .label { font-size: 12px; color: #666; margin: 6px 0 2px; }
 .work { width: 140px; margin: 0; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 6px; font-size: 12px; }
 .work img { display: block; max-width: 100%; max-height: 110px; margin: 0 auto 4px; } .work .name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.missing { height: 80px; background: #eee; } .change { color: #a4262c; }
+.missing { height: 80px; background: #eee; } .change { color: #a4262c; } .no-value { color: #666; font-style: italic; }
 """
 
 
@@ -75,7 +85,8 @@ def hellinger_rows(p, q):
 
 def group_rows(index, column):
     """`[(group name, row numbers)]` of a metadata column, largest groups first (then by name); works without a value
-    form the group `(none)`. Values alike by the name rule are one group, named as first seen."""
+    form the group named None (a value "(none)" is a group like any other). Values alike by the name rule are one
+    group, named as first seen."""
     from sevlm.index.query import match_column
 
     column = match_column(column, index.metadata_columns, "--group_by")
@@ -83,10 +94,10 @@ def group_rows(index, column):
     names, rows = {}, {}
     for row, (key, value) in enumerate(zip(keys, values)):
         key = key or ""
-        names.setdefault(key, value if key else NO_VALUE)
+        names.setdefault(key, value if key else None)
         rows.setdefault(key, []).append(row)
     groups = [(names[key], np.asarray(members, dtype=np.int64)) for key, members in rows.items()]
-    return column, sorted(groups, key=lambda group: (-len(group[1]), str(group[0]).casefold()))
+    return column, sorted(groups, key=lambda group: (-len(group[1]), group[0] is None, str(group[0]).casefold()))
 
 
 def read_route(path, index):
@@ -95,10 +106,24 @@ def read_route(path, index):
     names no work is listed in one error."""
     path = Path(path)
     shown = display_path(path)
+    what = "a text file, one work per line (its file or id) in the route's order, saved as UTF-8"
+    if path.is_dir():
+        raise IsADirectoryError(f"--route {shown} is a folder; give {what}.")
     if not path.is_file():
-        raise FileNotFoundError(f"--route {shown}: no such file; write one work per line (its file or id), in the route's order.")
+        raise FileNotFoundError(f"--route {shown}: no such file; write {what}.")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise OSError(f"--route {shown} cannot be read ({error.strerror or error}); give {what}.") from None
+    if b"\0" in data:
+        raise ValueError(f"--route {shown} is not a text file (a picture or other binary file?); give {what}.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(f"--route {shown}, line {line}: not UTF-8 text (byte {data[error.start]:#x}); give {what}.") from None
     rows, unknown = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         name = line.strip()
         if not name or name.startswith("#"):
             continue
@@ -201,10 +226,15 @@ def route_arc(index, rows):
             }
         )
     order = np.lexsort((np.arange(len(distances)), -distances))[: min(SHARPEST, len(distances))]
+    steps = [{"step": number, "id": work["id"], "name": shown_name(work), "emotion": work["emotion"], "scores": dict(zip(emotions, row.tolist()))} for number, (work, row) in enumerate(zip(works, scores), start=1)]
+    at = {}
+    for step in steps:
+        at.setdefault(step["id"], []).append(step["step"])
     return {
-        "steps": [{"step": number, "id": work["id"], "name": shown_name(work), "emotion": work["emotion"], "scores": dict(zip(emotions, row.tolist()))} for number, (work, row) in enumerate(zip(works, scores), start=1)],
+        "steps": steps,
         "changes": changes,
         "sharpest": [changes[int(number)]["from_step"] for number in order],
+        "repeated": [{"id": work, "name": steps[numbers[0] - 1]["name"], "steps": numbers} for work, numbers in at.items() if len(numbers) > 1],
     }
 
 
@@ -217,6 +247,19 @@ def emotion_colors(emotions):
     return [palette(number % palette.N) for number in range(len(emotions))]
 
 
+def plain_text(draw):
+    """Draw with every text plain: a `$` in a name is a dollar sign, never matplotlib's math."""
+
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        from matplotlib import rc_context
+
+        with rc_context(PLAIN_TEXT):
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def save_figure(figure, path):
     figure.savefig(path, dpi=DPI, bbox_inches="tight", pil_kwargs={"optimize": True})
     import matplotlib.pyplot as plt
@@ -225,6 +268,7 @@ def save_figure(figure, path):
     return path
 
 
+@plain_text
 def plot_distribution(numbers, path):
     import matplotlib.pyplot as plt
 
@@ -244,6 +288,7 @@ def plot_distribution(numbers, path):
     return save_figure(figure, path)
 
 
+@plain_text
 def plot_groups(numbers, path):
     import matplotlib.pyplot as plt
 
@@ -253,7 +298,7 @@ def plot_groups(numbers, path):
     figure, axes = plt.subplots(figsize=(0.7 * len(emotions) + 3.5, 0.38 * len(groups) + 1.6))
     image = axes.imshow(table, cmap="Blues", aspect="auto", vmin=0)
     axes.set_xticks(range(len(emotions)), emotions, rotation=40, ha="right")
-    axes.set_yticks(range(len(groups)), [f"{short(group['name'], 28)} ({group['count']})" for group in groups])
+    axes.set_yticks(range(len(groups)), [f"{group_label(group['name'], numbers['groups']['column'], 28)} ({group['count']})" for group in groups])
     for row, values in enumerate(table):
         for column, value in enumerate(values):
             axes.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value > table.max() * 0.6 else "#222")
@@ -263,6 +308,7 @@ def plot_groups(numbers, path):
     return save_figure(figure, path)
 
 
+@plain_text
 def plot_ambiguity(flatness, numbers, path):
     import matplotlib.pyplot as plt
 
@@ -278,6 +324,7 @@ def plot_ambiguity(flatness, numbers, path):
     return save_figure(figure, path)
 
 
+@plain_text
 def plot_route(numbers, path):
     import matplotlib.pyplot as plt
 
@@ -285,7 +332,7 @@ def plot_route(numbers, path):
     route = numbers["route"]
     steps = np.arange(1, len(route["steps"]) + 1)
     table = np.asarray([[step["scores"][name] for name in emotions] for step in route["steps"]]).T
-    figure, axes = plt.subplots(figsize=(max(7.5, 0.45 * len(steps) + 3), 4.2))
+    figure, axes = plt.subplots(figsize=(min(ROUTE_PLOT_WIDTH, max(7.5, 0.45 * len(steps) + 3)), 4.2))
     axes.stackplot(steps, 100 * table, labels=emotions, colors=emotion_colors(emotions), alpha=0.9)
     for rank, start in enumerate(route["sharpest"], start=1):
         axes.axvspan(start, start + 1, facecolor="none", edgecolor="#a4262c", hatch="//", linewidth=0)
@@ -293,14 +340,19 @@ def plot_route(numbers, path):
             axes.axvline(edge, color="#a4262c", linewidth=1.5)
         axes.text(start + 0.5, 94, str(rank), ha="center", va="center", fontsize=9, color="white", fontweight="bold",
                   bbox={"boxstyle": "circle,pad=0.25", "facecolor": "#a4262c", "edgecolor": "none"})  # fmt: skip
-    every = max(1, len(steps) // 30)
-    axes.set_xticks(steps[::every], [f"{number}. {short(step['name'], 16)}" for number, step in enumerate(route["steps"], 1)][::every], rotation=45, ha="right", fontsize=8)
+    every = -(-len(steps) // 30)  # at most 30 labels
+    axes.set_xticks(steps[::every], [f"{step['step']}. {short(step['name'], 16)}" for step in route["steps"][::every]], rotation=45, ha="right", fontsize=8)
     axes.set_xlim(1, max(2, len(steps)))
     axes.set_ylim(0, 100)
     axes.set_ylabel("probability (%)")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     axes.set_title("The emotional arc of the route (red: the sharpest changes, 1 = sharpest)", fontsize=11, pad=10)
     return save_figure(figure, path)
+
+
+def group_label(name, column, width=NAME_WIDTH):
+    """A group's name as shown: the works without a value are "(no <column>)"."""
+    return f"(no {short(column, width - 5)})" if name is None else short(name, width)
 
 
 def short(text, width):
@@ -322,12 +374,13 @@ def works_html(index, works, value_key="score", label=None):
     cards = []
     for work in works:
         picture = index.thumbnail(work["id"])
-        image = f'<img alt="{html.escape(work["name"])}" src="{jpeg_data_uri(picture)}">' if picture is not None else '<div class="missing"></div>'
+        name = html.escape(short(work["name"], NAME_WIDTH))
+        image = f'<img alt="{name}" src="{jpeg_data_uri(picture)}">' if picture is not None else '<div class="missing"></div>'
         number = f"{100 * work[value_key]:.0f}%" if value_key == "score" else f"{work[value_key]:.2f}"
         about = f" \u00b7 {html.escape(label)}" if label else ""
         cards.append(
-            f'<figure class="work" data-id="{html.escape(work["id"])}">{image}<div class="name" title="{html.escape(work["id"])}">'
-            f'{html.escape(work["name"])}</div><div>{html.escape(work["emotion"])}{about} {number}</div></figure>'
+            f'<figure class="work" data-id="{html.escape(work["id"])}">{image}<div class="name" title="{html.escape(short(work["id"], 4 * NAME_WIDTH))}">'
+            f'{name}</div><div>{html.escape(work["emotion"])}{about} {number}</div></figure>'
         )
     return f'<div class="works">{"".join(cards)}</div>'
 
@@ -369,7 +422,9 @@ def page_html(index, numbers, title):
         ]
         for group in numbers["groups"]["groups"]:
             common = max(emotions, key=lambda name: (group["predicted_count"][name], -emotions.index(name)))
-            parts.append(f'<tr><td>{html.escape(str(group["name"]))}</td><td class="number">{group["count"]}</td><td>{html.escape(common)}</td></tr>')
+            name = group_label(group["name"], numbers["groups"]["column"])
+            cell = f'<td class="no-value">{html.escape(name)}</td>' if group["name"] is None else f"<td>{html.escape(name)}</td>"
+            parts.append(f'<tr>{cell}<td class="number">{group["count"]}</td><td>{html.escape(common)}</td></tr>')
         parts.append("</table></section>")
     parts.append(
         '<section id="typical"><h2>The works most and least typical of each emotion</h2><p class="how">Most typical: the works the '
@@ -405,14 +460,23 @@ def page_html(index, numbers, title):
             change = route["changes"][start - 1]
             before, after = route["steps"][start - 1], route["steps"][start]
             parts.append(
-                f'<li class="change" data-from="{start}">Step {start} \u2192 {start + 1} ({html.escape(before["name"])} \u2192 '
-                f'{html.escape(after["name"])}): from {html.escape(change["from_emotion"])} to {html.escape(change["to_emotion"])}; '
+                f'<li class="change" data-from="{start}">Step {start} \u2192 {start + 1} ({html.escape(short(before["name"], NAME_WIDTH))} \u2192 '
+                f'{html.escape(short(after["name"], NAME_WIDTH))}): from {html.escape(change["from_emotion"])} to {html.escape(change["to_emotion"])}; '
                 f'{html.escape(change["rises"])} rises most ({100 * change["rise"]:+.0f} points), {html.escape(change["falls"])} '
                 f'falls most ({100 * change["fall"]:+.0f} points).</li>'
             )
         parts.append("</ol><h3>The route</h3>")
-        steps = [{**step, "name": f"{step['step']}. {step['name']}", "score": step["scores"][step["emotion"]]} for step in route["steps"]]
+        if route["repeated"]:
+            again = "; ".join(f"{html.escape(short(work['name'], NAME_WIDTH))} (steps {', '.join(map(str, work['steps']))})" for work in route["repeated"][:10])
+            more = f" and {len(route['repeated']) - 10} more" if len(route["repeated"]) > 10 else ""
+            parts.append(f'<p class="how repeated">Works that come back along the route: {again}{more}.</p>')
+        steps = [{**step, "name": f"{step['step']}. {short(step['name'], NAME_WIDTH)}", "score": step["scores"][step["emotion"]]} for step in route["steps"][:ROUTE_CARDS]]
         parts.append(works_html(index, steps))
+        if len(route["steps"]) > ROUTE_CARDS:
+            parts.append(
+                f'<p class="how more-steps">The first {ROUTE_CARDS} of the route\'s {len(route["steps"])} works; every step is in '
+                f'<a href="{PORTRAIT_FILE}">{PORTRAIT_FILE}</a> (route.steps) and in the plot above.</p>'
+            )
         parts.append("</section>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="sevlm-report">
@@ -422,34 +486,48 @@ def page_html(index, numbers, title):
 """
 
 
+def page_title(text):
+    """The page's title as one line: every run of white space (new lines too) one space, control characters
+    dropped (it is HTML-escaped where it is written)."""
+    text = "".join(character for character in str(text) if character.isprintable() or character.isspace())
+    return " ".join(text.split())
+
+
 def report_files(group_by=None, route=None):
     """The files a report writes."""
     return [REPORT_PAGE, PORTRAIT_FILE, DISTRIBUTION_PLOT, AMBIGUITY_PLOT] + ([GROUPS_PLOT] if group_by else []) + ([ROUTE_PLOT] if route else [])
 
 
-def check_report_folder(output_dir, group_by=None, route=None, overwrite=False):
-    """Refuse, before any work, a report folder where writing would destroy something (see `sevlm.io`)."""
+def check_report_folder(output_dir, group_by=None, route=None, overwrite=False, index=None):
+    """Refuse, before any work, a report folder where writing would destroy something (see `sevlm.io`): inside
+    another tool's output, an index (the `index` it is made from or any other), a model folder, a folder of anyone
+    else's files of the same names."""
     from sevlm.index.gallery import check_outside_tool_outputs, check_writable
     from sevlm.io import check_output_folder
 
+    check_outside_input_folders(output_dir, "--output_dir", [("--index", index)])
     check_outside_tool_outputs(output_dir, "--output_dir", REPORT_OWNER)
     check_output_folder(output_dir, REPORT_OWNER, report_files(group_by, route), overwrite, "--overwrite", "--output_dir")
     check_writable(output_dir, "--output_dir")
 
 
-def write_report(index, output_dir, group_by=None, route=None, top=TOP, title=None, overwrite=False):
+def write_report(index, output_dir, group_by=None, route=None, top=TOP, title=None, overwrite=False, warn=None):
     """Write the portrait of `index` into `output_dir` (`index.html`, the PNG plots, `portrait.json`) and return the
     page's path. `group_by`: a metadata column; `route`: a text file of works in a route's order (see `read_route`);
-    `top`: works per list."""
+    `top`: works per list; `warn(text)` hears of works that come back along the route."""
     import matplotlib
 
     matplotlib.use("Agg")
     if int(top) < 1:
         raise ValueError(f"--top must be at least 1, got {top}.")
-    check_report_folder(output_dir, group_by, route, overwrite)
+    check_report_folder(output_dir, group_by, route, overwrite, index.folder)
     route_rows = read_route(route, index) if route else None
     numbers = portrait(index, group_by, route_rows, int(top))
-    title = title or f"The emotional portrait of {Path(display_path(index.folder)).name}"
+    if route_rows is not None and numbers["route"]["repeated"] and warn is not None:
+        repeated = numbers["route"]["repeated"]
+        named = "; ".join(f"{short(work['name'], NAME_WIDTH)} (steps {', '.join(map(str, work['steps'][:10]))}{' ...' if len(work['steps']) > 10 else ''})" for work in repeated[:5])
+        warn(f"--route {display_path(route)}: {len(repeated)} work(s) come back along the route: {named}{' ...' if len(repeated) > 5 else ''}.")
+    title = page_title(title or f"The emotional portrait of {Path(display_path(index.folder)).name}")
     with staged_output(output_dir, REPORT_OWNER, report_files(group_by, route), overwrite, "--overwrite", "--output_dir") as staging:
         plot_distribution(numbers, staging / DISTRIBUTION_PLOT)
         plot_ambiguity(entropy(index.scores), numbers, staging / AMBIGUITY_PLOT)

@@ -12,41 +12,55 @@ along the route with its sharpest changes marked. The page fetches nothing: it o
 its folder. An earlier report in DIR is replaced only with --overwrite; nothing else there is ever replaced.
 """
 
+import argparse
 import sys
-from dataclasses import dataclass, field
 
 from sevlm.io import display_path
 
 
-@dataclass
-class ReportArguments:
-    index: str = field(metadata={"help": "The index folder written by sevlm-index."})
-    output_dir: str = field(metadata={"help": "The folder for index.html, its PNG plots and portrait.json (created if needed)."})
-    group_by: str | None = field(
-        default=None,
-        metadata={"help": "A metadata column (sevlm-index --metadata) to compare groups by, e.g. artist, style or room."},
-    )
-    route: str | None = field(
-        default=None,
-        metadata={
-            "help": "A text file listing the works of a route in its order, one per line (its file, path or id; '#' starts a "
-            "comment): the page draws its emotional arc and marks the sharpest changes."
-        },
-    )
-    top: int = field(default=5, metadata={"help": "Works shown in each list (most and least typical of an emotion, most ambiguous)."})
-    title: str | None = field(default=None, metadata={"help": "The page's title (default: 'The emotional portrait of <index folder>')."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace the files of an earlier report in --output_dir (nothing else there)."})
-
-
 def build_parser():
-    from transformers import HfArgumentParser
-
-    return HfArgumentParser(ReportArguments, prog="sevlm-report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="sevlm-report", description=__doc__.split("\n\n")[0])
+    required = parser.add_argument_group("required")
+    required.add_argument("--index", required=True, metavar="DIR", help="The index folder written by sevlm-index.")
+    required.add_argument(
+        "--output_dir",
+        "--output-dir",
+        required=True,
+        metavar="DIR",
+        help="The folder for index.html, its PNG plots and portrait.json (created if needed; not an index or a model "
+        "folder).",
+    )
+    parser.add_argument(
+        "--group_by",
+        "--group-by",
+        metavar="COLUMN",
+        help="A metadata column (sevlm-index --metadata) to compare groups by, e.g. artist, style or room.",
+    )
+    parser.add_argument(
+        "--route",
+        metavar="FILE",
+        help="A UTF-8 text file listing the works of a route in its order, one per line (its file, path or id; '#' "
+        "starts a comment): the page draws its emotional arc and marks the sharpest changes.",
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        metavar="N",
+        help="Works shown in each list (most and least typical of an emotion, most ambiguous; default: 5).",
+    )
+    parser.add_argument("--title", help="The page's title (default: 'The emotional portrait of <index folder>').")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace the files of an earlier report in --output_dir (nothing else there).",
+    )
+    return parser
 
 
 def parse_args(argv=None):
     parser = build_parser()
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be at least 1, got {args.top}.")
     return args
@@ -57,10 +71,13 @@ def main(argv=None):
     from sevlm.index.store import EmotionIndex
     from sevlm.report import check_report_folder, write_report
 
+    def warn(text):
+        print(f"sevlm-report: warning: {display_path(text)}", file=sys.stderr)
+
     try:
-        check_report_folder(args.output_dir, args.group_by, args.route, args.overwrite)  # before the index is read
+        check_report_folder(args.output_dir, args.group_by, args.route, args.overwrite, args.index)  # before the index is read
         index = EmotionIndex.load(args.index)
-        page = write_report(index, args.output_dir, args.group_by, args.route, args.top, args.title, args.overwrite)
+        page = write_report(index, args.output_dir, args.group_by, args.route, args.top, args.title, args.overwrite, warn)
     except (OSError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"sevlm-report: error: {display_path(message)}", file=sys.stderr)
