@@ -108,11 +108,12 @@ def write_json_atomic(path, data, indent=2):
     return write_text_atomic(path, json.dumps(json_safe(data), indent=indent, ensure_ascii=False) + "\n")
 
 
-def check_writable(folder, what, shown):
+def check_writable(folder, what, shown=None):
     """Raise, before any work, when nothing can be written at `folder` (or, where it does not exist yet, in its
     nearest existing ancestor, where it would be made): a file in the way, no permission, a read-only file system.
     The check writes and removes a probe file, because permission bits say nothing for root or read-only mounts."""
-    folder = Path(folder)
+    folder = Path(os.path.abspath(folder))
+    shown = shown or display_path(folder)
     for ancestor in (folder, *folder.parents):
         if not ancestor.exists():
             continue

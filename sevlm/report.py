@@ -502,13 +502,12 @@ def check_report_folder(output_dir, group_by=None, route=None, overwrite=False, 
     """Refuse, before any work, a report folder where writing would destroy something (see `sevlm.io`): inside
     another tool's output, an index (the `index` it is made from or any other), a model folder, a folder of anyone
     else's files of the same names."""
-    from sevlm.index.gallery import check_outside_tool_outputs, check_writable
+    from sevlm.index.gallery import check_outside_tool_outputs
     from sevlm.io import check_output_folder
 
     check_outside_input_folders(output_dir, "--output_dir", [("--index", index)])
     check_outside_tool_outputs(output_dir, "--output_dir", REPORT_OWNER)
     check_output_folder(output_dir, REPORT_OWNER, report_files(group_by, route), overwrite, "--overwrite", "--output_dir")
-    check_writable(output_dir, "--output_dir")
 
 
 def write_report(index, output_dir, group_by=None, route=None, top=TOP, title=None, overwrite=False, warn=None):

@@ -205,7 +205,6 @@ def check_gallery(folder, overwrite=False):
     folder = Path(folder)
     check_outside_tool_outputs(folder, "--gallery", GALLERY_OWNER)
     check_output_folder(folder, GALLERY_OWNER, GALLERY_FILES, overwrite, "--overwrite", "--gallery")
-    check_writable(folder, "--gallery")
     return folder
 
 
@@ -375,17 +374,4 @@ def check_outside_tool_outputs(path, what, owner=None):
                 f"{what} {display_path(path)}{where} belongs to the {kind} in {display_path(inner.parent)}; writing there "
                 "would break it. Choose another place."
             )
-    return path
-
-
-def check_writable(path, what):
-    """The nearest existing folder at or above `path` must be writable."""
-    path = Path(os.path.abspath(path))
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise NotADirectoryError(f"{what} {display_path(path)}: {display_path(folder)} is a file, not a folder; choose another place.")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise PermissionError(f"{what} {display_path(path)}: cannot write in {display_path(folder)}; choose another place.")
-            return path
     return path
