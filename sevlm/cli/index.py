@@ -241,7 +241,8 @@ def metadata_summary(report, args):
         if source.get("by_name"):
             lines.append(
                 f"{source['source']}: {len(source['by_name'])} row(s) matched by file name only (the folder or extension "
-                f"differs from the work's): {listed(source['by_name'])}. Write the works' paths to match them exactly."
+                f"differs from the work's): {listed(source['by_name'])}. Write the works' paths (or their bare file "
+                "names) to match them exactly."
             )
         if source["rows_without_id"]:
             lines.append(f"{source['source']}: {len(source['rows_without_id'])} row(s) name no work (lines {listed(map(str, source['rows_without_id']))}).")

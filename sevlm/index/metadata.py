@@ -289,6 +289,14 @@ def find_works(values, ids, base_dir=None, exact=False):
     return found
 
 
+def bare_file_name_of(value, work):
+    """Whether `value` is just the file name of `work` (no folder given, the same extension): the common way of
+    naming works in a curator's list, matched without a word. A folder that leads elsewhere or another extension is
+    reported as matched by file name only."""
+    key = unicodedata.normalize("NFC", str(value))
+    return os.path.basename(key) == key and key == os.path.basename(unicodedata.normalize("NFC", work))
+
+
 def merge_metadata(previous, sources, ids):
     """The metadata table of an index whose works are `ids` (in row order): the `previous` table's rows (a pyarrow
     table with `id` and the columns, or None) for works still there, with each of `sources` (`MetadataSource`s, in
@@ -332,7 +340,7 @@ def merge_metadata(previous, sources, ids):
                     f"{source.lines.get(value)}) are both the work {display_path(work)}; keep one row per work."
                 )
             owners[work] = value
-            if found.how == BY_NAME:
+            if found.how == BY_NAME and not bare_file_name_of(value, work):
                 named_only.append(f"{at(value)} -> {display_path(work)}")
             stored.setdefault(work, {}).update({renamed[name]: text for name, text in source.rows[value].items()})
         source.report = {
