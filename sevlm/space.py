@@ -148,25 +148,85 @@ def check_index_fits(index_folder, kind, model):
     return config
 
 
-def copy_index(index_folder, config, target):
+def copy_index(index_folder, config, target, model_entry=None):
     """Copy what an index's config names (not its unfinished work, nor its lock) into `target`, recorded as an
-    index there."""
+    index there, without the publisher's paths (`neutral_ids`): the works' ids that are absolute file paths become
+    paths relative to the folder that holds them all, their `file` is emptied (the Space has the thumbnails, not the
+    files), the config names `model_entry` as its model and its metadata sources by file name only."""
     from sevlm.index.store import CONFIG_NAME, FAISS_DIR, OWNER, PARTS_DIR
 
     index_folder, target = Path(index_folder), Path(target)
     (target / PARTS_DIR).mkdir(parents=True)
     (target / FAISS_DIR).mkdir()
+    renamed = neutral_ids(index_folder, config)
     for part in config["parts"]:
-        shutil.copytree(index_folder / PARTS_DIR / part, target / PARTS_DIR / part)
+        copy_part(index_folder / PARTS_DIR / part, target / PARTS_DIR / part, renamed)
     for name in config["faiss"].values():
         shutil.copyfile(index_folder / FAISS_DIR / name, target / FAISS_DIR / name)
     shutil.copytree(index_folder / config["vad_dir"], target / config["vad_dir"])
     names = [CONFIG_NAME, PARTS_DIR, FAISS_DIR, config["vad_dir"]]
+    copied = json.loads((index_folder / CONFIG_NAME).read_text(encoding="utf-8"))
     if config.get("metadata"):
-        shutil.copyfile(index_folder / config["metadata"]["file"], target / config["metadata"]["file"])
+        copy_metadata(index_folder / config["metadata"]["file"], target / config["metadata"]["file"], renamed)
         names.append(config["metadata"]["file"])
-    shutil.copyfile(index_folder / CONFIG_NAME, target / CONFIG_NAME)
+        sources = copied["metadata"].get("sources")
+        if isinstance(sources, list):
+            copied["metadata"]["sources"] = [os.path.basename(str(source)) for source in sources]
+    if model_entry is not None:
+        copied["model"] = str(model_entry)
+    write_json_atomic(target / CONFIG_NAME, copied)
     record_entries(target, names, OWNER)
+
+
+def neutral_ids(index_folder, config):
+    """`{id: new id}` for the works whose id is an absolute path: the path relative to the folder holding all of them
+    (empty when no id is a path, or when a new id would be taken)."""
+    from sevlm.index.store import load_parts
+
+    ids = load_parts(index_folder, config["parts"]).data.column("id").to_pylist()
+    paths = [item for item in ids if item and os.path.isabs(item)]
+    if not paths:
+        return {}
+    root = os.path.commonpath(paths)
+    if root in paths:  # a single work, or one that is the folder of the others
+        root = os.path.dirname(root)
+    renamed = {item: Path(os.path.relpath(item, root)).as_posix() for item in paths}
+    others = set(ids) - set(paths)
+    if len(set(renamed.values())) != len(renamed) or others & set(renamed.values()):
+        return {}
+    return renamed
+
+
+def copy_part(source, target, renamed):
+    """Copy an index part (`datasets.save_to_disk`), its ids renamed by `renamed` and its files emptied."""
+    import datasets
+
+    from sevlm.index.store import quiet_datasets
+
+    if not renamed:
+        shutil.copytree(source, target)
+        return
+    with quiet_datasets():
+        part = datasets.load_from_disk(str(source), keep_in_memory=True)
+
+        def neutral(batch):
+            return {"id": [renamed.get(item, item) for item in batch["id"]], "file": ["" for _ in batch["file"]]}
+
+        part = part.map(neutral, batched=True, keep_in_memory=True, features=part.features)
+        part.save_to_disk(str(target))
+
+
+def copy_metadata(source, target, renamed):
+    """Copy an index's metadata table, its ids renamed by `renamed`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not renamed:
+        shutil.copyfile(source, target)
+        return
+    table = pq.read_table(source)
+    ids = pa.array([renamed.get(item, item) for item in table.column("id").to_pylist()], type=table.schema.field("id").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("id"), "id", ids), target)
 
 
 def write_examples(index, target, count=EXAMPLE_COUNT):
@@ -506,7 +566,7 @@ def write_space(space_dir, model, index=None, title=None, overwrite=False, repor
             copy_hub_files(source, staging / MODEL_DIR, report)
             add_pipeline_to_folder(staging / MODEL_DIR)
         if collection is not None:
-            copy_index(index, config, staging / INDEX_DIR)
+            copy_index(index, config, staging / INDEX_DIR, model_entry)
         if with_examples and not write_examples(collection, staging / EXAMPLES_DIR):
             (staging / EXAMPLES_DIR).rmdir()  # no work could be read
             with_examples = False

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 
+import numpy as np
 import pytest
 from helpers import browser_page, chromium_or_skip, free_port, random_images, serving, write_collection
 
@@ -58,10 +59,26 @@ def test_the_space_folder_holds_what_a_space_needs(space):
     assert lines == requirements() and [line.split(">")[0].split("<")[0].split("=")[0] for line in lines] == list(APP_REQUIREMENTS)
     assert "gradio" not in lines  # the Space's SDK brings it
     assert (folder / "model" / "model.safetensors").is_file() and (folder / "model" / "pipeline_sevlm.py").is_file()
-    assert EmotionIndex.load(folder / "index").metadata_columns == ["title", "artist", "date", "room"]
+    copied = EmotionIndex.load(folder / "index")
+    assert copied.metadata_columns == ["title", "artist", "date", "room"]
     assert len(list((folder / "examples").glob("*.jpg"))) == 6
     assert (folder / "sevlm" / "app.py").is_file() and (folder / "sevlm" / "configs").is_dir()
     assert "Space folder ready" in space["stdout"]
+
+
+def test_the_spaces_index_holds_no_path_of_this_machine(space):
+    """The works' ids become paths relative to the collection's folder; nothing of the publisher's folders is in
+    the copied index, which still finds the works, their metadata and their pictures."""
+    root = str(space["root"]).encode()
+    for path in (space["folder"] / "index").rglob("*"):
+        if path.is_file():
+            assert root not in path.read_bytes(), path
+    copied, original = EmotionIndex.load(space["folder"] / "index"), EmotionIndex.load(space["root"] / "index")
+    assert copied.records(range(len(copied)), ("id",)) == [{"id": f"painting-{n}.png"} for n in range(8)]
+    assert copied.metadata_of("painting-0.png")["title"] == "Water Lilies" and copied.metadata_of("painting-7.png") == original.metadata_of(str(space["paintings"] / "painting-7.png"))
+    assert copied.picture("painting-3.png").size == original.thumbnail(str(space["paintings"] / "painting-3.png")).size
+    assert copied.config["model"] == "model"
+    np.testing.assert_array_equal(copied.scores, original.scores)
 
 
 def test_a_folder_that_is_not_a_space_is_left_alone(space, tmp_path):
@@ -271,7 +288,7 @@ def test_the_space_starts_on_its_own_and_answers_in_the_browser(trained_tiny, tm
             page.wait_for_function("() => document.querySelector('#explanation textarea')?.value.length > 0")
             page.wait_for_selector("#similar [data-id]")
             shown = page.locator("#similar [data-id]").evaluate_all("cards => cards.map(card => card.dataset.id)")
-            assert shown[0] == str(paintings / "painting-0.png")  # the collection's own ids, from the Space's copy of the index
+            assert shown[0] == "painting-0.png"  # the collection's ids, relative to its folder in the Space's copy of the index
             assert "Water Lilies" in page.locator("#similar").inner_text()
             foreign = [address for address in page.requests if not address.startswith((url + "/", "data:", "blob:")) and address != url]
             assert not foreign, foreign
