@@ -13,7 +13,9 @@ The folder (uploaded as it is: `hf upload you/sevlm-space space/ --repo-type spa
                        which it imports: a Space installs from PyPI, where SEVLM is not, so the code travels with it
     model/             the model folder's own files (`sevlm.hub.hub_files`), with its `art-emotion` pipeline; or
                        nothing when the model is a Hub id, which the app then loads from the Hub when it starts
-    index/             the collection's emotion index (what its index_config.json names, no unfinished work)
+    index/             the collection's emotion index (what its index_config.json names, no unfinished work), without
+                       the publisher's paths: ids relative to the collection's folder (`copy_index`)
+    .sevlm-space.json  every file the Space wrote, with its SHA-256
     examples/          up to six works of the collection (JPEG, at most 512 pixels), for the page's examples
 
 The Space is written beside DIR and moved in when complete (`sevlm.io.staged_output`): an earlier Space folder there
@@ -527,6 +529,8 @@ def write_space(space_dir, model, index=None, title=None, overwrite=False, repor
 
     kind, source = model_source(model)
     target = Path(space_dir)
+    if target.name in ("", ".", ".."):  # `--space .` in a clone: staged beside the folder, not inside it
+        target = Path(os.path.abspath(target))
     check_outside_input_folders(target, "--space", [("--index", index), ("--model", source if kind == "folder" else None)])
     if kind == "folder":
         check_model_folder(source)

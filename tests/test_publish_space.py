@@ -154,14 +154,17 @@ Check out the configuration reference at https://huggingface.co/docs/hub/spaces-
 """
 
 
-def test_a_fresh_clone_of_a_space_repository_is_taken_over(space, tmp_path):
+def test_a_fresh_clone_of_a_space_repository_is_taken_over(space, tmp_path, monkeypatch):
     folder = tmp_path / "clone"
     (folder / ".git").mkdir(parents=True)
     (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (folder / ".gitattributes").write_text("*.safetensors filter=lfs\n")
     (folder / "README.md").write_text(HUB_README, encoding="utf-8")
-    code, _, stderr = hub_space(space, folder)
+    monkeypatch.chdir(folder)
+    code, _, stderr = hub_space(space, ".")  # as docs/CURATORS.md writes it, from the clone
+    monkeypatch.undo()
     assert code == 0, stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clone"]  # nothing left beside it
     assert "took over the Space repository's generated README.md" in stderr
     assert (folder / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n" and (folder / ".gitattributes").read_text() == "*.safetensors filter=lfs\n"
     import gradio
