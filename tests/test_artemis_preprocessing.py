@@ -476,3 +476,14 @@ def test_the_generated_preprocessed_csv_follows_artemis_rules(tmp_path):
     for row in rows[:50]:
         assert row["utterance_spelled"] == " ".join(artemis_tokens(row["utterance"]))
         assert json.loads(row["tokens_encoded"])[0] == 1 and len(json.loads(row["tokens_encoded"])) == int(too_long) + 2
+
+
+def test_split_counts_leave_the_csv_modules_limit_as_it_was(tmp_path):
+    """The csv module's cell limit is global to the process: reading the preprocessed file must set it back."""
+    import csv
+
+    table = tmp_path / "artemis_preprocessed.csv"
+    table.write_text("art_style,painting,split\nA,p1,train\nA,p2,test\nA,p1,train\n", encoding="utf-8")
+    before = csv.field_size_limit()
+    assert runner.split_counts(table) == {"test": {"annotations": 1, "paintings": 1}, "train": {"annotations": 2, "paintings": 1}}
+    assert csv.field_size_limit() == before

@@ -99,8 +99,12 @@ def test_long_cells_are_read_and_too_long_ones_named(tmp_path, monkeypatch):
     import sevlm.index.metadata as metadata
 
     long = "x" * 200_000  # more than the csv module's 131072 by default
-    assert read_csv(tmp_path, f"file,notes\na.png,{long}\n").rows == {"a.png": {"notes": long}}
-    assert csv.field_size_limit() == 131072  # set back
+    before = csv.field_size_limit(131072)
+    try:
+        assert read_csv(tmp_path, f"file,notes\na.png,{long}\n").rows == {"a.png": {"notes": long}}
+        assert csv.field_size_limit() == 131072  # set back
+    finally:
+        csv.field_size_limit(before)
     monkeypatch.setattr(metadata, "CELL_LIMIT", 150_000)
     message = csv_error(tmp_path, f"file,notes\na.png,short\nb.png,{long}\n")
     assert "line 3: a cell longer than 150000 characters" in message and CELL_LIMIT > 150_000

@@ -352,12 +352,15 @@ def file_sha256(path):
 
 def split_counts(preprocessed_csv):
     """Annotations per `split` value of artemis_preprocessed.csv, and the paintings (art_style, painting) of each."""
-    csv.field_size_limit(sys.maxsize)
+    limit = csv.field_size_limit(sys.maxsize)  # the limit is global to the process: set back below
     annotations, paintings = Counter(), {}
-    with open(preprocessed_csv, encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            annotations[row["split"]] += 1
-            paintings.setdefault(row["split"], set()).add((row["art_style"], row["painting"]))
+    try:
+        with open(preprocessed_csv, encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                annotations[row["split"]] += 1
+                paintings.setdefault(row["split"], set()).add((row["art_style"], row["painting"]))
+    finally:
+        csv.field_size_limit(limit)
     return {split: {"annotations": annotations[split], "paintings": len(paintings[split])}
             for split in sorted(annotations)}
 
