@@ -115,7 +115,8 @@ def _model_folder_problem(folder, present):
         return "it has no config.json"
     if not any(name in present for name in WEIGHT_FILES):
         return f"it has no model weights ({' or '.join(WEIGHT_FILES)}; a LoRA run's checkpoints hold only the adapter)"
-    missing = missing_processor_files(folder) + [name for name in CODE_FILES if name not in present]
+    missing = missing_processor_files(folder)
+    missing += [name for name in CODE_FILES if name not in present and name not in missing]
     return f"it lacks {listed(missing)}" if missing else None
 
 

@@ -394,3 +394,18 @@ def test_huge_images_are_shrunk_right_after_decoding(tmp_path):
     assert np.array_equal(np.asarray(load_image(tmp_path / "small16.png"))[..., 0], np.round(small / 257).astype(np.uint8))
     Image.new("RGB", (LARGEST_SIDE + 100, 50), (10, 200, 30)).save(tmp_path / "wide.jpg")
     assert load_image(tmp_path / "wide.jpg").size[0] <= LARGEST_SIDE
+
+
+def test_a_checkpoint_without_code_names_each_missing_file_once(tiny, tmp_path):
+    from sevlm.loading import check_model_folder
+
+    model, _ = tiny
+    checkpoint = tmp_path / "run" / "checkpoint-10"
+    model.save_pretrained(checkpoint)
+    for name in ("configuration_sevlm.py", "modeling_sevlm.py", "pipeline_sevlm.py"):
+        (checkpoint / name).unlink(missing_ok=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="is a Trainer checkpoint") as raised:
+        check_model_folder(checkpoint)
+    message = str(raised.value)
+    assert message.count("processing_sevlm.py") == 1 and "modeling_sevlm.py" in message
