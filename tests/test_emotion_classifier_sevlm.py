@@ -131,3 +131,13 @@ def test_near_chance_is_recognised():
     assert ec.is_near_chance({"validation_accuracy": 0.52, "validation_chance_accuracy": 0.5})
     assert not ec.is_near_chance({"validation_accuracy": 0.9, "validation_chance_accuracy": 0.5})
     assert not ec.is_near_chance({})
+
+
+def test_chance_words_tell_below_from_near_and_too_few():
+    from sevlm.evaluation.classifier import chance_words, is_near_chance
+
+    below = {"validation_accuracy": 0.0, "validation_chance_accuracy": 1.0, "num_validation_annotations": 2}
+    assert is_near_chance(below)
+    assert chance_words(below) == "is below chance (1.000, always the most frequent emotion), on only 2 held-out annotations (too few to judge it)"
+    near = {"validation_accuracy": 0.31, "validation_chance_accuracy": 0.30, "num_validation_annotations": 500}
+    assert chance_words(near) == "is near chance (0.300, always the most frequent emotion)"

@@ -34,6 +34,7 @@ OUTPUT_OWNER = "emotion classifier"
 DEFAULT_FOLDER = "emotion_classifier"  # inside the corpus folder
 # A classifier whose held-out accuracy is within this of the majority-class rate is too weak for EA to mean much.
 NEAR_CHANCE_MARGIN = 0.05
+FEW_HELD_OUT = 30  # held-out annotations below which an accuracy says little either way
 WORD_PATTERN = re.compile(r"[\w']+")
 
 
@@ -214,9 +215,21 @@ def chance_accuracy(labels):
 
 
 def is_near_chance(results):
-    """True when the saved held-out accuracy is within NEAR_CHANCE_MARGIN of the majority-class rate."""
+    """True when the saved held-out accuracy does not clear the majority-class rate by NEAR_CHANCE_MARGIN."""
     accuracy, chance = results.get("validation_accuracy"), results.get("validation_chance_accuracy")
     return accuracy is not None and chance is not None and accuracy < chance + NEAR_CHANCE_MARGIN
+
+
+def chance_words(results):
+    """How the held-out accuracy stands to chance, for a warning: "is near chance (0.310)" or "is below chance
+    (1.000)", with the number of held-out annotations when they are too few to judge a classifier by."""
+    accuracy, chance = results.get("validation_accuracy"), results.get("validation_chance_accuracy")
+    where = "below" if accuracy < chance - NEAR_CHANCE_MARGIN else "near"
+    words = f"is {where} chance ({chance:.3f}, always the most frequent emotion)"
+    count = results.get("num_validation_annotations")
+    if isinstance(count, int) and count < FEW_HELD_OUT:
+        words += f", on only {count} held-out annotation{'' if count == 1 else 's'} (too few to judge it)"
+    return words
 
 
 def read_results(directory):
@@ -252,9 +265,8 @@ def train_from_dataset(dataset_path, output_dir=None, embedding_dim=64, min_coun
         results["num_validation_annotations"] = len(held_out_texts)
         if is_near_chance(results):
             logger.warning(
-                "The emotion classifier's validation accuracy (%.3f) is near chance (%.3f, always the most frequent "
-                "emotion): emotional alignment judged by it says little.",
-                results["validation_accuracy"], results["validation_chance_accuracy"],
+                "The emotion classifier's validation accuracy (%.3f) %s: emotional alignment judged by it says little.",
+                results["validation_accuracy"], chance_words(results),
             )
     else:
         logger.warning("%s has no validation split: no held-out accuracy.", dataset_path)

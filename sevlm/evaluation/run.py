@@ -260,7 +260,7 @@ def load_or_train_classifier(args, emotions):
 
 def classifier_metrics(results):
     """The classifier's held-out accuracy and chance rate for metrics.json; warns when it is near chance."""
-    from sevlm.evaluation.classifier import is_near_chance
+    from sevlm.evaluation.classifier import chance_words, is_near_chance
 
     accuracy = results.get("validation_accuracy")
     chance = results.get("validation_chance_accuracy")
@@ -268,8 +268,8 @@ def classifier_metrics(results):
         logger.warning("The emotion classifier has no held-out accuracy on record: EA cannot be judged.")
     elif is_near_chance(results):
         logger.warning(
-            "The emotion classifier's held-out accuracy %.3f is near chance (%.3f): emotional alignment judged by it "
-            "says little about the explanations.", accuracy, chance,
+            "The emotion classifier's held-out accuracy %.3f %s: emotional alignment judged by it says little about "
+            "the explanations.", accuracy, chance_words(results),
         )
     return {
         "emotion_classifier_accuracy": accuracy if accuracy is not None else math.nan,
@@ -422,16 +422,14 @@ def write_report(path, metrics, args, name, emotions, classifier_dir, settings, 
     kl, vad = metrics["emotion_distribution_kl"], metrics["vad_distance"]
     classifier_accuracy = metrics["emotion_classifier_accuracy"]
     classifier_chance = metrics["emotion_classifier_chance_accuracy"]
-    from sevlm.evaluation.classifier import is_near_chance
+    from sevlm.evaluation.classifier import chance_words, is_near_chance
 
+    held_out = {"validation_accuracy": classifier_accuracy, "validation_chance_accuracy": classifier_chance}
     near_chance = all(isinstance(value, float) and math.isfinite(value) for value in (classifier_accuracy, classifier_chance))
-    near_chance = near_chance and is_near_chance(
-        {"validation_accuracy": classifier_accuracy, "validation_chance_accuracy": classifier_chance}
-    )
     warning = (
-        f"\n> **Warning:** the EA classifier's held-out accuracy ({_percent(classifier_accuracy)}) is near chance "
-        f"({_percent(classifier_chance)}): EA and consistency judged by it say little.\n"
-        if near_chance else ""
+        f"\n> **Warning:** the EA classifier's held-out accuracy ({_percent(classifier_accuracy)}) "
+        f"{chance_words(held_out)}: EA and consistency judged by it say little.\n"
+        if near_chance and is_near_chance(held_out) else ""
     )
     comparison = (
         "The published rows are from the SEVLM paper on the real ArtEmis v1.0 test split (official split, preprocessed "
