@@ -392,11 +392,11 @@ def test_empty_splits_and_splits_without_a_majority_are_warned_about(tmp_path, c
     rows = [[name, emotion, f"{emotion} {name}"] for name in item_ids_in("train", 8) for emotion in ("calm", "tense")]
     prepare_corpus(write_items(folder, rows), tmp_path / "out", emotions=["calm", "tense"])
     warnings = read_report(tmp_path / "out")["warnings"]
-    assert warnings["no_majority_in_split"]["examples"] == ["validation (1 items)", "test (1 items)"]
+    assert warnings["no_majority_in_split"]["examples"] == ["validation (1 item)", "test (1 item)"]
     assert "emotion accuracy is undefined" in warnings["no_majority_in_split"]["message"]
     assert "--validation_size" in warnings["no_majority_in_split"]["message"]
     err = capsys.readouterr().err
-    assert "warning: no item of this split has a majority emotion" in err and "validation (1 items)" in err
+    assert "warning: no item of this split has a majority emotion" in err and "annotate more items: validation (1 item)" in err
     # Two items: one for training, one for test, none left for validation.
     prepare_corpus(write_items(folder, rows[:4]), tmp_path / "two", emotions=["calm", "tense"])
     assert read_report(tmp_path / "two")["warnings"]["empty_split"]["examples"] == ["validation"]

@@ -184,7 +184,7 @@ class PrepareReport:
         if len(warning["examples"]) < MAX_EXAMPLES:
             warning["examples"].append(example)
         if console:
-            print(display_path(f"warning: {message}: {example}"), file=sys.stderr)
+            print(display_path(f"warning: {message.rstrip('.')}: {example}"), file=sys.stderr)
 
     def _remember(self, reason, example):
         if len(self.examples[reason]) < MAX_EXAMPLES:
@@ -596,7 +596,7 @@ def warn_about_splits(dataset_dict, emotions, report, advice):
                     "no_majority_in_split",
                     "no item of this split has a majority emotion (more than half of its annotations), so emotion "
                     f"accuracy is undefined there. {advice}",
-                    f"{split} ({len(dataset)} items)",
+                    f"{split} ({len(dataset)} item{'' if len(dataset) == 1 else 's'})",
                     console=True,
                 )
 
