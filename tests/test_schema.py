@@ -68,3 +68,14 @@ def test_corpora_without_an_emotion_list_are_no_longer_read_as_artemis():
         corpus_emotions(split)
     features = Features({"emotions": List(ClassLabel(names=list(ARTEMIS_EMOTIONS)))})
     assert emotion_names(features, [[1, 6]]) == [["awe", "fear"]]
+
+
+def test_a_corpus_file_cut_short_is_named(tmp_path):
+    """A copy cut short is an error naming the damaged file, in every command that reads a corpus (they all call
+    load_corpus), not pyarrow's bare 'Expected to read N bytes'."""
+    DatasetDict({"train": text_split(), "test": text_split(2)}).save_to_disk(str(tmp_path / "corpus"))
+    (arrow,) = (tmp_path / "corpus" / "test").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"--dataset_path .*corpus cannot be read: .*test/data-00000-of-00001\.arrow cannot be read .*damaged") as raised:
+        load_corpus(tmp_path / "corpus", ["test"])
+    assert "train" not in str(raised.value).split("(")[0]  # the intact split is not named

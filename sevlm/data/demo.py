@@ -36,7 +36,7 @@ from PIL import ImageDraw
 
 from configuration_sevlm import ARTEMIS_EMOTIONS
 from sevlm.data.corpus import SPLITS, dataset_from_columns, emotion_histogram
-from sevlm.data.schema import corpus_features
+from sevlm.data.schema import corpus_features, read_saved
 from sevlm.data.settings import CORPUS_OWNER, DEMO_CORPORA, DEMO_LEXICON_NAME, DEMO_LEXICON_NOTE
 from sevlm.evaluation.metric import majority_emotion
 from sevlm.io import check_output_folder, display_path, record_entries, staged_output, write_text_atomic
@@ -603,7 +603,7 @@ def make_demo_corpus(output_dir=None, num_paintings=None, seed=0, overwrite=Fals
         if not (output_dir / DEMO_LEXICON_NAME).exists():
             write_vad_lexicon(output_dir / DEMO_LEXICON_NAME, spec.vad)
             record_entries(output_dir, [DEMO_LEXICON_NAME], CORPUS_OWNER)
-        return DatasetDict.load_from_disk(str(output_dir))
+        return read_saved(output_dir, f"The demo corpus {display_path(output_dir)}")
     if existing is not None and not overwrite:
         raise FileExistsError(f"{display_path(output_dir)} holds a demo corpus made with {existing}, not {params}; "
                               "pass --overwrite (overwrite=True) to replace it, or choose another output_dir.")

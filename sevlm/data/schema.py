@@ -69,19 +69,53 @@ def load_corpus(path, splits=(), flag="--dataset_path"):
     Errors name `flag`, the path and what it holds instead (a missing folder, a single saved `Dataset`, a folder that
     is no saved dataset, a missing split), never the rows.
     """
-    from datasets import load_from_disk
-
     path = Path(path)
     shown = f"{flag} {display_path(path)}"
     if not path.is_dir():
         raise FileNotFoundError(f"{shown} is not a folder; {PREPARE_HINT}.")
     if not (path / "dataset_dict.json").is_file() and not (path / "state.json").is_file():
         raise FileNotFoundError(f"{shown} holds no saved corpus (no dataset_dict.json); {PREPARE_HINT}.")
-    corpus = check_corpus(load_from_disk(str(path)), f"{shown} holds")
+    corpus = check_corpus(read_saved(path, shown), f"{shown} holds")
     missing = [split for split in splits if split and split not in corpus]
     if missing:
         raise ValueError(f"{shown} has the splits {listed(list(corpus))}, not {listed(missing)}.")
     return corpus
+
+
+def read_saved(path, shown):
+    """`datasets.load_from_disk(path)`; a damaged save (a file cut short) is an error naming `shown` and the files
+    that cannot be read."""
+    from datasets import load_from_disk
+
+    try:
+        return load_from_disk(str(path))
+    except Exception as error:  # a file cut short or damaged: pyarrow's ArrowInvalid, OSError, JSON or datasets' errors
+        damaged = damaged_corpus_files(path)
+        where = f": {listed(damaged)} cannot be read" if damaged else ""
+        raise ValueError(
+            f"{shown} cannot be read{where} ({type(error).__name__}: {error}); the corpus is damaged (a copy cut short?). "
+            f"{PREPARE_HINT[0].upper()}{PREPARE_HINT[1:]} again, or copy it again."
+        ) from None
+
+
+def damaged_corpus_files(path):
+    """The files of a saved corpus at `path` that cannot be read: its JSON files and its Arrow files, each opened
+    whole (as `load_from_disk` memory-maps them)."""
+    import json
+
+    import pyarrow as pa
+
+    damaged = []
+    for file in sorted(Path(path).rglob("*")):
+        try:
+            if file.suffix == ".json":
+                json.loads(file.read_text(encoding="utf-8"))
+            elif file.suffix == ".arrow":
+                with pa.memory_map(str(file)) as source:
+                    pa.ipc.open_stream(source).read_all()
+        except Exception:  # noqa: BLE001 - any failure to read it makes it a damaged file
+            damaged.append(display_path(file))
+    return damaged
 
 
 # ------------------------------------------------------------------------------------------ emotion list

@@ -128,7 +128,9 @@ def load_split(dataset_path=None, split=None, dataset=None):
             raise ValueError("Pass dataset_path (a folder written by save_to_disk) or dataset.")
         if not os.path.isdir(dataset_path):
             raise FileNotFoundError(f"--dataset_path {dataset_path}: no such folder. Prepare a corpus first (sevlm-prepare or sevlm-train for the demo).")
-        loaded = datasets.load_from_disk(dataset_path)
+        from sevlm.data.schema import read_saved
+
+        loaded = read_saved(dataset_path, f"--dataset_path {display_path(dataset_path)}")
         if isinstance(loaded, datasets.DatasetDict):
             if split is None or split not in loaded:
                 raise ValueError(f"--split {split!r}: {dataset_path} has the splits {sorted(loaded)}; pick one with --split.")
