@@ -74,6 +74,7 @@ def test_jsonl_rows_skip_unreadable_files(pipe, gallery, tmp_path, monkeypatch):
         "a.png", "d.JPG", os.path.join("nested", "deeper", "a.png"), os.path.join("nested", NON_ASCII),
     ]  # fmt: skip
     assert "broken.jpg" in stderr and "cannot be read" in stderr and "Predicted 4 of 5 images" in stderr
+    assert "1 skipped: not a supported image (" in stderr and "notes.txt" in stderr  # said, as sevlm-index says it
     expected = pipe([row["file"] for row in rows])  # d.JPG is lossy: compare with the files, not the arrays
     for row, want in zip(rows, expected):
         assert (row["emotion"], row["explanation"]) == (want["emotion"], want["explanation"])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sevlm import DEMO_MODEL
 from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS, find_images
-from sevlm.io import display_path
+from sevlm.io import display_path, listed
 
 CARD_SIZE = (1200, 600)  # pixels, drawn by sevlm.render
 CARD_OWNER = "card folder"
@@ -141,9 +141,13 @@ def check_outputs(args, paths):
 
 def main(argv=None):
     args = parse_args(argv)
-    paths, problems = find_images(args.inputs, [ext.strip() for ext in args.extensions.split(",") if ext.strip()])
+    not_images = []
+    paths, problems = find_images(args.inputs, [ext.strip() for ext in args.extensions.split(",") if ext.strip()], not_images)
     for item, reason in problems:
         print(f"skipped {display_path(item)}: {reason}", file=sys.stderr)
+    if not_images:  # files in the folders given that are not images by their extension (--extensions)
+        names = [display_path(path) for path in not_images]
+        print(f"{len(names)} skipped: not a supported image ({listed(names)}; see --extensions).", file=sys.stderr)
     if not paths:
         print("No images to predict: pass image files, folders or glob patterns.", file=sys.stderr)
         return 1
