@@ -78,6 +78,19 @@ def make_temporary_folder(target, suffix="staging"):
     return folder
 
 
+def normal_modes(folder, suffixes=None):
+    """Give the files and folders under `folder` (only the files ending in `suffixes`, when given) the permissions a
+    plain `open()` / `mkdir` would: safetensors writes its files readable by their owner only (0600), so that a
+    model, a classifier or an index written through it would be unreadable to the group and to a web server."""
+    for root, folders, files in os.walk(folder):
+        if suffixes is None:
+            for name in folders:
+                os.chmod(os.path.join(root, name), new_folder_mode())
+        for name in files:
+            if suffixes is None or name.endswith(tuple(suffixes)):
+                os.chmod(os.path.join(root, name), new_file_mode())
+
+
 # ----------------------------------------------------------------------------------------- single files
 @contextlib.contextmanager
 def replace_file(path, mode="w", encoding="utf-8", newline=None):
@@ -244,6 +257,7 @@ def staged_output(target, owner, names=(), overwrite=False, flag="--overwrite", 
     try:
         yield staging
         check_output_folder(real, owner, folder_entries(staging), overwrite, flag, what)
+        normal_modes(staging, suffixes=(".safetensors",))
         move_outputs_in(staging, real, owner)
     finally:
         if staging.exists():

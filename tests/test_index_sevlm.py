@@ -82,6 +82,8 @@ def test_index_files_then_add_new_ones(model_folder, paintings, trained_tiny, tm
     assert "Indexed 7 new image(s) (0 already in the index, 2 skipped)" in stderr
     index = EmotionIndex.load(output)
     assert len(index) == 7 and index.config["model"] == str(model_folder.resolve())
+    private = [path.relative_to(output) for path in output.rglob("*") if path.is_file() and not path.stat().st_mode & 0o004]
+    assert private == []  # a web server (the app, a Space) reads them: the safetensors VAD table too
     expected = predict_batch(model, processor, [str(paintings / "painting-0.png")])[0]
     row = index.dataset[index.row_of(str(paintings / "painting-0.png"))]
     assert row["explanation"] == expected["explanation"] and row["emotion"] == expected["emotion"]

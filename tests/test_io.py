@@ -44,6 +44,16 @@ def test_atomic_writes_have_the_modes_of_plain_open(tmp_path, umask_022):
     assert mode(tmp_path / "run") == 0o755 and mode(tmp_path / "run" / OUTPUT_RECORD) == 0o644
 
 
+def test_staged_safetensors_files_are_readable_as_other_outputs(tmp_path, umask_022):
+    """safetensors writes 0600 files: a classifier, an index or a model staged through sevlm.io gets 0644."""
+    import torch
+    from safetensors.torch import save_file
+
+    with staged_output(tmp_path / "classifier", "emotion classifier") as staging:
+        save_file({"weight": torch.zeros(2)}, str(staging / "model.safetensors"))
+    assert mode(tmp_path / "classifier" / "model.safetensors") == 0o644
+
+
 def test_a_failed_write_leaves_the_old_file(tmp_path):
     path = tmp_path / "out.txt"
     path.write_text("old")

@@ -72,6 +72,7 @@ from sevlm.io import (
     display_path,
     json_safe,
     listed,
+    normal_modes,
     read_record,
     replace_file,
     write_json_atomic,
@@ -751,6 +752,7 @@ def write_vad_lookup(target, tokenizer, vad_table):
     target.mkdir(parents=True)
     tokenizer.save_pretrained(str(target))
     save_file({"vad_table": np.asarray(vad_table, dtype=np.float32)}, str(target / VAD_TABLE_FILE))
+    normal_modes(target)
 
 
 def remove_unreferenced(folder, config):
