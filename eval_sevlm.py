@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_CORPUS, DEMO_MODEL
-from sevlm.cli.arguments import run_command
+from sevlm.cli.arguments import parse_flags, run_command
 from sevlm.generation import GenerationArguments
 
 MIN_SLICE_SIZE = 30  # sevlm.evaluation.statistics.MIN_SLICE_SIZE (read here without loading the libraries)
@@ -102,7 +102,7 @@ def parse_arguments(argv=None):
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(EvalArguments, prog="sevlm-eval", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(parser, argv)
     from sevlm.evaluation.run import resolve_defaults
 
     return resolve_defaults(args)

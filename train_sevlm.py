@@ -12,7 +12,7 @@ them all). The emotion classes are the corpus's own (any taxonomy). The work is 
 import sys
 
 from sevlm import config_file
-from sevlm.cli.arguments import expand_args_files, read_args_file, run_command
+from sevlm.cli.arguments import expand_args_files, parse_flags, read_args_file, run_command
 
 HELP_ALL = "--help-all"
 
@@ -46,7 +46,7 @@ def parse_arguments(argv=None):
     if HELP_ALL in argv:
         parser.parse_args(["--help"])
     args = expand_args_files(argv) if argv else read_args_file(config_file("demo.args"))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)
+    model_args, data_args, training_args = parse_flags(parser, args, look_for_args_file=False)
     check_arguments(model_args, data_args, training_args)
     return model_args, data_args, training_args
 

@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sevlm.cli.arguments import run_command
+from sevlm.cli.arguments import parse_flags, run_command
 from sevlm.data.settings import DEMO_CORPORA, DEMO_LEXICON_NAME, DEMO_LEXICON_NOTE
 from sevlm.io import display_path
 
@@ -41,7 +41,7 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    (args,) = build_parser().parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(build_parser(), argv)
     return args
 
 

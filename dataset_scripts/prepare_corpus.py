@@ -3,7 +3,7 @@
 import sys
 from dataclasses import dataclass, field
 
-from sevlm.cli.arguments import run_command
+from sevlm.cli.arguments import parse_flags, run_command
 from sevlm.data.settings import (
     JPEG_QUALITY,
     MAX_IMAGE_SIDE,
@@ -81,7 +81,7 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    (args,) = build_parser().parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(build_parser(), argv)
     return args
 
 

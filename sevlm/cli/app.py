@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
+from sevlm.cli.arguments import parse_flags
 from sevlm.io import display_path
 
 EXAMPLE_COUNT = 6
@@ -52,7 +53,7 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(parser, argv)
     if args.top_k < 1:
         parser.error(f"--top_k must be at least 1, got {args.top_k}.")
     try:

@@ -11,7 +11,7 @@ free text and writes OUT/predictions.jsonl (scored by sevlm-eval exactly as SEVL
 import logging
 import sys
 
-from sevlm.cli.arguments import run_command
+from sevlm.cli.arguments import parse_flags, run_command
 from sevlm.evaluation.baseline import BaselineArguments
 
 
@@ -19,7 +19,7 @@ def baseline(argv=None):
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(BaselineArguments, prog="sevlm-baseline", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(parser, argv)
     from sevlm.evaluation.baseline import run_baseline
 
     return run_baseline(args)

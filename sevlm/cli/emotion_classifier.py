@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from sevlm.cli.arguments import run_command
+from sevlm.cli.arguments import parse_flags, run_command
 
 
 @dataclass
@@ -33,7 +33,7 @@ def train(argv=None):
         prog="sevlm-emotion-classifier",
         description="Train the text-emotion classifier used for emotional alignment (EA).",
     )
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(parser, argv)
     from sevlm.evaluation.classifier import train_from_dataset
 
     output_dir = args.output_dir or os.path.join(args.dataset_path, "emotion_classifier")

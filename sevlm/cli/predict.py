@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
+from sevlm.cli.arguments import parse_flags
 from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS, find_images
 from sevlm.io import display_path, listed
@@ -109,7 +110,7 @@ def parse_args(argv=None):
     from sevlm.prediction import output_format
 
     parser = build_parser()
-    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    args, positional = parse_flags(parser, argv)
     args.inputs = positional.inputs
     if args.batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {args.batch_size}.")
