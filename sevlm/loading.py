@@ -9,6 +9,7 @@
   the same way by every command.
 """
 
+import contextlib
 import functools
 import os
 
@@ -120,13 +121,30 @@ def _model_folder_problem(folder, present):
     return f"it lacks {listed(missing)}" if missing else None
 
 
-def load_model_and_processor(model_name_or_path, device=None):
+@contextlib.contextmanager
+def loading_progress(show=True):
+    """transformers' own progress bars ("Loading weights") shown or hidden inside the block, as a command's
+    --no_progress asks."""
+    from transformers.utils import logging as transformers_logging
+
+    hide = not show and transformers_logging.is_progress_bar_enabled()
+    if hide:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hide:
+            transformers_logging.enable_progress_bar()
+
+
+def load_model_and_processor(model_name_or_path, device=None, progress=True):
     """A SEVLM folder or Hub id as (model in eval mode on `device`, processor), with the folder's own code
-    (`trust_remote_code`), after `check_model_folder`."""
+    (`trust_remote_code`), after `check_model_folder`; `progress=False` hides transformers' loading bar."""
     from transformers import AutoModel, AutoProcessor
 
     check_model_folder(model_name_or_path)
-    model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True).eval()
+    with loading_progress(progress):
+        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True).eval()
     if device is not None:
         model.to(device)
     processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from sevlm.io import display_path, make_temporary_file, spreadsheet_safe
-from sevlm.loading import check_model_folder, pick_device
+from sevlm.loading import check_model_folder, loading_progress, pick_device
 from sevlm.render import make_card
 
 TASK = "art-emotion"
@@ -46,12 +46,14 @@ def read_image(path):
 
 
 # -------------------------------------------------------------------------------------------------- model
-def load_pipeline(model_name_or_path, device=None):
-    """The model folder's own `art-emotion` pipeline (its code, `trust_remote_code`), on `device`."""
+def load_pipeline(model_name_or_path, device=None, progress=True):
+    """The model folder's own `art-emotion` pipeline (its code, `trust_remote_code`), on `device`;
+    `progress=False` hides transformers' loading bar."""
     from transformers import pipeline
 
     check_model_folder(model_name_or_path)
-    return pipeline(TASK, model=model_name_or_path, trust_remote_code=True, device=pick_device(device))
+    with loading_progress(progress):
+        return pipeline(TASK, model=model_name_or_path, trust_remote_code=True, device=pick_device(device))
 
 
 # ---------------------------------------------------------------------------------------------- predicting

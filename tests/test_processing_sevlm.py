@@ -409,3 +409,18 @@ def test_a_checkpoint_without_code_names_each_missing_file_once(tiny, tmp_path):
         check_model_folder(checkpoint)
     message = str(raised.value)
     assert message.count("processing_sevlm.py") == 1 and "modeling_sevlm.py" in message
+
+
+def test_no_progress_hides_the_loading_bar(tiny, tmp_path, capfd):
+    """--no_progress (progress=False) hides transformers' "Loading weights" bar too, and leaves it on afterwards."""
+    from transformers.utils import logging as transformers_logging
+
+    model, processor = tiny
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    capfd.readouterr()
+    load_model_and_processor(tmp_path / "model", progress=False)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled()
+    load_model_and_processor(tmp_path / "model")
+    assert "Loading weights" in capfd.readouterr().err

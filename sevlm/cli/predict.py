@@ -179,7 +179,7 @@ def main(argv=None):
         print(error, file=sys.stderr)
         return 1
     try:
-        pipe = load_pipeline(args.model_name_or_path, device)
+        pipe = load_pipeline(args.model_name_or_path, device, progress=not args.no_progress)
     except (OSError, ValueError) as error:
         print(f"Cannot load the model {display_path(args.model_name_or_path)}: {display_path(str(error))}", file=sys.stderr)
         return 1

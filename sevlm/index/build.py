@@ -868,7 +868,7 @@ def build_index(
 
     if isinstance(model, (str, os.PathLike)):
         given_name = os.fspath(model)
-        model, processor = load_model_and_processor(given_name, pick_device(device))
+        model, processor = load_model_and_processor(given_name, pick_device(device), progress=progress)
     else:
         given_name = None
         if processor is None:
