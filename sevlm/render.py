@@ -82,18 +82,40 @@ def draw_card(image, result, title=None, asked=False):
     return figure
 
 
+# Rows of score bars a card draws: at the smallest font (6 points) this many fit in the bars' height.
+MAX_CARD_ROWS = int(0.54 * CARD_SIZE[1] / CARD_DPI * 72 / 10)
+
+
+def _card_rows(emotions, values, shown, limit=MAX_CARD_ROWS):
+    """The (names, values, colours) of the card's bars: every class when they fit; else, in class order, the
+    highest-scoring classes (the one shown always among them) and a last grey row summing the other classes."""
+    colors = [_color(name, emotions) for name in emotions]
+    if len(emotions) <= limit:
+        return list(emotions), list(values), colors
+    ranked = sorted(range(len(emotions)), key=lambda index: -values[index])
+    chosen = ranked[: limit - 1]
+    if shown in emotions and emotions.index(shown) not in chosen:
+        chosen[-1] = emotions.index(shown)
+    chosen.sort()
+    rest = len(emotions) - len(chosen)
+    names = [emotions[index] for index in chosen] + [f"{rest} other classes"]
+    kept = [values[index] for index in chosen]
+    return names, kept + [max(0.0, float(sum(values)) - float(sum(kept)))], [colors[index] for index in chosen] + ["#999999"]
+
+
 def _draw_scores(figure, emotions, values, shown):
-    """Horizontal bars of every class's score; font and bar size shrink with the number of classes so that
-    labels never overlap (2 to about 20 classes)."""
+    """Horizontal bars of the classes' scores; font and bar size shrink with the number of classes so that labels
+    never overlap, down to 6 points; beyond MAX_CARD_ROWS classes the highest scores are drawn and the others summed
+    in one row (`_card_rows`)."""
     from matplotlib.transforms import blended_transform_factory
 
     bars = figure.add_axes((0.66, 0.32, 0.28, 0.54))
+    emotions, values, colors = _card_rows(list(emotions), list(values), shown)
     count = len(emotions)
     row_points = 0.54 * CARD_SIZE[1] / CARD_DPI * 72 / max(count, 1)  # height of one row, in points
     fontsize = max(6.0, min(11.0, 0.6 * row_points))
     label_chars = int(0.15 * CARD_SIZE[0] / CARD_DPI * 72 / (0.6 * fontsize))  # labels sit in the 0.16 left of the bars
     positions = list(range(count))
-    colors = [_color(name, emotions) for name in emotions]
     drawn = bars.barh(positions, values, color=colors, height=0.7)
     names_at = blended_transform_factory(bars.transAxes, bars.transData)
     for patch, position, name, value in zip(drawn, positions, emotions, values):

@@ -398,6 +398,32 @@ def test_score_chart_fits_2_to_20_classes(count):
         assert 0.3 * height <= box.y0 and box.y1 <= 0.88 * height  # below the header, above the explanation
 
 
+def test_a_card_of_thousands_of_classes_draws_the_highest_and_sums_the_rest():
+    """3,000 classes would be 3,000 bars at 6 points (a black block): the card draws the highest scores, the shown
+    class among them, in class order, and one row for the others, with labels that do not overlap."""
+    from sevlm.render import MAX_CARD_ROWS
+
+    count = 3000
+    names = [f"class {index}" for index in range(count)]
+    values = np.full(count, 0.3 / (count - 4))
+    values[[10, 2000, 2999, 5]] = [0.4, 0.2, 0.1, 0.0]  # class 5, shown, has the lowest score
+    scores = dict(zip(names, values))
+    figure = draw_card(Image.new("RGB", (64, 64)), {"emotion": "class 5", "score": values[5], "scores": scores, "explanation": "x"})
+    bars = figure.axes[-1]
+    labels = [text.get_text() for text in bars.texts if text.get_text() and not text.get_text().endswith("%")]
+    assert len(labels) == MAX_CARD_ROWS < 30
+    assert {"class 5", "class 10", "class 2000", "class 2999"} <= set(labels[:-1])
+    drawn = [int(label.split()[1]) for label in labels[:-1]]
+    assert drawn == sorted(drawn)  # in class order
+    assert labels[-1] == f"{count - MAX_CARD_ROWS + 1} other classes"
+    others = 1.0 - sum(values[index] for index in drawn)
+    assert [text.get_text() for text in bars.texts if text.get_text().endswith("%")][-1] == f"{others:.0%}"
+    renderer = figure.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in bars.texts if text.get_text() and not text.get_text().endswith("%")]
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert upper.y0 >= lower.y1 - 0.5, "labels overlap"
+
+
 # ------------------------------------------------------------------------------------------------ attention maps
 def test_heat_map_over_the_painting(tmp_path):
     """A hand-made result: attention on the top-left patch only. The heat map colours that corner of the painting
