@@ -6,9 +6,12 @@ metrics, best models as folders), checkpoints, the run's output folder (`RunOutp
 
 A metric that cannot be computed (emotion accuracy when no evaluated painting has a majority emotion) is undefined:
 NaN in the metrics (null in the JSON files), said once with the reason, and ignored by model selection, early
-stopping and the best-model folders, which then go by what is defined (the validation loss).
+stopping and the best-model folders, which then go by what is defined (the validation loss). A kept model whose
+metric never beat its first evaluation's value is said to be that first model, at the end and in the results
+(`best_model_report`).
 """
 
+import contextlib
 import copy
 import json
 import logging as std_logging
@@ -22,7 +25,9 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
+from huggingface_hub.errors import HFValidationError
 from transformers import (
+    AutoTokenizer,
     CLIPVisionConfig,
     GPT2Config,
     Trainer,
@@ -62,7 +67,14 @@ from sevlm.io import (
 )
 from sevlm.names import emotion_key
 from sevlm.tokenizer import train_tokenizer
-from sevlm.training_arguments import MAX_LOADER_WORKERS, DataArguments, ModelArguments, RecipeArguments  # noqa: F401
+from sevlm.training_arguments import (  # noqa: F401
+    MAX_LOADER_WORKERS,
+    RECIPE_TEXT_MODEL,
+    RECIPE_VISION_MODEL,
+    DataArguments,
+    ModelArguments,
+    RecipeArguments,
+)
 from sevlm.vad import build_vad_table
 
 logger = logging.get_logger("train_sevlm")
@@ -77,6 +89,8 @@ GENERATION_METRICS = ("emotion_accuracy", "emotion_accuracy_scores", "bleu_4_fas
 ACCURACY_METRICS = ("emotion_accuracy", "emotion_accuracy_scores")  # undefined without a painting with a majority
 SELECTABLE_METRICS = GENERATION_METRICS + ("loss",)
 BEST_FOLDER_PREFIX = "best_"
+# Fewer validation paintings than this hardly move a generation metric (each is a 1/N step of accuracy).
+SMALL_VALIDATION = 20
 RESULT_FILES = ("train_results.json", "eval_results.json", "test_results.json", "all_results.json")
 # The owner of a training run's entries in its output folder's record (`.sevlm-output.json`, see sevlm.io).
 TRAINING_RUN = "training run"
@@ -131,6 +145,13 @@ def check_arguments(model_args, data_args, training_args):
 
 def metric_list(text):
     return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def early_stopping_metrics(data_args, training_args):
+    """What early stopping watches: --early_stopping_metrics and the metric that chooses the final model
+    (--metric_for_best_model), so that training never stops while the model it keeps is still improving."""
+    chosen = (training_args.metric_for_best_model or "").removeprefix("eval_")
+    return list(dict.fromkeys(metric_list(data_args.early_stopping_metrics) + ([chosen] if chosen else [])))
 
 
 def is_defined(value):
@@ -371,6 +392,52 @@ def _is_config_file(name):
     return name is not None and str(name).endswith(".json") and Path(name).is_file()
 
 
+def uses_vad_lexicon(model_args):
+    return not model_args.no_vad and (model_args.use_vad_embedding or model_args.use_vad_loss)
+
+
+def check_new_model_inputs(model_args):
+    """Before anything is loaded (a pretrained part can take minutes to download): a new model has both parts, a
+    config file that is named exists, and a VAD run has its lexicon. Nothing to check for --model_name_or_path."""
+    if model_args.model_name_or_path:
+        return
+    for flag in ("--vision_model_name_or_path", "--text_model_name_or_path"):
+        name = getattr(model_args, flag.removeprefix("--"))
+        if not name:
+            raise ValueError(
+                f"{flag} is empty: a new model needs a vision tower and a decoder (the paper's recipe, the default: "
+                f"--vision_model_name_or_path {RECIPE_VISION_MODEL} --text_model_name_or_path {RECIPE_TEXT_MODEL}), "
+                "or pass --model_name_or_path to continue a saved model."
+            )
+        if str(name).endswith(".json") and not Path(name).is_file():
+            raise FileNotFoundError(f"{flag} {name}: no such config file.")
+    if uses_vad_lexicon(model_args) and not model_args.vad_lexicon:
+        raise ValueError(f"This run uses VAD (fusion/loss) but no lexicon was given. {NRC_VAD_HELP}")
+    if uses_vad_lexicon(model_args) and not Path(model_args.vad_lexicon).is_file():
+        raise FileNotFoundError(f"--vad_lexicon {model_args.vad_lexicon} not found. {NRC_VAD_HELP}")
+
+
+@contextlib.contextmanager
+def loading_parts(names):
+    """Load pretrained parts ({flag: name}); a part that cannot be loaded (no such folder or model, or a Hub name
+    that is neither in the local cache nor reachable) is an error naming the flag and what to pass instead."""
+    try:
+        yield
+    except (OSError, HFValidationError) as error:
+        if not names:
+            raise
+        given = " / ".join(f"{flag} {name}" for flag, name in names.items())
+        recipe = {RECIPE_VISION_MODEL, RECIPE_TEXT_MODEL} & set(names.values())
+        default = " (the paper's recipe: the default when the flag is not given)" if recipe else ""
+        reason = " ".join(str(error).split())
+        raise OSError(
+            f"{given}{default} cannot be loaded: {reason} A Hub name is downloaded once, then read from the local "
+            "cache (also offline); without the Hub, pass a local folder holding the model, or config files for a "
+            "small model trained from scratch (--vision_model_name_or_path configs/demo_vision.json "
+            "--text_model_name_or_path configs/demo_text.json, as --args_file configs/own-data.args does)."
+        ) from error
+
+
 def build_processor(model_args, data_args, corpus, vision_config, checkpoint=None):
     """The processor: from the checkpoint being resumed (its tokenizer is what the weights were trained with), from
     --model_name_or_path, or new, with the corpus's emotion list."""
@@ -394,17 +461,21 @@ def build_processor(model_args, data_args, corpus, vision_config, checkpoint=Non
         texts = [f"{model_args.prompt_text} {name}{model_args.connector_text}" for name in emotions] * 10
         texts += [text for row in explanations for text in row]
         tokenizer = train_tokenizer(texts, vocab_size=model_args.tokenizer_vocab_size)
-    elif tokenizer is None:
-        tokenizer = model_args.text_model_name_or_path
+    else:
+        flag = "--tokenizer_name_or_path" if tokenizer is not None else "--text_model_name_or_path"
+        name = tokenizer if tokenizer is not None else model_args.text_model_name_or_path
+        with loading_parts({flag: name}):
+            tokenizer = AutoTokenizer.from_pretrained(name)
     vision = model_args.vision_model_name_or_path
-    return SevlmProcessor.from_vision_text(
-        vision_config if _is_config_file(vision) else vision,
-        tokenizer,
-        emotions=emotions,
-        prompt_text=model_args.prompt_text,
-        connector_text=model_args.connector_text,
-        max_length=data_args.max_length,
-    )
+    with loading_parts({} if _is_config_file(vision) else {"--vision_model_name_or_path": vision}):
+        return SevlmProcessor.from_vision_text(
+            vision_config if _is_config_file(vision) else vision,
+            tokenizer,
+            emotions=emotions,
+            prompt_text=model_args.prompt_text,
+            connector_text=model_args.connector_text,
+            max_length=data_args.max_length,
+        )
 
 
 def build_model(model_args, processor, vision_config):
@@ -413,32 +484,29 @@ def build_model(model_args, processor, vision_config):
         model.config.freeze_vision = model_args.freeze_vision
         model.vision_model.requires_grad_(not model_args.freeze_vision)
         return model
-    if not model_args.vision_model_name_or_path or not model_args.text_model_name_or_path:
-        raise ValueError("Pass --vision_model_name_or_path and --text_model_name_or_path (or --model_name_or_path).")
-    uses_vad = not model_args.no_vad and (model_args.use_vad_embedding or model_args.use_vad_loss)
-    if uses_vad and not model_args.vad_lexicon:
-        raise ValueError(f"This run uses VAD (fusion/loss) but no lexicon was given. {NRC_VAD_HELP}")
-    if uses_vad and not Path(model_args.vad_lexicon).is_file():
-        raise FileNotFoundError(f"--vad_lexicon {model_args.vad_lexicon} not found. {NRC_VAD_HELP}")
+    check_new_model_inputs(model_args)
+    uses_vad = uses_vad_lexicon(model_args)
     text = model_args.text_model_name_or_path
     text = text_config_from_file(text, processor.tokenizer) if _is_config_file(text) else text
     vision = model_args.vision_model_name_or_path
-    return SevlmForConditionalGeneration.from_vision_text(
-        vision_config if _is_config_file(vision) else vision,
-        text,
-        processor,
-        vad_table=build_vad_table(processor.tokenizer, model_args.vad_lexicon, None, model_args.vad_lexicon_language)
-        if uses_vad
-        else None,
-        use_vad_embedding=model_args.use_vad_embedding and not model_args.no_vad,
-        use_vad_loss=model_args.use_vad_loss and not model_args.no_vad,
-        use_contrastive_loss=model_args.use_contrastive_loss,
-        lm_loss_weight=model_args.lm_loss_weight,
-        vad_loss_weight=model_args.vad_loss_weight,
-        contrastive_loss_weight=model_args.contrastive_loss_weight,
-        vad_encoder_causal=model_args.vad_encoder_causal,
-        freeze_vision=model_args.freeze_vision,
-    )
+    vision = vision_config if _is_config_file(vision) else vision
+    vad_table = build_vad_table(processor.tokenizer, model_args.vad_lexicon, None, model_args.vad_lexicon_language) if uses_vad else None
+    pretrained = {flag: name for flag, name in (("--vision_model_name_or_path", vision), ("--text_model_name_or_path", text)) if isinstance(name, str)}
+    with loading_parts(pretrained):
+        return SevlmForConditionalGeneration.from_vision_text(
+            vision,
+            text,
+            processor,
+            vad_table=vad_table,
+            use_vad_embedding=model_args.use_vad_embedding and not model_args.no_vad,
+            use_vad_loss=model_args.use_vad_loss and not model_args.no_vad,
+            use_contrastive_loss=model_args.use_contrastive_loss,
+            lm_loss_weight=model_args.lm_loss_weight,
+            vad_loss_weight=model_args.vad_loss_weight,
+            contrastive_loss_weight=model_args.contrastive_loss_weight,
+            vad_encoder_causal=model_args.vad_encoder_causal,
+            freeze_vision=model_args.freeze_vision,
+        )
 
 
 def text_config_from_file(path, tokenizer):
@@ -659,7 +727,7 @@ class PairEpochCallback(TrainerCallback):
 
 class SevlmEarlyStoppingCallback(TrainerCallback, ExportableState):
     """Stop after `patience` evaluations in which none of `metrics` improved (the reference: neither emotion accuracy
-    nor BLEU-4). Only the periodic evaluations count (`eval_*`), not the final test evaluation. An undefined value
+    nor BLEU-4; `train` adds --metric_for_best_model, see `early_stopping_metrics`). Only the periodic evaluations count (`eval_*`), not the final test evaluation. An undefined value
     (NaN: no painting with a majority emotion) is no evidence either way and is left out; when none of `metrics` is
     defined, the validation loss is watched instead. Its state is saved in checkpoints (the Trainer restores it on
     resume: --restore_callback_states_from_checkpoint), so a resumed run keeps counting."""
@@ -728,6 +796,72 @@ class BestModelsCallback(TrainerCallback):
         except (OSError, ValueError, KeyError):
             return None
         return value if is_defined(value) else None
+
+
+# ----------------------------------------------------------------------------- which evaluation each model is
+def best_model_report(log_history, best_metrics, final_metric=None):
+    """Which periodic evaluation (of `log_history`) each kept model comes from: every `best_<metric>` folder of
+    `best_metrics`, and the final model when --load_best_model_at_end chooses it by `final_metric`.
+
+    Returns `{"best_<metric>" or "final": {"metric", "value", "step", "epoch", "evaluations", "first_evaluation"}}`
+    (a metric never defined has no entry). A model that is the first evaluation's although later evaluations came,
+    because its metric never beat its first value, also has a `note` saying so and why: it was kept for coming
+    first, not for being better, and is barely trained."""
+    periodic = [entry for entry in log_history if "step" in entry and any(key.startswith("eval_") for key in entry)]
+    targets = [(f"{BEST_FOLDER_PREFIX}{name}", name) for name in best_metrics]
+    if final_metric:
+        targets.append(("final", final_metric.removeprefix("eval_")))
+    report = {}
+    for label, name in targets:
+        values = [(entry, entry[f"eval_{name}"]) for entry in periodic if is_defined(entry.get(f"eval_{name}"))]
+        if not values:
+            continue
+        best_entry, best = None, None
+        for entry, value in values:
+            if is_better(name, value, best):
+                best_entry, best = entry, value
+        first_entry = values[0][0]
+        report[label] = {
+            "metric": f"eval_{name}",
+            "value": best,
+            "step": best_entry["step"],
+            "epoch": best_entry.get("epoch"),
+            "evaluations": len(values),
+            "first_evaluation": best_entry is first_entry,
+        }
+        if best_entry is first_entry and len(values) > 1:
+            report[label]["note"] = first_model_note(label, name, values, periodic)
+    return report
+
+
+def first_model_note(label, name, values, periodic):
+    """What to say of a kept model that is the first evaluation's (see `best_model_report`)."""
+    first_entry, first = values[0]
+    what = f"The final model (--load_best_model_at_end, chosen by eval_{name})" if label == "final" else f"{label}/"
+    epoch = first_entry.get("epoch")
+    when = f"step {first_entry['step']}" + (f", epoch {epoch:g}" if epoch is not None else "")
+    direction = "fell below" if name == "loss" else "rose above"
+    later = len(values) - 1
+    text = (
+        f"{what} is the model of the first evaluation ({when}): eval_{name} never {direction} its first value "
+        f"({first:.4g}) in the {later} evaluation{'s' if later > 1 else ''} after it"
+    )
+    last = values[-1][0]
+    counted = last.get("eval_majority_paintings" if name in ACCURACY_METRICS else "eval_paintings")
+    if name != "loss" and isinstance(counted, int):
+        what_counted = "with a majority emotion" if name in ACCURACY_METRICS else ""
+        text += f" on {counted} validation painting{'s' if counted != 1 else ''} {what_counted}".rstrip()
+    losses = [entry["eval_loss"] for entry in periodic if is_defined(entry.get("eval_loss"))]
+    if name != "loss" and len(losses) > 1 and min(losses) < losses[0]:
+        text += f", while eval_loss fell from {losses[0]:.4g} to {min(losses):.4g}"
+    text += ". It is kept for coming first, not for being better, and has had only the training before that evaluation"
+    if name != "loss" and isinstance(counted, int) and counted < SMALL_VALIDATION:
+        text += (
+            f"; {counted} validation painting{'s are' if counted != 1 else ' is'} too few for eval_{name} to move: "
+            "give the validation split more (sevlm-prepare --validation_size) or choose by the loss "
+            "(--metric_for_best_model loss)"
+        )
+    return text + "."
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -823,6 +957,7 @@ def run_results(train_metrics, metrics):
 def build_trainer(model_args, data_args, training_args, checkpoint=None, outputs=None):
     """Everything up to `trainer.train()`: corpus, processor, model (LoRA), views, collators, SevlmTrainer.
     `outputs`: the run's `RunOutputs` (new, unchecked, when not given)."""
+    check_new_model_inputs(model_args)
     corpus = load_corpus(data_args)
     vision_config = None
     if _is_config_file(model_args.vision_model_name_or_path):
@@ -876,7 +1011,7 @@ def build_trainer(model_args, data_args, training_args, checkpoint=None, outputs
     check_defined_metrics(paintings, loss_views, processor.emotions, data_args, training_args)
     callbacks = [PairEpochCallback(train_dataset)] if hasattr(train_dataset, "set_epoch") else []
     if eval_dataset is not None and data_args.early_stopping_patience > 0:
-        callbacks.append(SevlmEarlyStoppingCallback(data_args.early_stopping_patience, metric_list(data_args.early_stopping_metrics)))
+        callbacks.append(SevlmEarlyStoppingCallback(data_args.early_stopping_patience, early_stopping_metrics(data_args, training_args)))
     trainer = SevlmTrainer(
         model=model,
         args=training_args,
@@ -983,6 +1118,8 @@ def train(model_args, data_args, training_args):
     trainer, processor = build_trainer(model_args, data_args, training_args, checkpoint, outputs)
     outputs.set_aside()
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    final_metric = training_args.metric_for_best_model if training_args.load_best_model_at_end else None
+    best_models = best_model_report(trainer.state.log_history, trainer.outputs.best_metrics, final_metric)
     metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
     if trainer.test_dataset is not None:
         metrics.update(trainer.evaluate(eval_dataset=trainer.test_dataset, metric_key_prefix="test"))
@@ -990,7 +1127,8 @@ def train(model_args, data_args, training_args):
 
         def write(staging):
             write_model_folder(trainer, processor, staging, metrics, trainer.card_fields)
-            for name, values in run_results(train_output.metrics, metrics).items():
+            train_metrics = {**train_output.metrics, **({"best_models": best_models} if best_models else {})}
+            for name, values in run_results(train_metrics, metrics).items():
                 write_json_atomic(staging / name, values)
 
         outputs.save_final(write)
@@ -999,5 +1137,10 @@ def train(model_args, data_args, training_args):
             from sevlm.hub import push_folder
 
             push_folder(training_args.output_dir, training_args.hub_model_id, private=training_args.hub_private_repo, token=training_args.hub_token)
+    if training_args.should_log:
+        # Last, where it is read: a kept model that training never made better than its first evaluation.
+        for report in best_models.values():
+            if "note" in report:
+                logger.warning(report["note"])
     trainer.accelerator.wait_for_everyone()
     return metrics

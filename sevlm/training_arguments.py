@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 # Data loader workers when training on a GPU: one core per process is left to the training loop itself.
 MAX_LOADER_WORKERS = 8
+# The paper's two parts (configs/sevlm-artemis-v1.args): the defaults of a new model.
+RECIPE_VISION_MODEL = "openai/clip-vit-base-patch16"
+RECIPE_TEXT_MODEL = "distilgpt2"
 
 
 @dataclass
@@ -16,12 +19,12 @@ class ModelArguments:
         default=None, metadata={"help": "A saved SEVLM folder or Hub id to continue training (instead of the two parts below)."}
     )
     vision_model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "CLIP vision tower: a name/path with weights (openai/clip-vit-base-patch16) or a CLIPVisionConfig JSON file (random init)."},
+        default=RECIPE_VISION_MODEL,
+        metadata={"help": f"CLIP vision tower: a name/path with weights (default: the paper's {RECIPE_VISION_MODEL}) or a CLIPVisionConfig JSON file (random init)."},
     )
     text_model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "GPT-2 decoder: a name/path with weights (distilgpt2) or a GPT2Config JSON file (random init)."},
+        default=RECIPE_TEXT_MODEL,
+        metadata={"help": f"GPT-2 decoder: a name/path with weights (default: the paper's {RECIPE_TEXT_MODEL}) or a GPT2Config JSON file (random init)."},
     )
     tokenizer_name_or_path: str | None = field(
         default=None,
@@ -69,12 +72,12 @@ class DataArguments:
     generation_max_new_tokens: int = field(default=25, metadata={"help": "Tokens generated per painting during evaluation."})
     generation_num_beams: int = field(default=1, metadata={"help": "Beams during evaluation (1: greedy, the paper's setting)."})
     early_stopping_patience: int = field(
-        default=10,
-        metadata={"help": "Stop at the N-th evaluation in a row in which none of --early_stopping_metrics improved (0: never). The reference code stops when more than 10 did: its recipe files use 11."},
+        default=11,
+        metadata={"help": "Stop at the N-th evaluation in a row in which none of --early_stopping_metrics (nor --metric_for_best_model) improved (0: never). The default is the reference code's: it stops when more than 10 did."},
     )
     early_stopping_metrics: str = field(
         default="emotion_accuracy,bleu_4_fast",
-        metadata={"help": "Comma-separated evaluation metrics watched by early stopping (the paper: emotion accuracy and BLEU-4)."},
+        metadata={"help": "Comma-separated evaluation metrics watched by early stopping (the paper: emotion accuracy and BLEU-4); --metric_for_best_model is always watched too, and training stops only when none of them improves."},
     )
     best_model_metrics: str = field(
         default="emotion_accuracy,bleu_4_fast",
@@ -106,7 +109,7 @@ class RecipeArguments:
     save_steps: float = field(default=2000, metadata={"help": "Save every N steps."})
     save_total_limit: int | None = field(default=3, metadata={"help": "Checkpoints kept (the best one is always kept)."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint (by --metric_for_best_model) at the end: the final folder."})
-    metric_for_best_model: str | None = field(default="emotion_accuracy", metadata={"help": "emotion_accuracy, emotion_accuracy_scores, bleu_4_fast or loss."})
+    metric_for_best_model: str | None = field(default="emotion_accuracy", metadata={"help": "emotion_accuracy, emotion_accuracy_scores, bleu_4_fast or loss (early stopping watches it too)."})
     logging_steps: float = field(default=50, metadata={"help": "Log the loss terms every N steps."})
     logging_nan_inf_filter: bool = field(default=False, metadata={"help": "Never hide non-finite losses (training stops on them)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collators read raw columns."})

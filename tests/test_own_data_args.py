@@ -2,12 +2,13 @@
 through prepare -> train -> eval -> predict with it, every split evaluated and the explanations in whole words."""
 
 import json
+import re
 import shlex
 
 import numpy as np
 import pytest
 from datasets import disable_progress_bars, load_from_disk
-from helpers import REPO_ROOT
+from helpers import FIXTURE_LEXICON, REPO_ROOT
 from PIL import Image
 
 import eval_sevlm
@@ -39,6 +40,29 @@ def test_the_args_file_is_neutral_and_parses():
     assert not data_args.make_demo_corpus and model_args.vad_lexicon is None
     assert model_args.vision_model_name_or_path == str(REPO_ROOT / "configs" / "demo_vision.json")
     assert training_args.use_cpu and not model_args.use_contrastive_loss
+
+
+def test_the_readme_example_gives_the_lexicon_or_no_vad():
+    """The README's own-data example runs as written: a VAD run names its lexicon, and the text says where it comes
+    from and that --no_vad goes without one."""
+    from sevlm.training import check_new_model_inputs
+    from train_sevlm import parse_arguments
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    prose, block = re.search(r"\*\*A corpus of your own\*\*(.*?)```bash\n(.*?)```", readme, re.S).groups()
+    assert "https://saifmohammad.com/WebPages/nrc-vad.html" in prose and "--no_vad" in prose
+    [command] = [line for line in block.replace("\\\n", " ").splitlines() if line.startswith("sevlm-train ")]
+    assert "# or --no_vad" in command
+    argv = shlex.split(command, comments=True)[1:]
+    argv[argv.index("--args_file") + 1] = str(REPO_ROOT / "configs" / "own-data.args")
+    model_args, _, _ = parse_arguments(argv)
+    assert model_args.vad_lexicon == "NRC-VAD-Lexicon.txt" and not model_args.no_vad
+    # With the lexicon where the example says (here a file in its format), nothing stops the run before training.
+    model_args.vad_lexicon = str(FIXTURE_LEXICON)
+    check_new_model_inputs(model_args)
+    # The alternative the comment gives: --no_vad instead of --vad_lexicon.
+    position = argv.index("--vad_lexicon")
+    check_new_model_inputs(parse_arguments(argv[:position] + argv[position + 2 :] + ["--no_vad"])[0])
 
 
 @pytest.mark.slow

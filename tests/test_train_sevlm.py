@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -27,6 +28,7 @@ from sevlm.loading import check_model_folder
 from sevlm.training import (
     SevlmEarlyStoppingCallback,
     SevlmTrainer,
+    best_model_report,
     build_trainer,
     default_loader_workers,
     is_complete_checkpoint,
@@ -122,6 +124,36 @@ def test_demo_defaults_come_from_the_args_file():
     assert paper.weight_decay == 0 and paper.lr_scheduler_type == "linear" and paper.metric_for_best_model == "emotion_accuracy"
     assert (paper.adam_epsilon, paper.max_grad_norm) == (1e-6, 0.0)  # the reference code: eps 1e-6, no clipping
     assert paper_data.early_stopping_metrics == paper_data.best_model_metrics == "emotion_accuracy,bleu_4_fast"
+
+
+def test_a_run_with_only_paths_follows_the_recipe(small_corpus, tmp_path, capsys):
+    """`sevlm-train --dataset_path DATA --output_dir OUT --no_vad`: the recipe's two parts, by default. Offline (the
+    tests never reach the Hub) they cannot be loaded: one line naming the flag and what to pass, no traceback."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from train_sevlm import main
+
+    only_paths = ["--dataset_path", str(small_corpus), "--output_dir", str(tmp_path / "out"), "--no_vad"]
+    model_args, data_args, args = parse_arguments(only_paths)
+    recipe_model, recipe_data, recipe = parse_arguments(["--args_file", "configs/sevlm-artemis-v1.args", "--fp16", "false"])
+    for name in ("vision_model_name_or_path", "text_model_name_or_path", "freeze_vision", "vad_learning_rate"):
+        assert getattr(model_args, name) == getattr(recipe_model, name), name
+    for name in ("early_stopping_patience", "early_stopping_metrics", "best_model_metrics", "max_length"):
+        assert getattr(data_args, name) == getattr(recipe_data, name), name
+    assert args.metric_for_best_model == recipe.metric_for_best_model and args.load_best_model_at_end
+    if all(isinstance(try_to_load_from_cache(repo, "config.json"), str) for repo in ("distilgpt2", "openai/clip-vit-base-patch16")):
+        pytest.skip("the recipe's models are in the local cache: nothing fails to load here")
+    capsys.readouterr()
+    assert main(only_paths) == 1
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1, error
+    assert re.search(r"error: --(text|vision)_model_name_or_path (distilgpt2|openai/clip-vit-base-patch16) \(the paper's recipe", error)
+    assert "cannot be loaded" in error and "configs/demo_text.json" in error
+    # A part given empty, or a config file that is not there, is said before the corpus is even read.
+    for flag, value, match in (("--vision_model_name_or_path", "", "--vision_model_name_or_path is empty"),
+                               ("--text_model_name_or_path", "missing.json", "--text_model_name_or_path missing.json: no such config file")):
+        assert main([*only_paths, "--dataset_path", str(tmp_path / "no-corpus"), flag, value]) == 1
+        assert match in capsys.readouterr().err
 
 
 def test_recipe_files_hold_the_reference_choices():
@@ -699,3 +731,62 @@ def test_resume_restores_early_stopping_state(small_corpus, tmp_path):
     resumed.add_callback(Peek())
     resumed.train(resume_from_checkpoint=checkpoint)
     assert seen == {"best": saved["attributes"]["best"], "stale": saved["attributes"]["stale"]}
+
+
+# ------------------------------------------------------------------------ a metric that never moves
+def test_a_metric_that_never_moves_neither_stops_training_nor_keeps_a_model_silently(tmp_path, monkeypatch, caplog):
+    """A validation split of one painting: accuracy stays 0 and BLEU at its floor while the validation loss falls.
+    With --metric_for_best_model loss (configs/own-data.args) training goes on while the loss improves, and the
+    best_* folders that hold the first evaluation's model are said to, at the end and in the results."""
+    constant = {"emotion_accuracy": 0.0, "emotion_accuracy_scores": 0.0, "bleu_4_fast": 1e-11, "paintings": 1, "majority_paintings": 1}
+    monkeypatch.setattr(SevlmTrainer, "generation_metrics", lambda self, paintings: dict(constant))
+    emotions = ["calm", "tense", "joyful", "gloomy"]
+    corpus = taxonomy_corpus(tmp_path / "own", emotions)
+    output = tmp_path / "out"
+    args = own_data_args(corpus, output, "--max_steps", "8", "--eval_steps", "1", "--save_steps", "1", "--test_split", "")
+    args += ["--metric_for_best_model", "loss", "--early_stopping_patience", "2", "--max_eval_paintings", "1", "--save_total_limit", "1"]
+    with caplog.at_level(logging.WARNING):
+        metrics = train(args)
+    [last] = [path for path in output.glob("checkpoint-*") if path.name == "checkpoint-8"]
+    history = json.loads((last / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry]
+    # Not stopped after 2 evaluations without a better accuracy or BLEU (at step 3): the loss that chooses the
+    # model improved, and early stopping watches it too.
+    assert len(losses) == 8 and min(losses) < losses[0] and metrics["eval_emotion_accuracy"] == 0.0
+    messages = [record.getMessage() for record in caplog.records]
+    for name, value in (("emotion_accuracy", "0"), ("bleu_4_fast", "1e-11")):
+        said = [text for text in messages if text.startswith(f"best_{name}/ is the model of the first evaluation (step 1")]
+        assert len(said) == 1, messages
+        assert f"eval_{name} never rose above its first value ({value}) in the 7 evaluations after it on 1 validation painting" in said[0]
+        assert f"while eval_loss fell from {losses[0]:.4g} to {min(losses):.4g}" in said[0] and "too few" in said[0]
+    assert not any(text.startswith("The final model") for text in messages)  # chosen by the loss, which fell
+    best = json.loads((output / "train_results.json").read_text())["best_models"]
+    assert best["best_emotion_accuracy"]["first_evaluation"] and best["best_emotion_accuracy"]["step"] == 1
+    assert "never rose above its first value" in best["best_bleu_4_fast"]["note"]
+    assert not best["final"]["first_evaluation"] and "note" not in best["final"] and best["final"]["metric"] == "eval_loss"
+    assert json.loads((output / "all_results.json").read_text())["best_models"] == best
+
+
+def test_the_report_says_which_kept_model_is_the_first_evaluations():
+    history = [
+        {"loss": 5.0, "step": 1},
+        {"eval_loss": 3.0, "eval_emotion_accuracy": 0.5, "eval_bleu_4_fast": 0.1, "eval_paintings": 40, "eval_majority_paintings": 30, "step": 10, "epoch": 1.0},
+        {"eval_loss": 3.2, "eval_emotion_accuracy": 0.6, "eval_bleu_4_fast": 0.1, "eval_paintings": 40, "eval_majority_paintings": 30, "step": 20, "epoch": 2.0},
+        {"eval_loss": 3.1, "eval_emotion_accuracy": float("nan"), "eval_bleu_4_fast": 0.05, "eval_paintings": 40, "eval_majority_paintings": 30, "step": 30, "epoch": 3.0},
+        {"train_runtime": 1.0, "step": 30},
+    ]  # fmt: skip
+    report = best_model_report(history, ["emotion_accuracy", "bleu_4_fast"], final_metric="eval_loss")
+    assert report["best_emotion_accuracy"] == {
+        "metric": "eval_emotion_accuracy", "value": 0.6, "step": 20, "epoch": 2.0, "evaluations": 2, "first_evaluation": False,
+    }  # fmt: skip
+    assert report["best_bleu_4_fast"]["first_evaluation"] and report["best_bleu_4_fast"]["note"].startswith(
+        "best_bleu_4_fast/ is the model of the first evaluation (step 10, epoch 1): eval_bleu_4_fast never rose above "
+        "its first value (0.1) in the 2 evaluations after it on 40 validation paintings."
+    )
+    assert "eval_loss fell" not in report["best_bleu_4_fast"]["note"]  # it did not
+    assert report["final"]["note"].startswith(
+        "The final model (--load_best_model_at_end, chosen by eval_loss) is the model of the first evaluation (step 10, "
+        "epoch 1): eval_loss never fell below its first value (3) in the 2 evaluations after it."
+    )
+    # One evaluation only: nothing came after it, nothing to say.
+    assert "note" not in best_model_report(history[:2], ["bleu_4_fast"])["best_bleu_4_fast"]
