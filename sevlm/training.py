@@ -57,8 +57,8 @@ from sevlm.io import (
     display_path,
     listed,
     make_temporary_folder,
-    new_file_mode,
     new_folder_mode,
+    normal_modes,
     read_record,
     record_entries,
     staged_output,
@@ -358,16 +358,6 @@ class RunOutputs:
             self.aside = None
         self.say_kept_set_asides()
         return stale
-
-
-def normal_modes(folder):
-    """Give the files and folders under `folder` the permissions a plain `open()` / `mkdir` would (safetensors writes
-    its files readable by their owner only)."""
-    for root, folders, files in os.walk(folder):
-        for name in folders:
-            os.chmod(os.path.join(root, name), new_folder_mode())
-        for name in files:
-            os.chmod(os.path.join(root, name), new_file_mode())
 
 
 # ------------------------------------------------------------------------------------------ data and model
@@ -766,6 +756,16 @@ class SevlmEarlyStoppingCallback(TrainerCallback, ExportableState):
         return {"args": {"patience": self.patience, "metrics": self.metrics}, "attributes": {"best": self.best, "stale": self.stale}}
 
 
+class NormalModesCallback(TrainerCallback):
+    """Give each checkpoint the file modes of other outputs (`sevlm.io.normal_modes`): safetensors writes its
+    weights readable by their owner only."""
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if args.should_save and checkpoint.is_dir():
+            normal_modes(checkpoint)
+
+
 class BestModelsCallback(TrainerCallback):
     """Keep the best model by each of `metrics` as a complete, loadable folder `<output_dir>/best_<metric>` (weights,
     code, processor, pipeline, model card), replaced through a staging folder when a better evaluation comes. An
@@ -1009,7 +1009,8 @@ def build_trainer(model_args, data_args, training_args, checkpoint=None, outputs
             logger.warning(f"--test_split {data_args.test_split} is empty: no test metrics (or pass --test_split '').")
     loss_views = {"eval": eval_dataset, "test": test_dataset}
     check_defined_metrics(paintings, loss_views, processor.emotions, data_args, training_args)
-    callbacks = [PairEpochCallback(train_dataset)] if hasattr(train_dataset, "set_epoch") else []
+    callbacks = [NormalModesCallback()]
+    callbacks += [PairEpochCallback(train_dataset)] if hasattr(train_dataset, "set_epoch") else []
     if eval_dataset is not None and data_args.early_stopping_patience > 0:
         callbacks.append(SevlmEarlyStoppingCallback(data_args.early_stopping_patience, early_stopping_metrics(data_args, training_args)))
     trainer = SevlmTrainer(

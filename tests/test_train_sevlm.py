@@ -213,7 +213,7 @@ def test_demo_run_leaves_a_complete_folder(small_corpus, tmp_path):
     recorded = read_record(output)
     assert {"model.safetensors", "config.json", "test_results.json", "best_emotion_accuracy"} <= set(recorded)
     assert set(recorded.values()) == {"training run"} and not any(name.startswith("checkpoint-") for name in recorded)
-    for path in (output / "model.safetensors", output / "best_bleu_4_fast" / "model.safetensors"):
+    for path in (output / "model.safetensors", output / "best_bleu_4_fast" / "model.safetensors", output / "checkpoint-6" / "model.safetensors"):
         assert stat.S_IMODE(path.stat().st_mode) == new_file_mode(), path
     # Each loss term is logged separately, to the log history and to TensorBoard.
     history = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
