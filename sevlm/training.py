@@ -43,6 +43,7 @@ from modeling_sevlm import SevlmForConditionalGeneration
 from processing_sevlm import SevlmProcessor
 from sevlm.data.schema import corpus_emotions
 from sevlm.data.schema import load_corpus as load_saved_corpus
+from sevlm.data.settings import MAX_READABLE_CLASSES
 from sevlm.data.views import (
     AnnotationDataset,
     PairedPaintingDataset,
@@ -432,6 +433,12 @@ def build_processor(model_args, data_args, corpus, vision_config, checkpoint=Non
     """The processor: from the checkpoint being resumed (its tokenizer is what the weights were trained with), from
     --model_name_or_path, or new, with the corpus's emotion list."""
     emotions = corpus_emotions(corpus[data_args.train_split])
+    if len(emotions) > MAX_READABLE_CLASSES:
+        logger.warning(
+            f"The corpus has {len(emotions)} emotion classes (more than {MAX_READABLE_CLASSES}): each has few examples, "
+            "and emotion lists, reports and confusion matrices become hard to read. Check that the emotion column is "
+            "the label, or merge classes."
+        )
     source = checkpoint or model_args.model_name_or_path
     if source:
         processor = SevlmProcessor.from_pretrained(source)

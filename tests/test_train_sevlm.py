@@ -790,3 +790,25 @@ def test_the_report_says_which_kept_model_is_the_first_evaluations():
     )
     # One evaluation only: nothing came after it, nothing to say.
     assert "note" not in best_model_report(history[:2], ["bleu_4_fast"])["best_bleu_4_fast"]
+
+
+def test_a_corpus_of_very_many_classes_is_said(caplog):
+    """3,000 classes (an id column read as the label?) train, but not without a word."""
+    from datasets import Dataset, DatasetDict
+    from transformers import CLIPVisionConfig
+
+    from sevlm.data.schema import corpus_features
+    from sevlm.training import build_processor
+    from sevlm.training_arguments import DataArguments, ModelArguments
+
+    emotions = [f"class {index}" for index in range(3000)]
+    row = {"painting_id": "p", "art_style": "s", "painting": "p", "emotions": [7], "explanations": ["the sky is calm"],
+           "emotion_histogram": [0.0] * 3000, "source": ["a.csv"]}
+    corpus = DatasetDict({"train": Dataset.from_list([row], features=corpus_features(emotions, with_image=False))})
+    vision, text = str(config_file("demo_vision.json")), str(config_file("demo_text.json"))
+    model_args = ModelArguments(vision_model_name_or_path=vision, text_model_name_or_path=text, no_vad=True)
+    data_args = DataArguments(dataset_path="data")
+    with caplog.at_level("WARNING"):
+        processor = build_processor(model_args, data_args, corpus, CLIPVisionConfig.from_json_file(vision))
+    assert len(processor.emotions) == 3000
+    assert "The corpus has 3000 emotion classes (more than 50)" in caplog.text
