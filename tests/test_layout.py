@@ -184,3 +184,29 @@ def test_every_flag_a_message_names_exists():
                     named.setdefault(flag, path.relative_to(REPO_ROOT).as_posix())
     unknown = {flag: where for flag, where in named.items() if flag not in known | EXTERNAL_FLAGS}
     assert not unknown, unknown
+
+
+# The flags a command requires (so that the unknown flag, not a missing one, is what the parser meets).
+REQUIRED_FLAGS = {
+    "sevlm-search": ["--index", "idx", "--emotions", "awe"],
+    "sevlm-index": ["--output_dir", "idx"],
+    "sevlm-prepare": ["--input", "in.csv", "--output_dir", "out"],
+    "sevlm-prepare-artemis": ["--artemis_csv", "a.csv", "--wikiart_dir", "wikiart", "--output_dir", "out"],
+    "sevlm-emotion-classifier": ["--dataset_path", "data"],
+    "sevlm-baseline": ["--model_name_or_path", "vlm", "--dataset_path", "data", "--output_dir", "out"],
+    "sevlm-report": ["--index", "idx", "--output_dir", "out"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(console_scripts()))
+def test_an_unknown_flag_is_a_usage_error_not_a_traceback(command, capsys):
+    """A typo or another command's flag gets argparse's usage line and `error: ...` (exit status 2) in every
+    command, whichever parser it uses (HfArgumentParser raises a ValueError for flags it does not know)."""
+    import importlib
+
+    module, function = console_scripts()[command].split(":")
+    with pytest.raises(SystemExit) as raised:
+        getattr(importlib.import_module(module), function)(REQUIRED_FLAGS.get(command, []) + ["--no_such_flag", "1"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "error: unrecognized arguments: --no_such_flag" in err

@@ -98,7 +98,7 @@ def run_command(function, *args, prog=None, expected=(OSError, ValueError)):
 def parse_flags(parser, argv=None, **kwargs):
     """`parser.parse_args_into_dataclasses(args=argv)` of an `HfArgumentParser`, with a flag it does not know (a typo,
     a flag of another command) reported as argparse reports it: the usage line and `error: unrecognized arguments:
-    --bogus` (exit status 2), where HfArgumentParser raises a ValueError (a traceback)."""
+    FLAG` (exit status 2), where HfArgumentParser raises a ValueError (a traceback)."""
     *outputs, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True, **kwargs)
     if remaining:
         parser.error(f"unrecognized arguments: {' '.join(remaining)}")

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
+from sevlm.cli.arguments import parse_flags
 from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS
 from sevlm.index.store import PENDING_DIR, THUMBNAIL_SIZE
@@ -114,7 +115,7 @@ def build_parser():
 
 def parse_args(argv=None):
     parser = build_parser()
-    args, positional = parser.parse_args_into_dataclasses(args=argv)
+    args, positional = parse_flags(parser, argv)
     args.inputs = positional.inputs
     if args.inputs and args.dataset_path:
         parser.error("Give image files / folders / globs, or --dataset_path with --split, not both.")

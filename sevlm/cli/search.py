@@ -36,6 +36,7 @@ per line on stdout unless --output names a .jsonl or .csv file. Nothing that exi
 import sys
 from dataclasses import dataclass, field
 
+from sevlm.cli.arguments import parse_flags
 from sevlm.io import display_path
 
 
@@ -143,7 +144,7 @@ def parse_args(argv=None):
     from sevlm.prediction import output_format
 
     parser = build_parser()
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_flags(parser, argv)
     for flag in ("like", "dislike", "where"):  # each use of the flag gives a list: one list of them all
         setattr(args, flag, None if getattr(args, flag) is None else [value for values in getattr(args, flag) for value in values])
     if (args.dislike is not None or args.dislike_weight is not None) and args.like is None:
