@@ -175,6 +175,9 @@ def test_a_file_name_of_two_works_names_both(twins):
         ("title='Monet''s garden; 2'; room=1", ["title='Monet''s garden; 2'", "room=1"]),
         ("title=Monet's garden; room=1", ["title=Monet's garden", "room=1"]),  # an apostrophe inside a value
         ("", []),
+        ("artist=", ["artist="]),  # an empty value: the works without an artist
+        ("room=Room 1;artist=", ["room=Room 1", "artist="]),
+        ("artist= ;room=Room 1", ["artist=", "room=Room 1"]),
     ],
 )
 def test_conditions_split_on_semicolons_outside_quotes(text, items):
@@ -192,6 +195,7 @@ def test_conditions_split_on_semicolons_outside_quotes(text, items):
         ('title="The ""Storm"" at sea"', "=", 'The "Storm" at sea'),
         ("title==X", "=", "X"),  # == reads as =
         ("date >= 1900", ">=", "1900"),
+        ("title=", "=", ""),
     ],
 )
 def test_quoted_values_may_hold_operator_characters(text, operator, value):
@@ -228,6 +232,15 @@ def test_the_command_line_splits_conditions_as_the_app_does(collection):  # noqa
     assert code == 0, stderr
     assert together == apart and len(together.splitlines()) == 2
     assert collection["index"].search(emotions="awe=1", where="artist=Claude Monet; date>=1900") == collection["index"].search(emotions="awe=1", where=["artist=Claude Monet", "date>=1900"])
+
+
+def test_an_empty_value_finds_the_works_without_one(collection):  # noqa: F811
+    """`artist=` as documented: the works whose artist is empty or missing, from the command line and the API."""
+    index = collection["index"]
+    without = sorted(hit["id"] for hit in index.search(emotions="awe=1", where="artist=", top_k=20))
+    assert without == [collection["files"][7]]  # the one painting works.csv does not describe
+    code, stdout, stderr = run(search_command, ["--index", str(collection["root"] / "index"), "--emotions", "awe=1", "--where", "room=Room 1;artist="])
+    assert code == 0 and "Traceback" not in stderr
 
 
 def test_order_comparisons_with_text_say_they_are_alphabetical(collection):  # noqa: F811

@@ -240,7 +240,7 @@ def split_conditions(text):
     items, rest = [], "" if text is None else str(text)
     while rest.strip():
         head = CONDITION_HEAD.match(rest)
-        if head and rest[head.end() : head.end() + 1] in QUOTES:
+        if head and rest[head.end() : head.end() + 1] and rest[head.end()] in QUOTES:  # "" is in every string
             end = closing_quote(rest, head.end())
             if end is None:
                 raise ValueError(f"The condition {rest.strip()!r}: the quote ({rest[head.end()]}) that opens its value is never closed; close it after the value, doubling a quote inside it.")
@@ -298,7 +298,7 @@ def parse_condition(text, columns, folder=None):
         hint = {"=>": ">=", "=<": "<=", "<>": "!=", "=!": "!="}.get(operator)
         raise ValueError(f"Unknown operator {operator!r} in the condition {text!r}; use one of {' '.join(OPERATORS)}" + (f" (did you mean {hint}?)." if hint else "."))
     match = match_column(column, columns, f"the condition {text!r}", folder)
-    if value[:1] in QUOTES:
+    if value[:1] and value[0] in QUOTES:
         end = closing_quote(value, 0)
         if end is None or end != len(value) - 1:
             problem = "is never closed" if end is None else "is closed before the value ends"
