@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_CORPUS, DEMO_MODEL
-from sevlm.cli.arguments import parse_flags, run_command
+from sevlm.cli.arguments import HelpFormatter, parse_flags, run_command
 from sevlm.generation import GenerationArguments
 
 MIN_SLICE_SIZE = 30  # sevlm.evaluation.statistics.MIN_SLICE_SIZE (read here without loading the libraries)
@@ -101,7 +101,7 @@ class EvalArguments(GenerationArguments):
 def parse_arguments(argv=None):
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(EvalArguments, prog="sevlm-eval", description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(EvalArguments, formatter_class=HelpFormatter, prog="sevlm-eval", description=__doc__.split("\n\n")[0])
     (args,) = parse_flags(parser, argv)
     from sevlm.evaluation.run import resolve_defaults
 

@@ -12,7 +12,7 @@ them all). The emotion classes are the corpus's own (any taxonomy). The work is 
 import sys
 
 from sevlm import config_file
-from sevlm.cli.arguments import expand_args_files, parse_flags, read_args_file, run_command
+from sevlm.cli.arguments import HelpFormatter, expand_args_files, parse_flags, read_args_file, run_command
 
 HELP_ALL = "--help-all"
 
@@ -33,7 +33,7 @@ def parse_arguments(argv=None):
         # SEVLM's flags and the recipe's, at once; transformers' TrainingArguments (which need torch) on request.
         brief = HfArgumentParser(
             (ModelArguments, DataArguments, RecipeArguments),
-            prog="sevlm-train",
+            formatter_class=HelpFormatter, prog="sevlm-train",
             description=description,
             epilog=f"Every other flag of transformers' TrainingArguments works too (--fp16, --bf16, "
             f"--gradient_accumulation_steps, --report_to, --push_to_hub, --resume_from_checkpoint, ...): "
@@ -42,7 +42,7 @@ def parse_arguments(argv=None):
         brief.parse_args(["--help"])
     from sevlm.training import SevlmTrainingArguments, check_arguments
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, SevlmTrainingArguments), prog="sevlm-train", description=description)
+    parser = HfArgumentParser((ModelArguments, DataArguments, SevlmTrainingArguments), formatter_class=HelpFormatter, prog="sevlm-train", description=description)
     if HELP_ALL in argv:
         parser.parse_args(["--help"])
     args = expand_args_files(argv) if argv else read_args_file(config_file("demo.args"))

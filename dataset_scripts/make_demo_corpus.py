@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sevlm.cli.arguments import parse_flags, run_command
+from sevlm.cli.arguments import HelpFormatter, parse_flags, run_command
 from sevlm.data.settings import DEMO_CORPORA, DEMO_LEXICON_NAME, DEMO_LEXICON_NOTE
 from sevlm.io import display_path
 
@@ -37,7 +37,7 @@ class DemoCorpusArguments:
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(DemoCorpusArguments, prog="sevlm-demo-corpus", description=DESCRIPTION)
+    return HfArgumentParser(DemoCorpusArguments, formatter_class=HelpFormatter, prog="sevlm-demo-corpus", description=DESCRIPTION)
 
 
 def parse_args(argv=None):

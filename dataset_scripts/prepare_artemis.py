@@ -4,7 +4,7 @@
 import sys
 from dataclasses import dataclass, field
 
-from sevlm.cli.arguments import parse_flags, run_command
+from sevlm.cli.arguments import HelpFormatter, parse_flags, run_command
 from sevlm.data.settings import (
     JPEG_QUALITY,
     MAX_IMAGE_SIDE,
@@ -83,7 +83,7 @@ class PrepareArtemisArguments:
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(PrepareArtemisArguments, prog="sevlm-prepare-artemis", description=DESCRIPTION)
+    return HfArgumentParser(PrepareArtemisArguments, formatter_class=HelpFormatter, prog="sevlm-prepare-artemis", description=DESCRIPTION)
 
 
 def parse_args(argv=None):

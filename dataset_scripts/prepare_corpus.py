@@ -3,7 +3,7 @@
 import sys
 from dataclasses import dataclass, field
 
-from sevlm.cli.arguments import parse_flags, run_command
+from sevlm.cli.arguments import HelpFormatter, parse_flags, run_command
 from sevlm.data.settings import (
     JPEG_QUALITY,
     MAX_IMAGE_SIDE,
@@ -77,7 +77,7 @@ class PrepareCorpusArguments:
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(PrepareCorpusArguments, prog="sevlm-prepare", description=DESCRIPTION)
+    return HfArgumentParser(PrepareCorpusArguments, formatter_class=HelpFormatter, prog="sevlm-prepare", description=DESCRIPTION)
 
 
 def parse_args(argv=None):

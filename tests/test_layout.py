@@ -210,3 +210,18 @@ def test_an_unknown_flag_is_a_usage_error_not_a_traceback(command, capsys):
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert "usage:" in err and "error: unrecognized arguments: --no_such_flag" in err
+
+
+@pytest.mark.parametrize("command", sorted(console_scripts()))
+def test_help_gives_defaults_only_where_they_say_something(command, capsys):
+    """No "(default: None)" on a required flag or one without a default, no second default where the help gives
+    one."""
+    import importlib
+    import re
+
+    module, function = console_scripts()[command].split(":")
+    with pytest.raises(SystemExit):
+        getattr(importlib.import_module(module), function)(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert not re.search(r"default[^()]*\)\.? \(default:", text), "two defaults for one flag"

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
-from sevlm.cli.arguments import parse_flags
+from sevlm.cli.arguments import HelpFormatter, parse_flags
 from sevlm.io import display_path
 
 EXAMPLE_COUNT = 6
@@ -48,7 +48,7 @@ class AppArguments:
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(AppArguments, prog="sevlm-app", description=__doc__.split("\n\n")[0])
+    return HfArgumentParser(AppArguments, formatter_class=HelpFormatter, prog="sevlm-app", description=__doc__.split("\n\n")[0])
 
 
 def main(argv=None):

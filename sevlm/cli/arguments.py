@@ -1,6 +1,7 @@
 """What every SEVLM command shares: args files and how a command reports an error (the generation flags are
 `sevlm.generation.GenerationArguments`)."""
 
+import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -103,3 +104,14 @@ def parse_flags(parser, argv=None, **kwargs):
     if remaining:
         parser.error(f"unrecognized arguments: {' '.join(remaining)}")
     return outputs
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` of every command: a flag's default is added to its help only when it says something: not for a
+    required flag, a flag without a default (None) or off by default (False), nor where the help already gives it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.required or action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)

@@ -11,14 +11,14 @@ free text and writes OUT/predictions.jsonl (scored by sevlm-eval exactly as SEVL
 import logging
 import sys
 
-from sevlm.cli.arguments import parse_flags, run_command
+from sevlm.cli.arguments import HelpFormatter, parse_flags, run_command
 from sevlm.evaluation.baseline import BaselineArguments
 
 
 def baseline(argv=None):
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(BaselineArguments, prog="sevlm-baseline", description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(BaselineArguments, formatter_class=HelpFormatter, prog="sevlm-baseline", description=__doc__.split("\n\n")[0])
     (args,) = parse_flags(parser, argv)
     from sevlm.evaluation.baseline import run_baseline
 

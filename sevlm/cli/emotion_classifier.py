@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from sevlm.cli.arguments import parse_flags, run_command
+from sevlm.cli.arguments import HelpFormatter, parse_flags, run_command
 
 
 @dataclass
@@ -30,7 +30,7 @@ def train(argv=None):
 
     parser = HfArgumentParser(
         ClassifierArguments,
-        prog="sevlm-emotion-classifier",
+        formatter_class=HelpFormatter, prog="sevlm-emotion-classifier",
         description="Train the text-emotion classifier used for emotional alignment (EA).",
     )
     (args,) = parse_flags(parser, argv)

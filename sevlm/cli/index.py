@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
-from sevlm.cli.arguments import parse_flags
+from sevlm.cli.arguments import HelpFormatter, parse_flags
 from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS
 from sevlm.index.store import PENDING_DIR, THUMBNAIL_SIZE
@@ -103,7 +103,7 @@ class IndexArguments(CompileArguments, GenerationArguments):
 def build_parser():
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(IndexArguments, prog="sevlm-index", description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(IndexArguments, formatter_class=HelpFormatter, prog="sevlm-index", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "inputs",
         nargs="*",

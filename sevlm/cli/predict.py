@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sevlm import DEMO_MODEL
-from sevlm.cli.arguments import parse_flags
+from sevlm.cli.arguments import HelpFormatter, parse_flags
 from sevlm.generation import CompileArguments, GenerationArguments, generation_kwargs, generation_problems
 from sevlm.images import IMAGE_EXTENSIONS, find_images
 from sevlm.io import display_path, listed
@@ -96,7 +96,7 @@ class PredictArguments(CompileArguments, GenerationArguments):
 def build_parser():
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(PredictArguments, prog="sevlm-predict", description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(PredictArguments, formatter_class=HelpFormatter, prog="sevlm-predict", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "inputs",
         nargs="+",

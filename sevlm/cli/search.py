@@ -36,7 +36,7 @@ per line on stdout unless --output names a .jsonl or .csv file. Nothing that exi
 import sys
 from dataclasses import dataclass, field
 
-from sevlm.cli.arguments import parse_flags
+from sevlm.cli.arguments import HelpFormatter, parse_flags
 from sevlm.io import display_path
 
 
@@ -137,7 +137,7 @@ class SearchArguments:
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(SearchArguments, prog="sevlm-search", description=__doc__.split("\n\n")[0])
+    return HfArgumentParser(SearchArguments, formatter_class=HelpFormatter, prog="sevlm-search", description=__doc__.split("\n\n")[0])
 
 
 def parse_args(argv=None):
