@@ -53,6 +53,8 @@ MAX_GROUPS = 30  # groups drawn in groups.png (portrait.json holds them all)
 SHARPEST = 3  # changes marked along a route
 ROUTE_CARDS = 100  # works of a route listed on the page (portrait.json holds them all)
 ROUTE_PLOT_WIDTH = 20  # inches: route.png's widest (a long route's steps come closer together)
+REPEATED_WORKS = 10  # works that come back along a route named on the page (portrait.json holds them all)
+REPEATED_STEPS = 10  # steps named per such work, on the page and in the warning
 NAME_WIDTH = 60  # characters of a work's or group's name shown on the page (the rest cut in the middle)
 DPI = 100
 REPORT_CSS = """
@@ -89,7 +91,7 @@ def group_rows(index, column):
     group, named as first seen."""
     from sevlm.index.query import match_column
 
-    column = match_column(column, index.metadata_columns, "--group_by")
+    column = match_column(column, index.metadata_columns, "--group_by", index.folder)
     keys, values = index.metadata.keys(column), index.metadata.values(column)
     names, rows = {}, {}
     for row, (key, value) in enumerate(zip(keys, values)):
@@ -355,6 +357,12 @@ def group_label(name, column, width=NAME_WIDTH):
     return f"(no {short(column, width - 5)})" if name is None else short(name, width)
 
 
+def cut_list(items, count):
+    """The first `count` of `items`, comma-separated, then how many more there are ("1, 7, 13 \u2026 and 8 more")."""
+    shown = ", ".join(map(str, items[:count]))
+    return shown + (f" \u2026 and {len(items) - count} more" if len(items) > count else "")
+
+
 def short(text, width):
     """`text` cut to `width` characters in the middle, where names of one collection differ least
     ("demo-painting-00083" -> "demo-pa…00083")."""
@@ -467,9 +475,14 @@ def page_html(index, numbers, title):
             )
         parts.append("</ol><h3>The route</h3>")
         if route["repeated"]:
-            again = "; ".join(f"{html.escape(short(work['name'], NAME_WIDTH))} (steps {', '.join(map(str, work['steps']))})" for work in route["repeated"][:10])
-            more = f" and {len(route['repeated']) - 10} more" if len(route["repeated"]) > 10 else ""
-            parts.append(f'<p class="how repeated">Works that come back along the route: {again}{more}.</p>')
+            again = "; ".join(
+                f"{html.escape(short(work['name'], NAME_WIDTH))} (steps {cut_list(work['steps'], REPEATED_STEPS)})" for work in route["repeated"][:REPEATED_WORKS]
+            )
+            more = f" \u2026 and {len(route['repeated']) - REPEATED_WORKS} more works" if len(route["repeated"]) > REPEATED_WORKS else ""
+            parts.append(
+                f'<p class="how repeated">Works that come back along the route: {again}{more} (every step of each in '
+                f'<a href="{PORTRAIT_FILE}">{PORTRAIT_FILE}</a>, route.repeated).</p>'
+            )
         steps = [{**step, "name": f"{step['step']}. {short(step['name'], NAME_WIDTH)}", "score": step["scores"][step["emotion"]]} for step in route["steps"][:ROUTE_CARDS]]
         parts.append(works_html(index, steps))
         if len(route["steps"]) > ROUTE_CARDS:
@@ -524,7 +537,7 @@ def write_report(index, output_dir, group_by=None, route=None, top=TOP, title=No
     numbers = portrait(index, group_by, route_rows, int(top))
     if route_rows is not None and numbers["route"]["repeated"] and warn is not None:
         repeated = numbers["route"]["repeated"]
-        named = "; ".join(f"{short(work['name'], NAME_WIDTH)} (steps {', '.join(map(str, work['steps'][:10]))}{' ...' if len(work['steps']) > 10 else ''})" for work in repeated[:5])
+        named = "; ".join(f"{short(work['name'], NAME_WIDTH)} (steps {cut_list(work['steps'], REPEATED_STEPS)})" for work in repeated[:5])
         warn(f"--route {display_path(route)}: {len(repeated)} work(s) come back along the route: {named}{' ...' if len(repeated) > 5 else ''}.")
     title = page_title(title or f"The emotional portrait of {Path(display_path(index.folder)).name}")
     with staged_output(output_dir, REPORT_OWNER, report_files(group_by, route), overwrite, "--overwrite", "--output_dir") as staging:

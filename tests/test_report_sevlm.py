@@ -145,6 +145,18 @@ def test_errors_say_what_to_fix(collection, tmp_path, extra, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_index_without_metadata_is_named_in_the_hint(collection, tmp_path):
+    import shutil
+
+    folder = tmp_path / "plain-index"
+    shutil.copytree(collection["root"] / "index", folder)
+    config = json.loads((folder / "index_config.json").read_text(encoding="utf-8"))
+    (folder / config.pop("metadata")["file"]).unlink()
+    (folder / "index_config.json").write_text(json.dumps(config), encoding="utf-8")
+    code, _, stderr = run(["--index", str(folder), "--output_dir", str(tmp_path / "out"), "--group_by", "room"])
+    assert code == 1 and f"sevlm-index --output_dir {folder} --metadata works.csv" in stderr and "INDEX" not in stderr, stderr
+
+
 def test_names_are_plain_text_in_the_plots(tmp_path):
     """A `$` in a work's or group's name is a dollar sign: matplotlib's math would garble it, or fail on it."""
     from sevlm.report import plot_groups, plot_route
@@ -181,6 +193,11 @@ def test_a_long_route_is_drawn_and_listed_within_bounds(collection, tmp_path):
     route_part = page.split('id="route"')[1]
     assert route_part.count('<figure class="work"') == ROUTE_CARDS
     assert f"The first {ROUTE_CARDS} of the route's 300 works" in page and "Works that come back along the route" in page
+    # each work comes back 37 times: the page names its first 10 steps and how many more (portrait.json has them all)
+    repeated = page.split('class="how repeated">')[1].split("</p>")[0]
+    assert "Water Lilies (steps 1, 9, 17, 25, 33, 41, 49, 57, 65, 73 \u2026 and 28 more)" in repeated and "297" not in repeated
+    assert numbers["route"]["repeated"][0]["steps"][-1] == 297 and len(numbers["route"]["repeated"][0]["steps"]) == 38
+    assert "1, 9, 17, 25, 33, 41, 49, 57, 65, 73 \u2026 and 28 more" in stderr
 
 
 def test_missing_values_long_titles_and_the_page_title(collection, tmp_path):
