@@ -3,10 +3,12 @@ started on its own (from another folder, in a fresh Python environment that has 
 and loaded in the real browser."""
 
 import io
+import json
 import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from sevlm.cli import publish as publish_command
 from sevlm.hub import add_pipeline_to_folder
 from sevlm.index.build import attach_metadata
 from sevlm.index.store import EmotionIndex
-from sevlm.space import APP_REQUIREMENTS, requirements
+from sevlm.space import APP_REQUIREMENTS, LFS_PATTERNS, TORCH_CPU_LINE, requirements
 
 
 def run(argv):
@@ -166,7 +168,12 @@ def test_a_fresh_clone_of_a_space_repository_is_taken_over(space, tmp_path, monk
     assert code == 0, stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clone"]  # nothing left beside it
     assert "took over the Space repository's generated README.md" in stderr
-    assert (folder / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n" and (folder / ".gitattributes").read_text() == "*.safetensors filter=lfs\n"
+    assert (folder / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    # the clone's .gitattributes keeps its lines and gains the Git LFS lines it lacks (not *.safetensors: it has one)
+    attributes = (folder / ".gitattributes").read_text()
+    lfs = "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS if pattern != "*.safetensors")
+    assert attributes == "*.safetensors filter=lfs\n" + lfs
+    assert "added to .gitattributes" in stderr and "*.jpg" in stderr
     import gradio
 
     for _ in range(2):  # and again with --overwrite: the repository's metadata stays
@@ -177,6 +184,7 @@ def test_a_fresh_clone_of_a_space_repository_is_taken_over(space, tmp_path, monk
         assert "# Our Exhibition\n" in readme and "TITLE = 'Our Exhibition'" in (folder / "app.py").read_text()
         code, _, stderr = hub_space(space, folder, "--overwrite")
         assert code == 0, stderr
+        assert (folder / ".gitattributes").read_text() == attributes and "added to .gitattributes" not in stderr  # nothing twice
     # a README someone wrote is not the generated one: refused, naming it
     mine = tmp_path / "written"
     mine.mkdir()
@@ -184,6 +192,143 @@ def test_a_fresh_clone_of_a_space_repository_is_taken_over(space, tmp_path, monk
     code, _, stderr = hub_space(space, mine, "--overwrite")
     assert code == 1 and "README.md" in stderr and "Our exhibition, in our words." in (mine / "README.md").read_text(encoding="utf-8")
     assert sorted(path.name for path in mine.iterdir()) == ["README.md"]
+
+
+def test_every_binary_file_of_a_space_in_a_git_clone_goes_through_lfs(space, tmp_path):
+    """A Hub repository refuses binary files outside Git LFS: in a clone, git itself sends every binary file of the
+    Space (weights, index, examples) through LFS after the run; a folder without .git/ gets no .gitattributes."""
+    import shutil
+
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    folder = tmp_path / "clone"
+    subprocess.run([git, "init", "-q", str(folder)], check=True)
+    code, _, stderr = run(["--space", str(folder), "--model", str(space["root"] / "model"), "--index", str(space["root"] / "index")])
+    assert code == 0, stderr
+    binary = []
+    for path in sorted(folder.rglob("*")):
+        if ".git" in path.relative_to(folder).parts or not path.is_file():
+            continue
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            binary.append(path.relative_to(folder).as_posix())
+            continue
+        if b"\0" in data:
+            binary.append(path.relative_to(folder).as_posix())
+    assert any(name.startswith("examples/") for name in binary) and any(name.startswith("index/faiss/") for name in binary)
+    assert any(name.endswith(".safetensors") for name in binary) and any(name.endswith(".arrow") for name in binary)
+    checked = subprocess.run([git, "check-attr", "filter", "--", *binary], cwd=folder, capture_output=True, text=True, check=True).stdout
+    outside = [line for line in checked.splitlines() if not line.endswith(": filter: lfs")]
+    assert not outside, outside
+    assert not (space["folder"] / ".gitattributes").exists()  # the module's Space is no clone
+
+
+def test_a_folder_the_space_wrote_that_is_a_link_now_is_never_replaced(space, tmp_path):
+    folder = tmp_path / "s"
+    code, _, stderr = hub_space(space, folder)
+    assert code == 0, stderr
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"precious")
+    import shutil
+
+    shutil.rmtree(folder / "examples")
+    (folder / "examples").symlink_to(photos, target_is_directory=True)
+    code, _, stderr = hub_space(space, folder, "--overwrite")
+    assert code == 1 and "--space" in stderr and "examples changed since sevlm-publish wrote it" in stderr, stderr
+    assert (folder / "examples").is_symlink() and (photos / "holiday.jpg").read_bytes() == b"precious" and sorted(photos.iterdir()) == [photos / "holiday.jpg"]
+
+
+def test_torch_cpu_and_a_first_extra_index_line_added_by_hand(space, tmp_path):
+    folder = tmp_path / "s"
+    code, _, stderr = hub_space(space, folder, "--torch_cpu")
+    assert code == 0, stderr
+    assert (folder / "requirements.txt").read_text().splitlines() == [TORCH_CPU_LINE, *requirements()]
+    assert f"torch comes from its CPU build (`{TORCH_CPU_LINE}`" in (folder / "README.md").read_text(encoding="utf-8")
+    code, _, stderr = hub_space(space, folder, "--overwrite")  # without the flag: the line written goes
+    assert code == 0, stderr
+    assert (folder / "requirements.txt").read_text().splitlines() == requirements()
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert "--torch_cpu" in readme and "added here by hand is kept" in readme
+    # the edit the README describes: a first --extra-index-url line, kept when the Space is written again
+    mine = "--extra-index-url https://example.org/simple"
+    (folder / "requirements.txt").write_text(mine + "\n" + (folder / "requirements.txt").read_text())
+    for _ in range(2):
+        code, _, stderr = hub_space(space, folder, "--overwrite")
+        assert code == 0, stderr
+        assert (folder / "requirements.txt").read_text().splitlines() == [mine, *requirements()]
+        assert f"kept the first line of requirements.txt added by hand: {mine}" in stderr
+    # any other edit is refused, as for every file
+    (folder / "requirements.txt").write_text((folder / "requirements.txt").read_text() + "scipy\n")
+    code, _, stderr = hub_space(space, folder, "--overwrite")
+    assert code == 1 and "requirements.txt changed since sevlm-publish wrote it" in stderr
+
+
+def cache_model(cache, repo_id, emotions):
+    """A Hub model's config.json in a Hugging Face cache, as huggingface_hub leaves it."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "sevlm", "emotions": emotions}))
+
+
+def test_a_hub_models_emotions_are_checked_from_the_local_cache(space, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub-cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    emotions = EmotionIndex.load(space["root"] / "index").emotions
+    cache_model(cache, "someone/sevlm-other", ["calm", "storm"])
+    cache_model(cache, "someone/sevlm-same", list(emotions))
+    index = str(space["root"] / "index")
+    code, _, stderr = run(["--space", str(tmp_path / "a"), "--model", "someone/sevlm-other", "--index", index])
+    assert code == 1 and "['calm', 'storm']" in stderr and "Give the index built with this model" in stderr and not (tmp_path / "a").exists()
+    code, _, stderr = run(["--space", str(tmp_path / "b"), "--model", "someone/sevlm-same", "--index", index])
+    assert code == 0 and "warning" not in stderr, stderr
+    code, _, stderr = run(["--space", str(tmp_path / "c"), "--model", "someone/sevlm-typo", "--index", index])
+    assert code == 0 and "warning: --model someone/sevlm-typo is not in this machine's Hugging Face cache: nothing was checked" in stderr
+    assert "hf download someone/sevlm-typo config.json" in stderr
+
+
+def test_works_from_folders_far_apart_get_short_ids_without_the_machines_folders(trained_tiny, tmp_path):
+    """Works whose common folder is `/` (one in /tmp, one in /var/tmp): each id is the shortest end of its path that
+    no other work has, and the run says which ids were written."""
+    import shutil
+    import tempfile
+
+    model, processor, images = trained_tiny
+    try:
+        elsewhere = Path(tempfile.mkdtemp(prefix="sevlm-far-", dir="/var/tmp"))
+    except OSError:
+        pytest.skip("/var/tmp cannot be written")
+    try:
+        if os.path.commonpath([str(elsewhere), str(tmp_path)]) != "/":
+            pytest.skip("/var/tmp is inside the test's temporary folder")
+        (tmp_path / "imgs").mkdir()
+        (elsewhere / "secret_client_name").mkdir()
+        (elsewhere / "other").mkdir()
+        images[0].save(tmp_path / "imgs" / "w0.png")
+        images[1].save(elsewhere / "secret_client_name" / "q.png")
+        images[2].save(elsewhere / "other" / "w0.png")
+        files = [tmp_path / "imgs" / "w0.png", elsewhere / "secret_client_name" / "q.png", elsewhere / "other" / "w0.png"]
+        EmotionIndex.build([str(path) for path in files], tmp_path / "index", model=model, processor=processor, progress=False)
+        code, _, stderr = run(["--space", str(tmp_path / "space"), "--model", "someone/sevlm-artemis", "--index", str(tmp_path / "index")])
+    finally:
+        shutil.rmtree(elsewhere)
+    assert code == 0, stderr
+    copied = EmotionIndex.load(tmp_path / "space" / "index")
+    assert sorted(record["id"] for record in copied.records(range(len(copied)), ("id",))) == ["imgs/w0.png", "other/w0.png", "q.png"]
+    assert "the works' ids in the Space are the shortest end of each path that no other work has" in stderr
+    assert "imgs/w0.png, other/w0.png, q.png" in stderr
+    for path in (tmp_path / "space" / "index").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"secret_client_name" not in data and str(tmp_path).encode() not in data and b"sevlm-far-" not in data, path
 
 
 def test_an_index_or_model_folder_is_never_the_space(space, tmp_path):
@@ -219,6 +364,7 @@ def test_the_title_is_one_line_of_plain_text(space, tmp_path):
         (["--space", "s"], "--space needs --model"),
         (["--space", "s", "--model", "m", "--hub_model_id", "a/b"], "--hub_model_id is for model folders"),
         (["folder", "--index", "i"], "--index goes with --space"),
+        (["folder", "--torch_cpu"], "--torch_cpu goes with --space"),
     ],
 )
 def test_argument_errors(argv, message, capsys):

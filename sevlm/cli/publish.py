@@ -25,6 +25,7 @@ import sys
 from sevlm.io import display_path
 
 DEMO_DATASET = "SEVLM demo corpus"
+SPACE_FLAGS = "--model, --index, --title, --torch_cpu and --overwrite"
 
 
 def build_parser():
@@ -92,6 +93,12 @@ def build_parser():
     )
     parser.add_argument("--index", help="With --space: an emotion index (sevlm-index) of the collection, copied into the Space.")
     parser.add_argument("--title", help="With --space: the Space's title (default: SEVLM and the model's name).")
+    parser.add_argument(
+        "--torch_cpu",
+        action="store_true",
+        help="With --space: requirements.txt takes torch's CPU build (its first line: --extra-index-url "
+        "https://download.pytorch.org/whl/cpu), smaller and faster to install on a Space without a GPU.",
+    )
     return parser
 
 
@@ -101,6 +108,8 @@ def check_arguments(parser, args):
         for flag in ("model", "index", "title"):
             if getattr(args, flag) is not None:
                 parser.error(f"--{flag} goes with --space.")
+        if args.torch_cpu:
+            parser.error("--torch_cpu goes with --space.")
         if args.folder is None:
             parser.error("Give the model folder to publish (or --space DIR --model M for a Space).")
         return
@@ -111,10 +120,10 @@ def check_arguments(parser, args):
         parser.error("--space needs --model: a SEVLM folder or a Hub id.")
     for flag in ("output_dir", "hub_model_id", "metrics", "dataset", "base_models", "vad_lexicon"):
         if getattr(args, flag) is not None:
-            parser.error(f"--{flag} is for model folders; a Space (--space) takes --model, --index, --title and --overwrite.")
+            parser.error(f"--{flag} is for model folders; a Space (--space) takes {SPACE_FLAGS}.")
     for flag in ("verify", "private", "no_metrics"):
         if getattr(args, flag):
-            parser.error(f"--{flag} is for model folders; a Space (--space) takes --model, --index, --title and --overwrite.")
+            parser.error(f"--{flag} is for model folders; a Space (--space) takes {SPACE_FLAGS}.")
 
 
 def publish_space(args):
@@ -127,7 +136,9 @@ def publish_space(args):
         print(display_path(text), file=sys.stderr)
 
     try:
-        folder = write_space(args.space, args.model, index=args.index, title=args.title, overwrite=args.overwrite, report=left_out, notes=note)
+        folder = write_space(
+            args.space, args.model, index=args.index, title=args.title, overwrite=args.overwrite, report=left_out, notes=note, torch_cpu=args.torch_cpu
+        )
     except (OSError, ValueError, RuntimeError) as error:
         print(f"sevlm-publish: {display_path(str(error))}", file=sys.stderr)
         return 1
