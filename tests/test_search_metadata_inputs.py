@@ -299,6 +299,25 @@ def test_csv_column_names_are_written_as_text(collection):  # noqa: F811
     assert row[header.index("'=SUM(A1)")] == "'@x" and row[header.index("title")] == "T"
 
 
+def test_csv_keeps_every_metadata_column(collection):  # noqa: F811
+    """A metadata column named as a hit's column (by the name rule too) gets a prefix, and a number when the prefixed
+    name is a column of its own: no value is dropped, no two columns share a name."""
+    from sevlm.index.gallery import write_hits
+    from sevlm.names import emotion_key
+
+    (hit,) = collection["index"].search(emotions="awe=1", top_k=1)
+    emotion = collection["index"].emotions[0]
+    metadata = {"metadata_score": "MS", "score": "S", "Emotion": "E", f"Score_{emotion.title()}": "SA", "distance emotion": "DE", "title": "T"}
+    hit["metadata"] = metadata
+    stream = io.StringIO()
+    write_hits([hit], stream, "csv", collection["index"].emotions)
+    header, row = list(csv.reader(io.StringIO(stream.getvalue())))
+    assert len({emotion_key(name) for name in header}) == len(header)
+    assert row[header.index("metadata_score")] == "MS" and row[header.index("metadata_score_2")] == "S"
+    assert row[header.index("metadata_Emotion")] == "E" and row[header.index("emotion")] == hit["emotion"]
+    assert sorted(value for name, value in zip(header, row) if value in metadata.values()) == sorted(metadata.values())
+
+
 def test_the_contact_sheet_draws_with_dejavu_sans(collection, tmp_path, monkeypatch):  # noqa: F811
     from PIL import ImageFont
 

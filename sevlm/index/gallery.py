@@ -328,15 +328,28 @@ REASON_COLUMNS = ("because", "closest_liked", "shared_emotions", "avoided_emotio
 
 def hit_row(hit, emotions):
     """A hit as one flat CSV row: `rank, id, file, score, emotion, explanation, score_<emotion>..., distance_<part>...`,
-    then the work's metadata columns (a name taken by a column before it gets a `metadata_` prefix) and, for
-    recommendations, why (`because`, `closest_liked`, `shared_emotions`, `avoided_emotions`; lists joined by `, `)."""
+    then the work's metadata columns and, for recommendations, why (`because`, `closest_liked`, `shared_emotions`,
+    `avoided_emotions`; lists joined by `, `). A metadata column whose name is taken by a column before it (by the
+    name rule: `Emotion` is `emotion`) gets a `metadata_` prefix, and a number (`metadata_score_2`) when that name is
+    taken too: every metadata column is kept."""
+    from sevlm.names import emotion_key
     from sevlm.prediction import score_column
 
     row = {key: hit[key] for key in ("rank", "id", "file", "score", "emotion", "explanation")}
     row.update({score_column(name): hit["scores"][name] for name in emotions})
     row.update({f"distance_{name}": value for name, value in hit["distances"].items()})
-    for name, value in (hit.get("metadata") or {}).items():
-        row["metadata_" + name if name in row or name in REASON_COLUMNS else name] = value
+    metadata = hit.get("metadata") or {}
+    fixed = {emotion_key(name) for name in (*row, *REASON_COLUMNS)}
+    taken = fixed | {emotion_key(name) for name in metadata}  # a user's `metadata_score` keeps its name
+    for name, value in metadata.items():
+        column, number = str(name), 1
+        if emotion_key(column) in fixed:
+            column = f"metadata_{name}"
+            while emotion_key(column) in taken:
+                number += 1
+                column = f"metadata_{name}_{number}"
+            taken.add(emotion_key(column))
+        row[column] = value
     for key in REASON_COLUMNS:
         if key in hit:
             row[key] = ", ".join(hit[key]) if isinstance(hit[key], list) else hit[key]
