@@ -243,6 +243,18 @@ def test_an_empty_value_finds_the_works_without_one(collection):  # noqa: F811
     assert code == 0 and "Traceback" not in stderr
 
 
+def test_the_apps_box_finds_the_works_without_a_value(collection, trained_tiny):  # noqa: F811
+    """The app's "Only works where" box reads `artist=` as the command line does: the works without an artist."""
+    from sevlm.app import MIX, Explainer
+
+    model, processor, _ = trained_tiny
+    explainer = Explainer(model, processor, collection["index"], top_k=20)
+    page, _ = explainer.search_and_export(MIX, "awe=1", [], 0, "room=Room 1\nartist=")
+    assert 'class="sevlm-error"' not in page and "artist= keeps 1" in page  # no work of Room 1 lacks an artist
+    page, _ = explainer.search_and_export(MIX, "awe=1", [], 0, "artist=")
+    assert page.count('class="sevlm-hit"') == 1 and collection["files"][7].replace("\\", "/").split("/")[-1] in page
+
+
 def test_order_comparisons_with_text_say_they_are_alphabetical(collection):  # noqa: F811
     hits = collection["index"].search(emotions="awe=1", where="date<c. 1900", top_k=20)
     (note,) = hits.notes
