@@ -67,3 +67,31 @@ def test_a_linked_folder_outside_is_read(tmp_path):
     assert paths == [str(root / "loan" / "d.png")]
     paths, _, _ = find([str(root / "**" / "*.png")], report_skipped=False)
     assert paths == [str(root / "loan" / "d.png")]
+
+
+def test_sevlm_outputs_in_a_folder_are_not_works(tmp_path):
+    """A gallery, a report or a Space written among the works, and an index or model folder below the folder named,
+    are skipped when a folder is walked, and said; a file named directly is still taken."""
+    import json
+
+    from sevlm.images import find_images
+    from sevlm.io import record_entries
+    from sevlm.space import MANIFEST
+
+    root = tmp_path / "art"
+    for name in ("a.png", "contact_sheet.png", "plots/distribution.png", "space/examples/work-1.jpg", "space/logo.png",
+                 "index/thumb.png", "model/sample.png", "room/b.png"):  # fmt: skip
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"picture")
+    record_entries(root, ["contact_sheet.png", "index.html", "plots"], "search gallery")
+    (root / "space" / MANIFEST).write_text(json.dumps({"format": 1, "files": {"examples/work-1.jpg": {}}}))
+    (root / "index" / "index_config.json").write_text("{}")
+    (root / "model" / "config.json").write_text("{}")
+    (root / "model" / "model.safetensors").write_bytes(b"")
+    outputs = []
+    paths, problems = find_images([str(root)], outputs=outputs)
+    assert [str(path) for path in paths] == [str(root / name) for name in ("a.png", "room/b.png", "space/logo.png")]
+    assert sorted(str(path) for path in outputs) == sorted(str(root / name) for name in ("contact_sheet.png", "index", "model", "plots", "space/examples"))
+    assert problems == []
+    paths, _ = find_images([str(root / "contact_sheet.png"), str(root / "space")])
+    assert [str(path) for path in paths] == [str(root / "contact_sheet.png"), str(root / "space" / "logo.png")]

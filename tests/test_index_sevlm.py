@@ -221,3 +221,26 @@ def test_a_second_writer_is_refused(model_folder, paintings, tmp_path):
         held.flush()
         code, _, stderr = run_main([str(paintings / "painting-0.png"), "--model", str(model_folder), "--output_dir", str(output), "--device", "cpu"])
     assert code == 1 and "is being written by another build (process 4242 on elsewhere" in stderr
+
+
+def test_outputs_written_among_the_works_are_not_indexed(model_folder, trained_tiny, tmp_path):
+    """A gallery written into the collection folder is warned about, and the next build of that folder skips it (and
+    says so) instead of indexing its contact sheet as a work."""
+    from sevlm.cli import search as search_command
+
+    _, _, images = trained_tiny
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    images[0].save(folder / "a.png")
+    images[1].save(folder / "b.png")
+    argv = [str(folder), "--model", str(model_folder), "--output_dir", str(tmp_path / "index"), "--device", "cpu", "--no_progress"]
+    assert run_main(argv)[0] == 0
+    stderr = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(stderr):
+        code = search_command.main(["--index", str(tmp_path / "index"), "--emotions", "awe", "--gallery", str(folder)])
+    assert code == 0 and (folder / "contact_sheet.png").is_file()
+    assert f"warning: --gallery {folder} holds 2 work(s) of the index" in stderr.getvalue()
+    code, _, stderr = run_main(argv)
+    assert code == 0 and "Indexed 0 new image(s) (2 already in the index, 0 skipped)" in stderr
+    assert f"1 SEVLM output(s) in the folders skipped, not works (galleries, reports, Spaces, indexes, models): {folder / 'contact_sheet.png'}." in stderr
+    assert len(EmotionIndex.load(tmp_path / "index")) == 2

@@ -58,7 +58,8 @@ def test_help_explains_every_flag():
         (["--index", "i"], "exactly one query"),
         (["--index", "i", "--id", "a", "--text", "calm"], "exactly one query"),
         (["--index", "i", "--id", "a", "--top_k", "0"], "--top_k must be at least 1"),
-        (["--index", "i", "--id", "a", "--output", "hits.txt"], ".jsonl or .csv"),
+        (["--index", "i", "--id", "a", "--output", "hits.txt"], ".jsonl (JSON Lines, one hit per line) or .csv"),
+        (["--index", "i", "--id", "a", "--output", "hits.json"], "hits.json: use a file name ending in .jsonl (JSON Lines, one hit per line) or .csv"),
         (["--index", "i", "--id", "a", "--visual_weight", "1.5"], "--visual_weight must be between 0 and 1"),
         (["--index", "i", "--id", "a", "--model", "m"], "only apply to --image"),
         (["--index", "i", "--id", "a", "--trust_index_model"], "only apply to --image"),
@@ -157,9 +158,12 @@ def test_output_never_replaces_a_file_unasked_nor_the_index_own(synthetic, tmp_p
     assert code == 0 and hits_file.read_text().startswith("rank,id,file,score")
     config = synthetic.folder / "index_config.json"
     before = config.read_bytes()
-    for target in (config, synthetic.folder / "parts" / "hits.jsonl"):  # the index's own files and folders
-        code, _, stderr = run_main(argv + ["--output", str(target), "--overwrite"])
-        assert code == 1 and "belongs to the emotion index" in stderr, stderr
+    code, _, stderr = run_main(argv + ["--output", str(synthetic.folder / "parts" / "hits.jsonl"), "--overwrite"])  # its folders
+    assert code == 1 and "belongs to the emotion index" in stderr, stderr
+    code, _, stderr = run_main(argv + ["--output", str(synthetic.folder / "hits.csv"), "--overwrite"])  # beside its files
+    assert code == 1 and f"is inside --index {synthetic.folder}, which it is made from" in stderr, stderr
+    with pytest.raises(SystemExit):  # not a hits file's name, and the index's own file
+        run_main(argv + ["--output", str(config), "--overwrite"])
     assert config.read_bytes() == before and len(EmotionIndex.load(synthetic.folder)) == 200
     (tmp_path / "results.csv").mkdir()
     code, _, stderr = run_main(argv + ["--output", str(tmp_path / "results.csv")])  # a folder
@@ -188,6 +192,27 @@ def test_gallery_never_replaces_a_users_files(synthetic, tmp_path):
     code, _, stderr = run_main(argv + ["--gallery", str(tmp_path / "g")])
     assert code == 1 and "--overwrite" in stderr
     assert run_main(argv + ["--gallery", str(tmp_path / "g"), "--overwrite"])[0] == 0
+
+
+def test_outputs_never_go_into_a_model_or_index_folder(synthetic, image_index, tmp_path):
+    """A model's files are protected as an index's are (even with --overwrite), and a gallery goes neither into the
+    index searched nor into a model folder."""
+    index, paths = image_index
+    model = paths[0].parent / "model"
+    config = (model / "config.json").read_bytes()
+    argv = ["--index", str(synthetic.folder), "--emotions", "awe=1", "--top_k", "2"]
+    (model / "hits.csv").write_text("rank,id\n")  # a file of a model folder, whatever its name
+    for target in (model / "hits.jsonl", model / "hits.csv"):
+        code, stdout, stderr = run_main(argv + ["--output", str(target), "--overwrite"])
+        assert code == 1 and stdout == "" and f"--output {target} is inside {model}, which is a model folder" in stderr, stderr
+    with pytest.raises(SystemExit):
+        run_main(argv + ["--output", str(model / "config.json"), "--overwrite"])
+    assert (model / "config.json").read_bytes() == config and not (model / "hits.jsonl").exists()
+    assert (model / "hits.csv").read_text() == "rank,id\n"
+    (model / "hits.csv").unlink()
+    for folder, message in ((synthetic.folder, f"--gallery {synthetic.folder} is --index {synthetic.folder}"), (model, f"--gallery {model} is a model folder")):
+        code, _, stderr = run_main(argv + ["--gallery", str(folder)])
+        assert code == 1 and message in stderr and not (folder / "index.html").exists(), stderr
 
 
 def test_damaged_index_files_are_named(synthetic, tmp_path):

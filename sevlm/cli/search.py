@@ -141,7 +141,7 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    from sevlm.prediction import output_format
+    from sevlm.index.gallery import hits_format
 
     parser = build_parser()
     (args,) = parse_flags(parser, argv)
@@ -163,8 +163,8 @@ def parse_args(argv=None):
         parser.error(f"--dislike_weight must be between 0 and 1, got {args.dislike_weight}.")
     if args.top_k < 1:
         parser.error(f"--top_k must be at least 1, got {args.top_k}.")
-    if args.output and output_format(args.output) is None:
-        parser.error(f"--output {display_path(args.output)}: use a file name ending in .jsonl or .csv.")
+    if args.output and hits_format(args.output) is None:
+        parser.error(f"--output {display_path(args.output)}: use a file name ending in .jsonl (JSON Lines, one hit per line) or .csv.")
     for flag in ("visual_weight", "vad_weight"):
         value = getattr(args, flag)
         if value is not None and not 0.0 <= value <= 1.0:
@@ -199,9 +199,9 @@ def search(args):
     from sevlm.index.store import EmotionIndex, untrusted_model_message
 
     if args.output:
-        check_hits_file(args.output, args.overwrite)
+        check_hits_file(args.output, args.overwrite, args.index)
     if args.gallery:
-        check_gallery(args.gallery, args.overwrite)
+        check_gallery(args.gallery, args.overwrite, args.index)
     query_image = None
     if args.image is not None:  # read first: a file that is not an image costs no model loading
         from processing_sevlm import load_image
@@ -245,12 +245,11 @@ def search(args):
 
 def write_outputs(args, index, hits, query_image):
     """The hits on stdout or in --output, and the --gallery."""
-    from sevlm.index.gallery import write_gallery, write_hits
-    from sevlm.io import replace_file
-    from sevlm.prediction import output_format
+    from sevlm.index.gallery import hits_format, works_inside, write_gallery, write_hits
+    from sevlm.io import listed, replace_file
 
     if args.output:
-        fmt = output_format(args.output)
+        fmt = hits_format(args.output)
         with replace_file(args.output, newline="" if fmt == "csv" else None) as stream:
             write_hits(hits, stream, fmt, index.emotions)
     else:
@@ -258,6 +257,14 @@ def write_outputs(args, index, hits, query_image):
         sys.stdout.flush()
     if args.gallery:
         query = args.image or args.id or args.emotions or args.text or ("works like " + ", ".join(args.like) if args.like else "")
+        inside = works_inside(index, args.gallery)
+        if inside:
+            print(
+                f"sevlm-search: warning: --gallery {display_path(args.gallery)} holds {len(inside)} work(s) of the index "
+                f"({listed(inside)}); keep outputs in a folder of their own. (sevlm-index "
+                "skips the gallery's files: the folder records them as a SEVLM output.)",
+                file=sys.stderr,
+            )
         page = write_gallery(index, hits, args.gallery, title=f"SEVLM search: {query}", query_image=query_image, query_name=args.image, overwrite=args.overwrite)
         print(f"Gallery: {display_path(page)}", file=sys.stderr)
 

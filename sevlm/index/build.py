@@ -103,11 +103,13 @@ class Item:
         return (self.size, self.mtime_ns)
 
 
-def file_items(inputs, extensions=IMAGE_EXTENSIONS):
+def file_items(inputs, extensions=IMAGE_EXTENSIONS, outputs=None):
     """`(items, problems, not_images)` for image files, folders and glob patterns (as in sevlm-predict): id = file =
-    the absolute path; `not_images`: files in the folders that are not images by their extension."""
+    the absolute path; `not_images`: files in the folders that are not images by their extension. SEVLM's outputs in
+    the folders (galleries, reports, Spaces, indexes: `sevlm.images.walk_files`) are not works; when `outputs` is a
+    list, what was skipped so is appended to it."""
     not_images = []
-    paths, problems = find_images(inputs, extensions, skipped=not_images)
+    paths, problems = find_images(inputs, extensions, skipped=not_images, outputs=outputs)
     items = []
     for path in paths:
         name = display_path(os.path.abspath(path))
@@ -852,9 +854,9 @@ def build_index(
             first = (id_column,) if inputs is None else ()  # a corpus's CSV names its works as the corpus does
             metadata = read_metadata_csv(metadata, metadata_id_column, first + ID_COLUMNS)
         sources.append(metadata)
-    not_images = []
+    not_images, outputs = [], []
     if inputs is not None:
-        items, problems, not_images = file_items(inputs, extensions)
+        items, problems, not_images = file_items(inputs, extensions, outputs)
     else:
         split_rows = load_split(dataset_path, split, dataset)
         items, problems = dataset_items(dataset=split_rows, id_column=id_column)
@@ -863,6 +865,11 @@ def build_index(
     if state.is_main_process:
         for item, reason in problems:
             report(item, reason)
+        if outputs:
+            notify(
+                f"{len(outputs)} SEVLM output(s) in the folders skipped, not works (galleries, reports, Spaces, indexes, "
+                f"models): {listed(outputs)}."
+            )
     if not items and read_existing(folder, True) is None and not shard_files(folder):
         raise ValueError("No images to index: pass image files, folders or glob patterns, or a dataset split with rows.")
 

@@ -18,7 +18,15 @@ from pathlib import Path
 
 from sevlm.index.query import describe_unused
 from sevlm.index.similarity import ranking_details, ranking_sentence
-from sevlm.io import check_new_file, check_output_folder, display_path, read_record, spreadsheet_safe, staged_output
+from sevlm.io import (
+    check_new_file,
+    check_output_folder,
+    check_outside_input_folders,
+    display_path,
+    read_record,
+    spreadsheet_safe,
+    staged_output,
+)
 
 GALLERY_OWNER = "search gallery"
 GALLERY_PAGE = "index.html"
@@ -198,12 +206,14 @@ def search_source(index, hits, query_image=None, query_name=None):
 
 
 # ------------------------------------------------------------------------------------------------ galleries
-def check_gallery(folder, overwrite=False):
+def check_gallery(folder, overwrite=False, index=None):
     """Refuse, before any work, a gallery folder where writing would destroy something: a file, a folder inside
-    another tool's output, a user's `index.html` / `contact_sheet.png`, an earlier gallery (without overwrite), or a
-    place that cannot be written."""
+    another tool's output, an index or model folder (`index`: the folder of the index searched, named in the error),
+    a user's `index.html` / `contact_sheet.png`, an earlier gallery (without overwrite), or a place that cannot be
+    written."""
     folder = Path(folder)
     check_outside_tool_outputs(folder, "--gallery", GALLERY_OWNER)
+    check_outside_input_folders(folder, "--gallery", [("--index", index)])
     check_output_folder(folder, GALLERY_OWNER, GALLERY_FILES, overwrite, "--overwrite", "--gallery")
     return folder
 
@@ -217,7 +227,7 @@ def write_gallery(index, hits, folder, title="SEVLM search", query_image=None, q
     holding files of that name that no gallery wrote is refused, an earlier gallery is replaced only with
     `overwrite`. Returns the page's path."""
     folder = Path(folder)
-    check_gallery(folder, overwrite)
+    check_gallery(folder, overwrite, index.folder)
     pictures = [index.thumbnail(hit["id"]) for hit in hits]
     source = search_source(index, hits, query_image, query_name)
     model = f", described by the model {html.escape(display_path(index.config['model']))}" if index.config["model"] else ""
@@ -316,11 +326,33 @@ def sheet_font(size, bold=False):
 
 
 # ------------------------------------------------------------------------------------------------ hit files
-def check_hits_file(path, overwrite=False):
+def check_hits_file(path, overwrite=False, index=None):
     """Refuse, before any work, a hits file (`--output`) that would replace a file (without overwrite), a file of
-    another tool's output (an index's `index_config.json`), a folder, or a place that cannot be written."""
+    another tool's output (an index's `index_config.json`), a file in an index or model folder (a model's
+    `config.json`, even with overwrite; `index`: the folder of the index searched), a folder, or a place that cannot
+    be written. `--output` names a `.jsonl` or `.csv` file (`hits_format`)."""
     check_outside_tool_outputs(path, "--output")
+    check_outside_input_folders(path, "--output", [("--index", index)])
     return check_new_file(path, overwrite, "--overwrite", "--output")
+
+
+HITS_FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
+
+
+def hits_format(path):
+    """`jsonl` or `csv` by the suffix of a hits file (`--output`), None for any other (`.json` too: a hits file is
+    JSON Lines, one hit per line, not one JSON document)."""
+    return HITS_FORMATS.get(Path(path).suffix.lower())
+
+
+def works_inside(index, folder):
+    """The files of `index`'s works that lie in `folder` or below it (a gallery or other output written among the
+    works it is made from)."""
+    roots = tuple({os.path.join(os.path.abspath(folder), ""), os.path.join(os.path.realpath(folder), "")})
+    found = []
+    for batch in index.table.select(["file"]).to_batches(max_chunksize=4096):
+        found += [name for name in batch.column(0).to_pylist() if name and os.path.abspath(name).startswith(roots)]
+    return found
 
 
 REASON_COLUMNS = ("because", "closest_liked", "shared_emotions", "avoided_emotions")
