@@ -244,3 +244,20 @@ def test_outputs_written_among_the_works_are_not_indexed(model_folder, trained_t
     assert code == 0 and "Indexed 0 new image(s) (2 already in the index, 0 skipped)" in stderr
     assert f"1 SEVLM output(s) in the folders skipped, not works (galleries, reports, Spaces, indexes, models): {folder / 'contact_sheet.png'}." in stderr
     assert len(EmotionIndex.load(tmp_path / "index")) == 2
+
+
+def test_metadata_for_a_folder_without_an_index_leaves_no_trace(tmp_path, capsys):
+    """--metadata alone for a folder that holds no index makes nothing and locks nothing; --overwrite with it is
+    refused (nothing would be rebuilt)."""
+    works = tmp_path / "works.csv"
+    works.write_text("file,artist\na.png,X\n", encoding="utf-8")
+    mine = tmp_path / "mydir"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("important")
+    for folder in (tmp_path / "nosuch", mine):
+        code, _, stderr = run_main(["--output_dir", str(folder), "--metadata", str(works)])
+        assert code == 1 and "holds no emotion index to attach --metadata to" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "nosuch").exists() and sorted(os.listdir(mine)) == ["notes.txt"]
+    with pytest.raises(SystemExit) as exit_info:
+        index_sevlm.parse_args(["--output_dir", str(mine), "--metadata", str(works), "--overwrite"])
+    assert exit_info.value.code == 2 and "--metadata alone rebuilds nothing" in capsys.readouterr().err

@@ -64,7 +64,7 @@ class IndexArguments(CompileArguments, GenerationArguments):
             "and any columns (artist, title, date, style, room; not 'id', the index's own). A file is matched by its "
             "path, relative to the CSV's folder, or by its name when only one work has it (the summary counts those). "
             "Alone (no images, no --dataset_path): replaces the metadata of the works already indexed, nothing is "
-            "predicted."
+            "predicted (--overwrite is refused there: nothing is rebuilt)."
         },
     )
     batch_size: int = field(default=8, metadata={"help": "Images encoded and generated together; each finished batch is kept."})
@@ -83,7 +83,8 @@ class IndexArguments(CompileArguments, GenerationArguments):
         default=False,
         metadata={
             "help": "Rebuild the index from scratch (e.g. with another model or other generation flags), dropping unfinished "
-            "work of another build in .pending/. The old index stays usable until the new one is complete."
+            "work of another build in .pending/. The old index stays usable until the new one is complete. Needs the "
+            "images (or --dataset_path) to rebuild from."
         },
     )
     discard_pending: bool = field(
@@ -121,6 +122,11 @@ def parse_args(argv=None):
         parser.error("Give image files / folders / globs, or --dataset_path with --split, not both.")
     if not args.inputs and not args.dataset_path and not args.metadata:
         parser.error("Give image files / folders / globs, or --dataset_path with --split, not both (or --metadata alone, for an index that exists).")
+    if args.metadata and not args.inputs and not args.dataset_path and args.overwrite:
+        parser.error(
+            "--overwrite rebuilds an index from images; --metadata alone rebuilds nothing (the CSV's values replace the "
+            "index's for its columns, the other columns stay). Leave out --overwrite, or give the images to rebuild from."
+        )
     if args.batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {args.batch_size}.")
     if args.torch_num_threads is not None and args.torch_num_threads < 1:

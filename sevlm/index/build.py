@@ -623,11 +623,17 @@ def attach_metadata(folder, metadata, id_column=None):
     `MetadataSource`), over the metadata it holds, without predicting anything. Holds the index's lock; an
     unfinished build in `.pending/` is left as it is. Returns the index, with `build_report["metadata"]`."""
     folder = Path(folder)
+    missing = (
+        f"{display_path(folder)} holds no emotion index to attach --metadata to; build one first (sevlm-index IMAGES "
+        f"--output_dir {display_path(folder)} --metadata ...)."
+    )
+    if read_config(folder) is None:  # checked before the lock: a wrong folder is left as it was (no .lock, not made)
+        raise FileNotFoundError(missing)
     source = read_metadata_csv(metadata, id_column) if isinstance(metadata, (str, os.PathLike)) else metadata
     with IndexLock(folder):
         config = read_config(folder)
         if config is None:
-            raise FileNotFoundError(f"{display_path(folder)} holds no emotion index to attach --metadata to; build one first (sevlm-index IMAGES --output_dir {display_path(folder)} --metadata ...).")
+            raise FileNotFoundError(missing)
         commit_metadata(folder, config, [source])
     index = EmotionIndex.load(folder)
     index.build_report = {"metadata": metadata_report(index, [source])}
