@@ -299,3 +299,10 @@ def test_image_query_with_other_weights_warns(image_index, tmp_path):
     assert code == 0 and "warning:" in stderr and "not the model this index was built with" in stderr
     code, _, stderr = run_main(["--index", str(index.folder), "--image", str(paths[1]), "--model", str(index.folder.parent / "model"), "--device", "cpu"])
     assert code == 0 and "warning" not in stderr
+
+
+def test_help_of_where_names_the_empty_value(capsys):
+    with pytest.raises(SystemExit):
+        search_sevlm.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'artist=', nothing after '=': the works without an artist" in text

@@ -94,7 +94,7 @@ class SearchArguments:
         metadata={
             "action": "append",
             "help": "Filter on the works' metadata (sevlm-index --metadata): COLUMN OPERATOR VALUE with =, !=, <, <=, >, >=, e.g. "
-            "'artist=Claude Monet' or 'date>=1900'; several conditions (all must hold): repeat the flag or separate them "
+            "'artist=Claude Monet' or 'date>=1900' ('artist=', nothing after '=': the works without an artist); several conditions (all must hold): repeat the flag or separate them "
             "with ';'. Numbers compare as numbers, text ignoring case (<, > with a value that is not a number: in "
             "alphabetical order, said in a note). Quote a value holding ';' or starting with = ! < > or a quote, a quote "
             "inside doubled: 'title=\"=X\"', 'title=\"Red; Blue\"'.",
