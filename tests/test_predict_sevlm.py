@@ -600,3 +600,16 @@ def test_compile_flag_asks_the_pipeline_for_compiled_decoding(pipe, gallery, mon
     assert run_main([str(gallery / "a.png"), "--no_progress", "--compile"])[0] == 0
     assert run_main([str(gallery / "a.png"), "--no_progress"])[0] == 0
     assert asked == [True, None]
+
+
+def test_cards_of_an_earlier_run_in_the_folder_are_skipped_and_said(pipe, gallery, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(prediction, "load_pipeline", lambda *args, **kwargs: pipe)
+    folder = tmp_path / "paintings"
+    shutil.copytree(gallery, folder)
+    code, _, stderr = run_main([str(folder), "--cards", str(folder / "cards"), "--no_progress"])
+    assert code == 0 and len(list((folder / "cards").glob("*.png"))) == 4
+    code, _, stderr = run_main([str(folder), "--no_progress"])
+    assert code == 0 and "Predicted 4 of 5 images" in stderr  # the cards are not pictures to predict
+    assert "SEVLM output(s) in the folders skipped, not images to predict" in stderr and "cards" in stderr

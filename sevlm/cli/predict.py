@@ -142,13 +142,17 @@ def check_outputs(args, paths):
 
 def main(argv=None):
     args = parse_args(argv)
-    not_images = []
-    paths, problems = find_images(args.inputs, [ext.strip() for ext in args.extensions.split(",") if ext.strip()], not_images)
+    not_images, outputs = [], []
+    extensions = [ext.strip() for ext in args.extensions.split(",") if ext.strip()]
+    paths, problems = find_images(args.inputs, extensions, not_images, outputs)
     for item, reason in problems:
         print(f"skipped {display_path(item)}: {reason}", file=sys.stderr)
     if not_images:  # files in the folders given that are not images by their extension (--extensions)
         names = [display_path(path) for path in not_images]
         print(f"{len(names)} skipped: not a supported image ({listed(names)}; see --extensions).", file=sys.stderr)
+    if outputs:  # cards, galleries, reports, Spaces, indexes or models in the folders given: not pictures to predict
+        names = [display_path(path) for path in outputs]
+        print(f"{len(names)} SEVLM output(s) in the folders skipped, not images to predict: {listed(names)}.", file=sys.stderr)
     if not paths:
         print("No images to predict: pass image files, folders or glob patterns.", file=sys.stderr)
         return 1
