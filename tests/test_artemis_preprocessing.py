@@ -487,3 +487,29 @@ def test_split_counts_leave_the_csv_modules_limit_as_it_was(tmp_path):
     before = csv.field_size_limit()
     assert runner.split_counts(table) == {"test": {"annotations": 1, "paintings": 1}, "train": {"annotations": 2, "paintings": 1}}
     assert csv.field_size_limit() == before
+
+
+def test_the_script_imports_artemis_from_the_checkout_without_touching_sys_path(tmp_path):
+    """ArtEmis's script imports its own package (`from artemis.in_out.basics import ...`): the runner imports that
+    package from the checkout by its location, leaving sys.path as it was."""
+    import sys
+
+    repo = tmp_path / "artemis-repo"
+    (repo / "artemis" / "in_out").mkdir(parents=True)
+    (repo / "artemis" / "__init__.py").write_text("")
+    (repo / "artemis" / "in_out" / "__init__.py").write_text("")
+    (repo / "artemis" / "in_out" / "basics.py").write_text("WHERE = 'the checkout'\n")
+    (repo / SCRIPT).parent.mkdir(parents=True, exist_ok=True)
+    (repo / SCRIPT).write_text("import sys\nfrom artemis.in_out.basics import WHERE\nopen(sys.argv[1], 'w').write(WHERE)\n")
+    before = list(sys.path)
+    saved = {name: module for name, module in sys.modules.items() if name == "artemis" or name.startswith("artemis.")}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        runner.run_script(repo, [str(tmp_path / "out.txt")], shims=())
+        assert (tmp_path / "out.txt").read_text() == "the checkout"
+        assert sys.path == before and "artemis" not in sys.modules  # nothing of the run stays
+    finally:
+        for name in [name for name in sys.modules if name == "artemis" or name.startswith("artemis.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)

@@ -276,19 +276,48 @@ def script_arguments(raw_artemis_data_csv, save_out_dir, options):
 
 @contextlib.contextmanager
 def _script_context(repo, script, argv):
-    """sys.argv and sys.path as `python <script> <argv>` from the repository would have them; restored after."""
-    saved_argv, saved_path = sys.argv, list(sys.path)
+    """sys.argv as `python <script> <argv>` would have it, and ArtEmis's `artemis` package imported from the
+    checkout by its location (`import_artemis_package`), whether or not it is pip-installed; both undone after."""
+    saved_argv = sys.argv
     loaded = sys.modules.get("artemis")
-    location = getattr(loaded, "__file__", None)
+    location = getattr(loaded, "__file__", None) or next(iter(getattr(loaded, "__path__", [])), None)
     if loaded is not None and (location is None or not Path(location).resolve().is_relative_to(repo)):
         raise ArtemisPreprocessingError(f"another `artemis` package ({display_path(location or loaded)}) is already "
                                         "loaded in this process; run from a fresh Python.")
+    if loaded is None:
+        import_artemis_package(repo)
     sys.argv = [str(script), *argv]
-    sys.path.insert(0, str(repo))  # its `artemis` package, whether or not it is pip-installed
     try:
         yield
     finally:
-        sys.argv, sys.path[:] = saved_argv, saved_path
+        sys.argv = saved_argv
+        if loaded is None:  # the checkout's package and its modules go with the run
+            for name in [name for name in sys.modules if name == "artemis" or name.startswith("artemis.")]:
+                del sys.modules[name]
+
+
+def import_artemis_package(repo):
+    """Put the checkout's `artemis` package in `sys.modules`, so that the script's `from artemis.in_out.basics import
+    ...` finds its modules there (through the package's `__path__`), as running it from the checkout would."""
+    import importlib.machinery
+    import importlib.util
+
+    folder = Path(repo) / "artemis"
+    init = folder / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location("artemis", init, submodule_search_locations=[str(folder)])
+    else:  # a namespace package
+        spec = importlib.machinery.ModuleSpec("artemis", None, is_package=True)
+        spec.submodule_search_locations = [str(folder)]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["artemis"] = module
+    try:
+        if spec.loader is not None:
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["artemis"]
+        raise
+    return module
 
 
 def quiet_pandas_deprecations():
