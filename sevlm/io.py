@@ -14,6 +14,7 @@
 """
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -76,6 +77,15 @@ def make_temporary_folder(target, suffix="staging"):
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{suffix}-", dir=target.parent))
     os.chmod(folder, new_folder_mode())
     return folder
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def normal_modes(folder, suffixes=None):

@@ -43,6 +43,7 @@ from pathlib import Path
 from sevlm.io import (
     check_outside_input_folders,
     display_path,
+    file_sha256,
     listed,
     read_record,
     record_entries,
@@ -548,14 +549,6 @@ def add_lfs_patterns(folder):
 
 
 # ------------------------------------------------------------------------------------- file by file
-def file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def files_under(folder, names):
     """The files (and links) of `folder`'s entries `names`, as relative POSIX paths, without Python's caches
     (`__pycache__`, remade whenever the app runs)."""
@@ -582,7 +575,7 @@ def make_manifest(staging, kept, requirements_kept=()):
     files = {}
     for relative in files_under(staging, [name for name in sorted(os.listdir(staging)) if name != MANIFEST]):
         status = (staging / relative).stat()
-        files[relative] = {"sha256": file_digest(staging / relative), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+        files[relative] = {"sha256": file_sha256(staging / relative), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
     return {"format": MANIFEST_FORMAT, "files": files, "card_metadata": kept, "requirements_kept": list(requirements_kept)}
 
 
@@ -624,7 +617,7 @@ def changed_files(folder, manifest):
             status = path.stat()
             if status.st_size == known.get("size") and status.st_mtime_ns == known.get("mtime_ns"):
                 continue
-            if status.st_size != known.get("size") or file_digest(path) != known.get("sha256"):
+            if status.st_size != known.get("size") or file_sha256(path) != known.get("sha256"):
                 changed.append(relative)
     return changed
 

@@ -25,7 +25,6 @@ This module imports only the standard library at load time, so that it runs in A
 
 import contextlib
 import csv
-import hashlib
 import importlib
 import importlib.metadata
 import platform
@@ -38,7 +37,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from sevlm.io import display_path, staged_output, write_json_atomic
+from sevlm.io import display_path, file_sha256, staged_output, write_json_atomic
 
 SCRIPT = Path("artemis") / "scripts" / "preprocess_artemis_data.py"
 # The two resource files the script reads from its own repository (spell checking: SymSpell's word frequencies and
@@ -369,14 +368,6 @@ def git_commit(repo):
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_counts(preprocessed_csv):
