@@ -9,7 +9,7 @@
   kind of output owns each. A later run with overwrite replaces only the entries its own kind recorded; everything
   else in the folder stays, and an output whose name is taken by something else is an error that names it.
 - `check_outside_input_folders`: an output folder may not be, or be inside, an index, a model folder or the
-  command's own inputs.
+  command's own inputs; `check_outside_tool_outputs`: nor inside an entry another tool's output folder records.
 - `display_path`: any file name as printable text; `json_safe`: NaN -> null, numpy/torch scalars -> numbers.
 """
 
@@ -382,6 +382,24 @@ def check_outside_input_folders(path, what, inputs=()):
             where = "is" if folder == real else f"is inside {display_path(folder)}, which is"
             raise ValueError(f"{what} {shown} {where} {kind}; writing there would mix other files into it. Choose another folder.")
     return Path(path)
+
+
+def check_outside_tool_outputs(path, what, owner=None):
+    """Refuse a path at or inside an entry that another tool's output folder records (an index's `parts/`, its
+    `index_config.json`): writing there would break that output. `owner`: the kind of output being written, which
+    may write inside its own entries."""
+    path = Path(os.path.abspath(path))
+    for inner in (path, *path.parents):
+        if inner.parent == inner:
+            break
+        kind = read_record(inner.parent).get(inner.name)
+        if kind is not None and kind != owner:
+            where = "" if inner == path else f" is inside {display_path(inner)}, which"
+            raise FileExistsError(
+                f"{what} {display_path(path)}{where} belongs to the {kind} in {display_path(inner.parent)}; writing there "
+                "would break it. Choose another place."
+            )
+    return path
 
 
 # --------------------------------------------------------------------------------------------------- csv

@@ -38,7 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sevlm.io import check_outside_input_folders, display_path, json_safe, staged_output, write_json_atomic
+from sevlm.io import (
+    check_output_folder,
+    check_outside_input_folders,
+    check_outside_tool_outputs,
+    display_path,
+    json_safe,
+    staged_output,
+    write_json_atomic,
+)
 from sevlm.render import PLAIN_TEXT
 
 REPORT_OWNER = "collection report"
@@ -515,9 +523,6 @@ def check_report_folder(output_dir, group_by=None, route=None, overwrite=False, 
     """Refuse, before any work, a report folder where writing would destroy something (see `sevlm.io`): inside
     another tool's output, an index (the `index` it is made from or any other), a model folder, a folder of anyone
     else's files of the same names."""
-    from sevlm.index.gallery import check_outside_tool_outputs
-    from sevlm.io import check_output_folder
-
     check_outside_input_folders(output_dir, "--output_dir", [("--index", index)])
     check_outside_tool_outputs(output_dir, "--output_dir", REPORT_OWNER)
     check_output_folder(output_dir, REPORT_OWNER, report_files(group_by, route), overwrite, "--overwrite", "--output_dir")

@@ -22,8 +22,8 @@ from sevlm.io import (
     check_new_file,
     check_output_folder,
     check_outside_input_folders,
+    check_outside_tool_outputs,
     display_path,
-    read_record,
     spreadsheet_safe,
     staged_output,
 )
@@ -401,22 +401,3 @@ def write_hits(hits, stream, fmt, emotions):
     writer = csv.writer(stream)
     writer.writerow([spreadsheet_safe(name) for name in columns])  # a metadata column may be called "=SUM(A1)"
     writer.writerows([spreadsheet_safe(row.get(name, "")) for name in columns] for row in rows)
-
-
-# ------------------------------------------------------------------------------------------------ checks
-def check_outside_tool_outputs(path, what, owner=None):
-    """Refuse a path at or inside an entry that another tool's output folder records (an index's `parts/`, its
-    `index_config.json`): writing there would break that output. `owner`: the kind of output being written, which
-    may write inside its own entries."""
-    path = Path(os.path.abspath(path))
-    for inner in (path, *path.parents):
-        if inner.parent == inner:
-            break
-        kind = read_record(inner.parent).get(inner.name)
-        if kind is not None and kind != owner:
-            where = "" if inner == path else f" is inside {display_path(inner)}, which"
-            raise FileExistsError(
-                f"{what} {display_path(path)}{where} belongs to the {kind} in {display_path(inner.parent)}; writing there "
-                "would break it. Choose another place."
-            )
-    return path
